@@ -1,0 +1,1 @@
+"""The `aegra` command line: Typer commands over plain modules (project, server, database, ui)."""

@@ -1,0 +1,134 @@
+"""Starting the HTTP server: checks that fail fast, then one uvicorn call.
+
+Building the uvicorn arguments and the child environment are pure functions (tested with golden values);
+`run` is the only place that executes anything. Settings reach the server through environment variables
+because that is the one channel that survives uvicorn's reload subprocess.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from aegra_server.errors import AegraError
+
+from aegra_cli.project import Project
+
+APP = "aegra_server.app:app_from_env"
+RELOAD_INCLUDES = ["*.py", "aegra.json", "langgraph.json", ".env"]
+# Open SSE streams would otherwise hold a dev reload (or Ctrl-C) until every client disconnects.
+DEV_GRACEFUL_SHUTDOWN_SECONDS = 3
+STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl="
+
+
+@dataclass(frozen=True)
+class Launch:
+    project: Project
+    host: str
+    port: int
+    reload: bool
+    dev: bool
+
+
+def base_url(host: str, port: int) -> str:
+    # A wildcard address is where the server listens, not somewhere a browser can go.
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def urls(host: str, port: int) -> dict[str, str]:
+    api = base_url(host, port)
+    return {"API": api, "Docs": f"{api}/docs", "Studio": f"{STUDIO_URL}{api}"}
+
+
+def server_env(launch: Launch) -> dict[str, str | None]:
+    """Variables the server process reads at start-up; None means "remove"."""
+    project = launch.project
+    return {
+        "AEGRA_CONFIG": str(project.config_path),
+        "DATABASE_URL": project.database_url,
+        "AEGRA_ENV_FILE": str(project.env_file),
+        "AEGRA_DEV": "1" if launch.dev else None,
+    }
+
+
+def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
+    kwargs: dict[str, object] = {
+        "app": APP,
+        "factory": True,
+        "host": launch.host,
+        "port": launch.port,
+        "reload": launch.reload,
+        # "auto" would log a failed start-up and serve anyway; "on" makes it fatal.
+        "lifespan": "on",
+    }
+    if launch.reload:
+        dirs = [launch.project.root, *launch.project.dependency_paths]
+        kwargs["reload_dirs"] = [str(path) for path in dict.fromkeys(dirs)]
+        kwargs["reload_includes"] = RELOAD_INCLUDES
+    if launch.dev:
+        kwargs["timeout_graceful_shutdown"] = DEV_GRACEFUL_SHUTDOWN_SECONDS
+    return kwargs
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Bind the way uvicorn will, so a busy port is one clear line here rather than a log line later."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # uvicorn sets this too; without it a port in TIME_WAIT after a restart would look busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise AegraError(f"port {port} is in use", f"--port {port + 1} or stop the other process") from None
+            raise AegraError(
+                f"cannot listen on {host}:{port}: {exc.strerror}", "pass a --host of this machine and a free --port"
+            ) from None
+
+
+@contextmanager
+def project_environment(project: Project) -> Iterator[None]:
+    """The project's env values and dependency folders, as the server will see them, for a check in this process.
+
+    Undone afterwards: the server loads .env itself, and values left in os.environ would count as the real
+    environment there, so a reload would no longer pick up .env edits.
+    """
+    added = [key for key in project.env_values if key not in os.environ]
+    saved_path = list(sys.path)
+    try:
+        for key in added:
+            os.environ[key] = project.env_values[key]
+        sys.path[:0] = [str(path) for path in project.dependency_paths]
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+        sys.path[:] = saved_path
+
+
+def check_graphs(project: Project) -> None:
+    """Import every graph now, so a broken one is a one-line error instead of a server traceback."""
+    from aegra_server.graphs import check_graphs as import_all
+
+    with project_environment(project):
+        import_all(project.config)
+
+
+def run(launch: Launch) -> None:
+    import uvicorn
+
+    for key, value in server_env(launch).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    uvicorn.run(**uvicorn_kwargs(launch))

@@ -1,0 +1,195 @@
+"""Request bodies. Unknown fields are ignored, not rejected, as langgraph-api does (the SDK sends fields some
+servers don't know, e.g. `strict_resume`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StreamMode = Literal[
+    "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
+]
+SortOrder = Literal["asc", "desc"]
+IfExists = Literal["raise", "do_nothing"]
+Limit = Field(default=10, ge=0, le=1000)
+Offset = Field(default=0, ge=0)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class AssistantCreate(Body):
+    graph_id: str
+    assistant_id: str | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    if_exists: IfExists = "raise"
+    name: str | None = None
+    description: str | None = None
+
+
+class AssistantPatch(Body):
+    graph_id: str | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+class AssistantSearch(Body):
+    metadata: dict[str, Any] | None = None
+    graph_id: str | None = None
+    name: str | None = None
+    limit: int = Limit
+    offset: int = Offset
+    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
+    sort_order: SortOrder | None = None
+    select: list[str] | None = None
+
+
+class AssistantCount(Body):
+    metadata: dict[str, Any] | None = None
+    graph_id: str | None = None
+    name: str | None = None
+
+
+class AssistantVersions(Body):
+    metadata: dict[str, Any] | None = None
+    limit: int = Limit
+    offset: int = Offset
+
+
+class SetLatest(Body):
+    version: int
+
+
+class StateUpdate(Body):
+    values: Any = None
+    command: dict[str, Any] | None = None
+    as_node: str | None = None
+
+
+class Superstep(Body):
+    updates: list[StateUpdate]
+
+
+class ThreadCreate(Body):
+    thread_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    if_exists: IfExists = "raise"
+    supersteps: list[Superstep] | None = None
+    ttl: dict[str, Any] | float | None = None
+
+
+class ThreadPatch(Body):
+    metadata: dict[str, Any] | None = None
+    ttl: dict[str, Any] | float | None = None
+
+
+class ThreadSearch(Body):
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    ids: list[str] | None = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+    limit: int = Limit
+    offset: int = Offset
+    sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None = None
+    sort_order: SortOrder | None = None
+    select: list[str] | None = None
+
+
+class ThreadCount(Body):
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+
+
+class ThreadStateUpdate(Body):
+    values: Any = None
+    as_node: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_id: str | None = None
+
+
+class CheckpointQuery(Body):
+    checkpoint: dict[str, Any]
+    subgraphs: bool = False
+
+
+class HistoryQuery(Body):
+    limit: int = Limit
+    before: dict[str, Any] | str | None = None
+    metadata: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None
+
+
+class Command(Body):
+    update: Any = None
+    resume: Any = None
+    goto: Any = None
+
+
+class RunCreate(Body):
+    assistant_id: str
+    input: Any = None
+    command: Command | None = None
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    webhook: str | None = None
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
+    stream_mode: StreamMode | list[StreamMode] = Field(default_factory=lambda: ["values"])
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    feedback_keys: list[str] | None = None
+    on_disconnect: Literal["cancel", "continue"] = "continue"
+    on_completion: Literal["delete", "keep"] = "delete"
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "enqueue"
+    if_not_exists: Literal["create", "reject"] = "reject"
+    after_seconds: float | None = Field(default=None, ge=0)
+    durability: Literal["sync", "async", "exit"] | None = None
+
+    def payload(self) -> dict[str, Any]:
+        data = self.model_dump(exclude_none=False)
+        if isinstance(data["stream_mode"], str):
+            data["stream_mode"] = [data["stream_mode"]]
+        if data["command"] is not None:
+            data["command"] = {k: v for k, v in data["command"].items() if v is not None}
+        return data
+
+
+class StorePut(Body):
+    namespace: list[str]
+    key: str
+    value: dict[str, Any]
+    index: Literal[False] | list[str] | None = None
+    ttl: float | None = None
+
+
+class StoreDelete(Body):
+    namespace: list[str] | None = None
+    key: str
+
+
+class StoreSearch(Body):
+    namespace_prefix: list[str] | None = None
+    filter: dict[str, Any] | None = None
+    limit: int = Limit
+    offset: int = Offset
+    query: str | None = None
+    refresh_ttl: bool | None = None
+
+
+class StoreNamespaces(Body):
+    prefix: list[str] | None = None
+    suffix: list[str] | None = None
+    max_depth: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=100, ge=0, le=1000)
+    offset: int = Offset

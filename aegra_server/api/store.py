@@ -1,0 +1,83 @@
+"""/store: LangGraph's long-term memory store over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from aegra_server.api import schemas
+from aegra_server.api.deps import ServicesDep
+from aegra_server.api.http import JSONResponse
+
+router = APIRouter(prefix="/store", tags=["store"])
+
+
+def _namespace(labels: list[str] | None, field: str = "namespace") -> tuple[str, ...]:
+    labels = labels or []
+    for label in labels:
+        if not label or "." in label:
+            raise HTTPException(422, f"{field}: labels must be non-empty and may not contain '.', got {label!r}")
+    return tuple(labels)
+
+
+def _item(item: Any) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    data = {
+        "namespace": list(item.namespace),
+        "key": item.key,
+        "value": item.value,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+    }
+    if getattr(item, "score", None) is not None:
+        data["score"] = item.score
+    return data
+
+
+@router.put("/items", status_code=204)
+async def put_item(body: schemas.StorePut, services: ServicesDep) -> Response:
+    extra = {} if body.ttl is None else {"ttl": body.ttl}
+    await services.store.aput(_namespace(body.namespace), body.key, body.value, index=body.index, **extra)
+    return Response(status_code=204)
+
+
+@router.get("/items")
+async def get_item(
+    services: ServicesDep, key: str, namespace: str = Query(""), refresh_ttl: bool | None = None
+) -> JSONResponse:
+    labels = tuple(namespace.split(".")) if namespace else ()
+    item = await services.store.aget(labels, key, refresh_ttl=refresh_ttl)
+    return JSONResponse(_item(item))
+
+
+@router.delete("/items", status_code=204)
+async def delete_item(body: schemas.StoreDelete, services: ServicesDep) -> Response:
+    await services.store.adelete(_namespace(body.namespace), body.key)
+    return Response(status_code=204)
+
+
+@router.post("/items/search")
+async def search_items(body: schemas.StoreSearch, services: ServicesDep) -> JSONResponse:
+    items = await services.store.asearch(
+        _namespace(body.namespace_prefix, "namespace_prefix"),
+        query=body.query,
+        filter=body.filter,
+        limit=body.limit,
+        offset=body.offset,
+        refresh_ttl=body.refresh_ttl,
+    )
+    return JSONResponse({"items": [_item(i) for i in items]})
+
+
+@router.post("/namespaces")
+async def list_namespaces(body: schemas.StoreNamespaces, services: ServicesDep) -> JSONResponse:
+    namespaces = await services.store.alist_namespaces(
+        prefix=_namespace(body.prefix, "prefix") or None,
+        suffix=_namespace(body.suffix, "suffix") or None,
+        max_depth=body.max_depth,
+        limit=body.limit,
+        offset=body.offset,
+    )
+    return JSONResponse({"namespaces": [list(n) for n in namespaces]})

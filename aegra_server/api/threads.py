@@ -1,0 +1,200 @@
+"""/threads: CRUD, search/count, copy, state, history."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from langgraph.types import Command
+
+from aegra_server.api import schemas
+from aegra_server.api.deps import ServicesDep
+from aegra_server.api.http import JSONResponse, paged, validate_uuid
+from aegra_server.serde import jsonable
+from aegra_server.services import Services
+from aegra_server.state import empty_state, interrupts_by_task, thread_state
+from aegra_server.storage.checkpoints import copy_thread
+
+router = APIRouter(prefix="/threads", tags=["threads"])
+
+_FIELDS = ("thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "status", "values", "interrupts")
+
+
+def _public(row: dict[str, Any], select: list[str] | None = None) -> dict[str, Any]:
+    data = {k: row.get(k) for k in _FIELDS}
+    if data["values"] is None:
+        data["values"] = {}
+    return {k: data[k] for k in select if k in data} if select else data
+
+
+async def _thread(services: Services, thread_id: str) -> dict[str, Any]:
+    return await services.repos.threads.get(validate_uuid(thread_id, "thread_id"))
+
+
+async def _graph_of(services: Services, thread: dict[str, Any]):
+    """The graph a thread runs (from the graph_id its first run stamped), or None for a thread never run."""
+    graph_id = thread["metadata"].get("graph_id")
+    if not graph_id or graph_id not in services.registry:
+        return None
+    config = {"configurable": {"thread_id": thread["thread_id"]}}
+    return await services.registry.graph(
+        graph_id, config, checkpointer=services.checkpointer, store=services.store
+    )
+
+
+def _checkpoint_config(thread_id: str, checkpoint: dict[str, Any] | None = None, checkpoint_id: str | None = None) -> dict:
+    conf: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+    conf.update({k: v for k, v in (checkpoint or {}).items() if v is not None and k != "thread_id"})
+    if checkpoint_id:
+        conf["checkpoint_id"] = checkpoint_id
+    return {"configurable": conf}
+
+
+async def _sync_thread_state(services: Services, thread_id: str, graph) -> None:
+    """Copy the head state into the thread row after an edit, so reads and `values` searches see it."""
+    snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    await services.repos.threads.set_state(
+        thread_id,
+        values=jsonable(snapshot.values),
+        interrupts=interrupts_by_task(snapshot),
+        status="interrupted" if snapshot.next else "idle",
+    )
+
+
+@router.post("")
+async def create_thread(body: schemas.ThreadCreate, services: ServicesDep) -> JSONResponse:
+    if body.thread_id:
+        validate_uuid(body.thread_id, "thread_id")
+    row, created = await services.repos.threads.create(
+        thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists
+    )
+    if created and body.supersteps:
+        graph = await _graph_of(services, row)
+        if graph is None:
+            raise HTTPException(422, "supersteps need metadata.graph_id naming a loaded graph")
+        supersteps = [
+            [
+                {"values": u.values, "as_node": u.as_node, **({"command": Command(**u.command)} if u.command else {})}
+                for u in step.updates
+            ]
+            for step in body.supersteps
+        ]
+        await graph.abulk_update_state({"configurable": {"thread_id": row["thread_id"]}}, supersteps)
+        await _sync_thread_state(services, row["thread_id"], graph)
+        row = await services.repos.threads.get(row["thread_id"])
+    return JSONResponse(_public(row))
+
+
+@router.post("/search")
+async def search_threads(body: schemas.ThreadSearch, services: ServicesDep) -> JSONResponse:
+    page = await services.repos.threads.search(**body.model_dump(exclude={"select"}))
+    return paged(page, [_public(r, body.select) for r in page.items])
+
+
+@router.post("/count")
+async def count_threads(body: schemas.ThreadCount, services: ServicesDep) -> int:
+    return await services.repos.threads.count(**body.model_dump())
+
+
+@router.get("/{thread_id}")
+async def get_thread(thread_id: str, services: ServicesDep) -> JSONResponse:
+    return JSONResponse(_public(await _thread(services, thread_id)))
+
+
+@router.patch("/{thread_id}")
+async def update_thread(thread_id: str, body: schemas.ThreadPatch, request: Request, services: ServicesDep) -> Response:
+    validate_uuid(thread_id, "thread_id")
+    row = await services.repos.threads.update_metadata(thread_id, body.metadata or {})
+    if "return=minimal" in request.headers.get("prefer", ""):
+        return Response(status_code=204)
+    return JSONResponse(_public(row))
+
+
+@router.delete("/{thread_id}", status_code=204)
+async def delete_thread(thread_id: str, services: ServicesDep) -> Response:
+    await _thread(services, thread_id)
+    await services.runs.cancel_thread(thread_id)
+    await services.runs.delete_thread_data(thread_id)
+    return Response(status_code=204)
+
+
+@router.post("/{thread_id}/copy")
+async def copy_thread_route(thread_id: str, services: ServicesDep) -> JSONResponse:
+    source = await _thread(services, thread_id)
+    new_id = str(uuid.uuid4())
+    await services.repos.threads.create(thread_id=new_id, metadata=source["metadata"])
+    await copy_thread(services.checkpointer, thread_id, new_id)
+    await services.repos.threads.set_state(
+        new_id, values=source["values"], interrupts=source["interrupts"], status=source["status"] if source["status"] != "busy" else "idle"
+    )
+    return JSONResponse(_public(await services.repos.threads.get(new_id)))
+
+
+async def _state(services: Services, thread_id: str, config: dict, subgraphs: bool) -> dict[str, Any]:
+    thread = await _thread(services, thread_id)
+    graph = await _graph_of(services, thread)
+    if graph is None:
+        return empty_state(thread_id)
+    return thread_state(await graph.aget_state(config, subgraphs=subgraphs))
+
+
+@router.get("/{thread_id}/state")
+async def get_state(thread_id: str, services: ServicesDep, subgraphs: bool = False) -> JSONResponse:
+    return JSONResponse(await _state(services, thread_id, _checkpoint_config(thread_id), subgraphs))
+
+
+@router.get("/{thread_id}/state/{checkpoint_id}")
+async def get_state_at(thread_id: str, checkpoint_id: str, services: ServicesDep, subgraphs: bool = False) -> JSONResponse:
+    config = _checkpoint_config(thread_id, checkpoint_id=checkpoint_id)
+    return JSONResponse(await _state(services, thread_id, config, subgraphs))
+
+
+@router.post("/{thread_id}/state/checkpoint")
+async def get_state_at_checkpoint(thread_id: str, body: schemas.CheckpointQuery, services: ServicesDep) -> JSONResponse:
+    config = _checkpoint_config(thread_id, body.checkpoint)
+    return JSONResponse(await _state(services, thread_id, config, body.subgraphs))
+
+
+@router.post("/{thread_id}/state")
+async def update_state(thread_id: str, body: schemas.ThreadStateUpdate, services: ServicesDep) -> JSONResponse:
+    thread = await _thread(services, thread_id)
+    graph = await _graph_of(services, thread)
+    if graph is None:
+        raise HTTPException(400, f"thread {thread_id} has no graph yet: run it once, or create it with metadata.graph_id")
+    config = _checkpoint_config(thread_id, body.checkpoint, body.checkpoint_id)
+    try:
+        new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
+    except (ValueError, KeyError) as exc:
+        raise HTTPException(400, f"cannot update state: {exc}") from None
+    await _sync_thread_state(services, thread_id, graph)
+    return JSONResponse({"checkpoint": new_config["configurable"]})
+
+
+async def _history(services: Services, thread_id: str, query: schemas.HistoryQuery) -> list[dict[str, Any]]:
+    thread = await _thread(services, thread_id)
+    graph = await _graph_of(services, thread)
+    if graph is None:
+        return []
+    before = query.before
+    if isinstance(before, str):
+        before = {"configurable": {"checkpoint_id": before}}
+    elif isinstance(before, dict) and "configurable" not in before:
+        before = {"configurable": before}
+    config = _checkpoint_config(thread_id, query.checkpoint)
+    return [
+        thread_state(s)
+        async for s in graph.aget_state_history(config, filter=query.metadata, before=before, limit=query.limit)
+    ]
+
+
+@router.post("/{thread_id}/history")
+async def post_history(thread_id: str, body: schemas.HistoryQuery, services: ServicesDep) -> JSONResponse:
+    return JSONResponse(await _history(services, thread_id, body))
+
+
+@router.get("/{thread_id}/history")
+async def get_history(
+    thread_id: str, services: ServicesDep, limit: int = Query(10, ge=0, le=1000), before: str | None = None
+) -> JSONResponse:
+    return JSONResponse(await _history(services, thread_id, schemas.HistoryQuery(limit=limit, before=before)))

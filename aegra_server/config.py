@@ -1,0 +1,199 @@
+"""aegra.json (or langgraph.json): read once into one validated model.
+
+Everything langgraph.json accepts is accepted, so an existing LangGraph project runs unchanged; keys that only
+matter to LangGraph's image builder are kept but unused. Unknown keys are errors with a "did you mean".
+Relative paths resolve from the folder of the config file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aegra_server.errors import ConfigError
+
+CONFIG_NAMES = ("aegra.json", "langgraph.json")
+
+# Keys langgraph.json defines for its Docker image builder and deployment service. We accept them so a
+# LangGraph project's config loads as it is; they have no effect here.
+_BUILDER_KEYS = {
+    "python_version", "node_version", "pip_config_file", "pip_installer", "dockerfile_lines", "base_image",
+    "image_distro", "keep_pkg_tools", "api_version", "ui", "ui_config", "webhooks", "encryption", "$schema",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AuthConfig(_Strict):
+    path: str | None = None
+    disable_studio_auth: bool = False
+    openapi: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+
+
+class CorsConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    allow_origins: list[str] = Field(default_factory=lambda: ["*"])
+    allow_methods: list[str] = Field(default_factory=lambda: ["*"])
+    allow_headers: list[str] = Field(default_factory=lambda: ["*"])
+    allow_credentials: bool = False
+    allow_origin_regex: str | None = None
+    expose_headers: list[str] = Field(default_factory=list)
+    max_age: int = 600
+
+
+class HttpConfig(_Strict):
+    app: str | None = None
+    cors: CorsConfig | None = None
+    enable_custom_route_auth: bool = False
+    disable_assistants: bool = False
+    disable_threads: bool = False
+    disable_runs: bool = False
+    disable_store: bool = False
+    disable_meta: bool = False
+    disable_ui: bool = False
+    disable_mcp: bool = False
+    disable_a2a: bool = False
+    disable_webhooks: bool = False
+    configurable_headers: dict[str, Any] | None = None
+    logging_headers: dict[str, Any] | None = None
+    middleware_order: str | None = None
+    mount_prefix: str | None = None
+
+
+class IndexConfig(_Strict):
+    dims: int
+    embed: str
+    fields: list[str] | None = None
+
+
+class TTLConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    refresh_on_read: bool = True
+    default_ttl: float | None = None
+    sweep_interval_minutes: int | None = None
+    strategy: str | None = None
+
+
+class StoreConfig(_Strict):
+    index: IndexConfig | None = None
+    ttl: TTLConfig | None = None
+
+
+class CheckpointerConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    ttl: TTLConfig | None = None
+
+
+class GraphSpec(_Strict):
+    """One entry of `graphs`: `./file.py:attr` or `package.module:attr`, optionally with a description."""
+
+    path: str
+    description: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _has_attribute(cls, value: str) -> str:
+        if ":" not in value:
+            raise ValueError(f"{value!r} must name a file or module and an attribute, like './graph.py:graph'")
+        return value
+
+
+class AegraConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    graphs: dict[str, GraphSpec]
+    dependencies: list[str] = Field(default_factory=list)
+    env: dict[str, str] | str | None = None
+    auth: AuthConfig | None = None
+    http: HttpConfig | None = None
+    store: StoreConfig | None = None
+    checkpointer: CheckpointerConfig | None = None
+
+    # Not part of the file: where it was read from, so relative paths can be resolved.
+    path: Path = Field(default=Path("aegra.json"), exclude=True)
+
+    @field_validator("graphs", mode="before")
+    @classmethod
+    def _normalise_graphs(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"path": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("graphs")
+    @classmethod
+    def _at_least_one(cls, value: dict[str, GraphSpec]) -> dict[str, GraphSpec]:
+        if not value:
+            raise ValueError("needs at least one graph")
+        return value
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        return (self.root / relative).resolve()
+
+
+def _known_keys() -> set[str]:
+    return (set(AegraConfig.model_fields) - {"path"}) | _BUILDER_KEYS
+
+
+def _reject_unknown_keys(data: dict[str, Any], path: Path) -> None:
+    for key in data:
+        if key in _known_keys():
+            continue
+        close = difflib.get_close_matches(key, sorted(_known_keys()), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(AegraConfig.model_fields.keys() - {'path'}))}"
+        raise ConfigError(f"{path}: unknown key {key!r}", hint)
+
+
+def _describe(error: ValidationError, path: Path) -> ConfigError:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return ConfigError(f"{path}: {where}: {first['msg']}", "fix that entry; see the aegra.json reference in README.md")
+
+
+def parse_config(data: Any, path: Path) -> AegraConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold a JSON object", 'start from {"graphs": {"agent": "./graph.py:graph"}}')
+    _reject_unknown_keys(data, path)
+    try:
+        return AegraConfig.model_validate({**data, "path": path.resolve()})
+    except ValidationError as exc:
+        raise _describe(exc, path) from None
+
+
+def load_config(path: Path) -> AegraConfig:
+    """Read and validate one config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", "pass --config with an existing aegra.json") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", "check the file's permissions") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", "fix the JSON syntax"
+        ) from None
+    return parse_config(data, path)
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest aegra.json (preferred) or langgraph.json in `start` or a folder above it."""
+    for folder in (start.resolve(), *start.resolve().parents):
+        for name in CONFIG_NAMES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+

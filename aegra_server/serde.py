@@ -1,0 +1,73 @@
+"""JSON for everything that crosses the wire or lands in our JSON columns.
+
+Graph state holds LangChain messages (pydantic models), LangGraph Interrupts and Sends (dataclasses), tuples,
+sets, UUIDs and datetimes. orjson handles the common types natively; `_default` turns the rest into the shapes
+langgraph-api sends (a message becomes its `model_dump()`, an Interrupt `{id, value}`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="python")
+    if hasattr(obj, "to_json") and type(obj).__name__ == "Interrupt":  # pragma: no cover - older langgraph
+        return {"id": obj.id, "value": obj.value}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if type(obj).__name__ == "Interrupt":
+            return {"id": obj.id, "value": obj.value}
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
+        return obj._asdict()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if isinstance(obj, (datetime, date, time)):
+        return obj.isoformat()
+    if isinstance(obj, timedelta):
+        return obj.total_seconds()
+    if isinstance(obj, (UUID, Decimal)):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", errors="replace")
+    if isinstance(obj, BaseException):
+        return {"error": type(obj).__name__, "message": str(obj)}
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    if hasattr(obj, "dict") and callable(obj.dict):
+        return obj.dict()
+    # Anything else (a function, a client object in state) is shown, not failed on.
+    return repr(obj)
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_default, option=_OPTIONS)
+
+
+def dumps_str(obj: Any) -> str:
+    return dumps(obj).decode()
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types (dict/list/str/...) for an arbitrary object: what a client would decode."""
+    return orjson.loads(dumps(obj))

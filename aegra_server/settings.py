@@ -1,0 +1,84 @@
+"""Server settings and the rules every command shares: where the database is and how `.env` is read.
+
+The CLI resolves these once and hands them to the server process through environment variables
+(`AEGRA_CONFIG`, `DATABASE_URL`, `AEGRA_ENV_FILE`), the one channel that survives uvicorn's reload
+subprocess. `create_app` itself only ever receives a `Settings` object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+from dotenv import dotenv_values
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 2026
+DEV_HOST = "127.0.0.1"
+SERVE_HOST = "0.0.0.0"
+
+
+class Settings(BaseSettings):
+    """What the server needs to start. Read from the environment; tests construct it directly."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    config_path: Path = Field(alias="AEGRA_CONFIG")
+    database_url: str = Field(default="", alias="DATABASE_URL")
+    # How many runs one server process executes at once.
+    max_concurrent_runs: int = Field(default=32, alias="AEGRA_MAX_CONCURRENT_RUNS")
+    # Seconds between SSE heartbeat comments and `/wait` keep-alive newlines while nothing else is sent.
+    heartbeat_seconds: float = Field(default=5.0, alias="AEGRA_HEARTBEAT_SECONDS")
+    dev_mode: bool = Field(default=False, alias="AEGRA_DEV")
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or default_database_url(self.config_path.resolve().parent)
+
+
+def default_database_url(project_dir: Path) -> str:
+    return f"sqlite:///{project_dir / '.aegra' / 'aegra.db'}"
+
+
+def read_env_file(path: Path | None) -> dict[str, str]:
+    """Values of a `.env` file (empty when there is none)."""
+    if path is None or not path.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def apply_env_file(path: Path | None) -> None:
+    """Put a `.env` file's values into os.environ; the real environment wins over the file."""
+    for key, value in read_env_file(path).items():
+        os.environ.setdefault(key, value)
+
+
+def resolve_database_url(
+    flag: str | None, environ: Mapping[str, str], project_dir: Path
+) -> str:
+    """The one rule: --database-url > DATABASE_URL > POSTGRES_* parts > SQLite in <project>/.aegra/."""
+    if flag:
+        return flag
+    if environ.get("DATABASE_URL"):
+        return environ["DATABASE_URL"]
+    if environ.get("POSTGRES_HOST") or environ.get("POSTGRES_DB"):
+        user = quote(environ.get("POSTGRES_USER", "postgres"), safe="")
+        password = environ.get("POSTGRES_PASSWORD")
+        auth = f"{user}:{quote(password, safe='')}" if password else user
+        host = environ.get("POSTGRES_HOST", "localhost")
+        port = environ.get("POSTGRES_PORT", "5432")
+        db = environ.get("POSTGRES_DB", "postgres")
+        return f"postgresql://{auth}@{host}:{port}/{db}"
+    return default_database_url(project_dir)
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for logs and messages: the password replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url

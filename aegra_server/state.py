@@ -1,0 +1,66 @@
+"""LangGraph StateSnapshot → the protocol's ThreadState (values, next, tasks, checkpoint, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.types import StateSnapshot
+
+from aegra_server.serde import jsonable
+
+
+def checkpoint_of(config: dict | None) -> dict[str, Any] | None:
+    if not config:
+        return None
+    conf = config.get("configurable") or {}
+    return {
+        "thread_id": conf.get("thread_id"),
+        "checkpoint_ns": conf.get("checkpoint_ns", ""),
+        "checkpoint_id": conf.get("checkpoint_id"),
+        "checkpoint_map": conf.get("checkpoint_map"),
+    }
+
+
+def interrupts_by_task(snapshot: StateSnapshot) -> dict[str, list[dict[str, Any]]]:
+    return {task.id: jsonable(list(task.interrupts)) for task in snapshot.tasks if task.interrupts}
+
+
+def thread_state(snapshot: StateSnapshot) -> dict[str, Any]:
+    tasks = []
+    for task in snapshot.tasks:
+        nested = task.state
+        tasks.append(
+            {
+                "id": task.id,
+                "name": task.name,
+                "path": list(task.path) if task.path else [],
+                "error": repr(task.error) if task.error else None,
+                "interrupts": jsonable(list(task.interrupts)),
+                "checkpoint": checkpoint_of(nested) if isinstance(nested, dict) else None,
+                "state": thread_state(nested) if isinstance(nested, StateSnapshot) else None,
+                "result": jsonable(task.result) if task.result is not None else None,
+            }
+        )
+    return {
+        "values": jsonable(snapshot.values) if snapshot.values is not None else {},
+        "next": list(snapshot.next),
+        "tasks": tasks,
+        "checkpoint": checkpoint_of(snapshot.config),
+        "metadata": jsonable(snapshot.metadata) if snapshot.metadata else {},
+        "created_at": snapshot.created_at,
+        "parent_checkpoint": checkpoint_of(snapshot.parent_config),
+        "interrupts": jsonable(list(getattr(snapshot, "interrupts", ()) or ())),
+    }
+
+
+def empty_state(thread_id: str) -> dict[str, Any]:
+    return {
+        "values": {},
+        "next": [],
+        "tasks": [],
+        "checkpoint": None,
+        "metadata": {},
+        "created_at": None,
+        "parent_checkpoint": None,
+        "interrupts": [],
+    }

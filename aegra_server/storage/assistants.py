@@ -1,0 +1,183 @@
+"""Assistants and their versions. Every change writes a new version row; `assistants` holds the latest."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+
+from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, order_by, row_dict
+from aegra_server.storage.database import Database, utcnow
+from aegra_server.storage.filters import json_contains
+from aegra_server.storage.tables import assistant_versions, assistants
+
+SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
+_VERSION_FIELDS = ("graph_id", "name", "description", "config", "context", "metadata")
+
+
+class AssistantRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        *,
+        graph_id: str,
+        assistant_id: str | None = None,
+        config: dict | None = None,
+        context: dict | None = None,
+        metadata: dict | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        if_exists: str = "raise",
+    ) -> dict[str, Any]:
+        assistant_id = assistant_id or str(uuid.uuid4())
+        now = utcnow()
+        row = {
+            "assistant_id": assistant_id,
+            "graph_id": graph_id,
+            "name": name or graph_id,
+            "description": description,
+            "config": config or {},
+            "context": context or {},
+            "metadata": metadata or {},
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self.db.write() as conn:
+            existing = (
+                await conn.execute(select(assistants).where(assistants.c.assistant_id == assistant_id))
+            ).first()
+            if existing is not None:
+                if if_exists == "do_nothing":
+                    return row_dict(existing)
+                raise Conflict(f"assistant {assistant_id} already exists")
+            await conn.execute(insert(assistants).values(row))
+            await conn.execute(insert(assistant_versions).values(_version_row(row)))
+        return row
+
+    async def get(self, assistant_id: str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(assistants).where(assistants.c.assistant_id == assistant_id))).first()
+        if row is None:
+            raise NotFound(f"assistant {assistant_id} not found")
+        return row_dict(row)
+
+    async def update(self, assistant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply a PATCH: metadata is merged, other given fields replace; the result is a new version."""
+        async with self.db.write() as conn:
+            current = (
+                await conn.execute(select(assistants).where(assistants.c.assistant_id == assistant_id))
+            ).first()
+            if current is None:
+                raise NotFound(f"assistant {assistant_id} not found")
+            latest = (
+                await conn.execute(
+                    select(func.max(assistant_versions.c.version)).where(
+                        assistant_versions.c.assistant_id == assistant_id
+                    )
+                )
+            ).scalar_one()
+            row = row_dict(current)
+            for key, value in changes.items():
+                if value is None:
+                    continue
+                row[key] = {**row["metadata"], **value} if key == "metadata" else value
+            row["version"] = (latest or 0) + 1
+            row["updated_at"] = utcnow()
+            await conn.execute(
+                update(assistants)
+                .where(assistants.c.assistant_id == assistant_id)
+                .values({k: row[k] for k in (*_VERSION_FIELDS, "version", "updated_at")})
+            )
+            await conn.execute(insert(assistant_versions).values(_version_row(row)))
+        return row
+
+    async def delete(self, assistant_id: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(delete(assistant_versions).where(assistant_versions.c.assistant_id == assistant_id))
+            deleted = await conn.execute(delete(assistants).where(assistants.c.assistant_id == assistant_id))
+        if deleted.rowcount == 0:
+            raise NotFound(f"assistant {assistant_id} not found")
+
+    def _filtered(self, query, *, graph_id=None, metadata=None, name=None):
+        if graph_id:
+            query = query.where(assistants.c.graph_id == graph_id)
+        if metadata:
+            query = query.where(json_contains(assistants.c.metadata, metadata, self.db.dialect))
+        if name:
+            query = query.where(assistants.c.name.contains(name, autoescape=True))
+        return query
+
+    async def search(
+        self, *, graph_id=None, metadata=None, name=None, limit=10, offset=0, sort_by=None, sort_order=None
+    ) -> Page:
+        query = self._filtered(select(assistants), graph_id=graph_id, metadata=metadata, name=name).order_by(
+            *order_by(assistants, sort_by, sort_order, SORTABLE, "created_at")
+        )
+        async with self.db.read() as conn:
+            return await fetch_page(conn, query, limit=limit, offset=offset)
+
+    async def count(self, *, graph_id=None, metadata=None, name=None) -> int:
+        query = self._filtered(select(func.count()).select_from(assistants), graph_id=graph_id, metadata=metadata, name=name)
+        async with self.db.read() as conn:
+            return (await conn.execute(query)).scalar_one()
+
+    async def versions(self, assistant_id: str, *, metadata=None, limit=10, offset=0) -> list[dict[str, Any]]:
+        query = select(assistant_versions).where(assistant_versions.c.assistant_id == assistant_id)
+        if metadata:
+            query = query.where(json_contains(assistant_versions.c.metadata, metadata, self.db.dialect))
+        query = query.order_by(assistant_versions.c.version.desc()).limit(limit).offset(offset)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            await self.get(assistant_id)  # 404 for an unknown assistant, [] for a filter that matched nothing
+        return [row_dict(r) for r in rows]
+
+    async def set_latest(self, assistant_id: str, version: int) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            chosen = (
+                await conn.execute(
+                    select(assistant_versions).where(
+                        and_(assistant_versions.c.assistant_id == assistant_id, assistant_versions.c.version == version)
+                    )
+                )
+            ).first()
+            if chosen is None:
+                raise NotFound(f"assistant {assistant_id} has no version {version}")
+            values = {k: getattr(chosen, k) for k in _VERSION_FIELDS}
+            await conn.execute(
+                update(assistants)
+                .where(assistants.c.assistant_id == assistant_id)
+                .values(**values, version=version, updated_at=utcnow())
+            )
+            row = (await conn.execute(select(assistants).where(assistants.c.assistant_id == assistant_id))).first()
+        return row_dict(row)
+
+    async def ensure_defaults(self, graphs: dict[str, str], descriptions: dict[str, str | None]) -> None:
+        """Create the system assistant of each graph once (id = uuid5 of the graph id)."""
+        async with self.db.read() as conn:
+            existing = set(
+                (await conn.execute(select(assistants.c.assistant_id).where(assistants.c.assistant_id.in_(graphs.values())))).scalars()
+            )
+        for graph_id, assistant_id in graphs.items():
+            if assistant_id not in existing:
+                await self.create(
+                    graph_id=graph_id,
+                    assistant_id=assistant_id,
+                    name=graph_id,
+                    description=descriptions.get(graph_id),
+                    metadata={"created_by": "system"},
+                    if_exists="do_nothing",
+                )
+
+
+def _version_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "assistant_id": row["assistant_id"],
+        "version": row["version"],
+        **{k: row[k] for k in _VERSION_FIELDS},
+        "created_at": row["updated_at"],
+    }

@@ -1,0 +1,56 @@
+"""Small pieces every repository uses: paging, sorting, row → dict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, Table, func, select
+from sqlalchemy.engine import Row
+
+from aegra_server.storage.database import as_utc
+
+MAX_PAGE = 1000
+
+
+class NotFound(LookupError):
+    """The resource does not exist (404)."""
+
+
+class Conflict(Exception):
+    """The resource exists or is busy (409)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    offset: int
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + len(self.items)
+        return end if end < self.total else None
+
+
+def row_dict(row: Row) -> dict[str, Any]:
+    data = dict(row._mapping)
+    for key in ("created_at", "updated_at", "state_updated_at"):
+        if key in data:
+            data[key] = as_utc(data[key])
+    return data
+
+
+def order_by(table: Table, sort_by: str | None, sort_order: str | None, allowed: set[str], default: str):
+    column = table.c[sort_by if sort_by in allowed else default]
+    # Ties on equal timestamps are broken by the id so that paging is stable.
+    tie = table.primary_key.columns.values()[0]
+    if (sort_order or "desc").lower() == "asc":
+        return [column.asc(), tie.asc()]
+    return [column.desc(), tie.desc()]
+
+
+async def fetch_page(conn, query: Select, *, limit: int, offset: int) -> Page:
+    total = (await conn.execute(select(func.count()).select_from(query.order_by(None).subquery()))).scalar_one()
+    rows = (await conn.execute(query.limit(limit).offset(offset))).all()
+    return Page([row_dict(r) for r in rows], total, offset)

@@ -1,0 +1,63 @@
+"""Metadata / values filters: "the stored JSON contains this JSON", written once per dialect.
+
+Postgres has containment natively (`@>` on JSONB). SQLite has no such operator, so the filter is flattened into
+one comparison per leaf path with json_extract/json_type, which keeps types apart (the string "1" does not
+match the number 1, true does not match 1). Paths are bound parameters, never spliced into the SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, cast, exists, func, literal, select, true
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql import ColumnElement
+
+from aegra_server.serde import dumps_str
+
+
+class FilterError(ValueError):
+    """A filter the server cannot express (reported to the client as 422)."""
+
+
+def json_contains(column: Any, wanted: dict[str, Any] | None, dialect: str) -> ColumnElement[bool]:
+    if not wanted:
+        return true()
+    if dialect == "postgresql":
+        return column.op("@>")(cast(literal(dumps_str(wanted)), JSONB))
+    return and_(*_sqlite_leaf_clauses(column, wanted, "$"))
+
+
+def _path(prefix: str, key: str) -> str:
+    if not isinstance(key, str) or '"' in key or "\\" in key:
+        raise FilterError(f"filter key {key!r} may not contain quotes or backslashes")
+    return f'{prefix}."{key}"'
+
+
+def _sqlite_leaf_clauses(column: Any, wanted: dict[str, Any], prefix: str) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    for key, value in wanted.items():
+        path = _path(prefix, key)
+        kind = func.json_type(column, path)
+        if isinstance(value, dict):
+            clauses.append(kind == "object")
+            clauses.extend(_sqlite_leaf_clauses(column, value, path))
+        elif isinstance(value, bool):
+            clauses.append(kind == ("true" if value else "false"))
+        elif value is None:
+            clauses.append(kind == "null")
+        elif isinstance(value, (int, float)):
+            clauses.append(and_(kind.in_(("integer", "real")), func.json_extract(column, path) == value))
+        elif isinstance(value, str):
+            clauses.append(and_(kind == "text", func.json_extract(column, path) == value))
+        elif isinstance(value, list):
+            # Containment as on Postgres: every listed element occurs in the stored array.
+            clauses.append(kind == "array")
+            for element in value:
+                each = func.json_each(column, path).table_valued("value", "type")
+                clauses.append(exists(select(1).select_from(each).where(
+                    each.c.value == (dumps_str(element) if isinstance(element, (dict, list)) else element)
+                )))
+        else:
+            raise FilterError(f"cannot filter on {key!r} with a value of type {type(value).__name__}")
+    return clauses

@@ -1,0 +1,158 @@
+"""The commands through Typer's CliRunner, in real projects under tmp_path."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from aegra_cli.app import app
+
+
+def assert_clean_failure(result, *fragments: str) -> None:
+    """Failed with an exit code and `error:` lines on stderr, not with an exception or a traceback."""
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert "error:" in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def test_version(runner: CliRunner) -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"aegra {version('aegra')}"
+
+
+def test_no_arguments_shows_help(runner: CliRunner) -> None:
+    result = runner.invoke(app, [])
+    assert result.exit_code == 2
+    for command in ("dev", "serve", "migrate", "version"):
+        assert command in result.output
+
+
+def test_bad_usage_exits_2(runner: CliRunner, project: Path, monkeypatch) -> None:
+    monkeypatch.chdir(project)
+    assert runner.invoke(app, ["dev", "--port", "0"]).exit_code == 2
+
+
+# Each error below is raised before the server would start, so no test here ever runs uvicorn.
+
+
+def test_no_config(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["dev"])
+    assert_clean_failure(
+        result, f"no aegra.json or langgraph.json in {tmp_path} or any folder above it", "hint: run `aegra init`"
+    )
+    assert result.exit_code == 1
+
+
+def test_config_flag_that_does_not_exist(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert_clean_failure(runner.invoke(app, ["dev", "--config", "nope.json"]), "nope.json does not exist")
+
+
+def test_invalid_json(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "aegra.json").write_text('{"graphs": {"agent": "./graph.py:graph",}}')
+    monkeypatch.chdir(tmp_path)
+    assert_clean_failure(runner.invoke(app, ["dev"]), "invalid JSON at line 1", "hint: fix the JSON syntax")
+
+
+def test_unknown_key_suggests_the_right_one(runner: CliRunner, make_project, monkeypatch) -> None:
+    config = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "dependancies": ["."]})
+    monkeypatch.chdir(config.parent)
+    assert_clean_failure(runner.invoke(app, ["dev"]), "unknown key 'dependancies'", "did you mean 'dependencies'?")
+
+
+def test_graph_that_fails_to_import(runner: CliRunner, project: Path, monkeypatch) -> None:
+    (project / "graph.py").write_text("import aegra_no_such_module_xyz\n")
+    monkeypatch.chdir(project)
+    result = runner.invoke(app, ["dev", "--port", str(_free_port())])
+    assert_clean_failure(result, "agent", "aegra_no_such_module_xyz")
+
+
+def test_port_in_use(runner: CliRunner, project: Path, monkeypatch) -> None:
+    monkeypatch.chdir(project)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = runner.invoke(app, ["dev", "--port", str(port)])
+    assert_clean_failure(result, f"port {port} is in use", f"hint: --port {port + 1} or stop the other process")
+
+
+def test_script_prints_errors_without_traceback(tmp_path: Path) -> None:
+    """The real entry point, in a fresh interpreter: message, hint, exit code 1."""
+    done = subprocess.run(
+        [sys.executable, "-m", "aegra_cli", "migrate"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: no aegra.json or langgraph.json in"), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_migrate_creates_sqlite_and_is_idempotent(runner: CliRunner, project: Path, monkeypatch) -> None:
+    monkeypatch.chdir(project)
+    database = project / ".aegra" / "aegra.db"
+
+    status = runner.invoke(app, ["migrate", "--status"])
+    assert status.exit_code == 0, status.output
+    assert "not migrated" in status.stdout
+    assert not database.exists()  # --status changes nothing
+
+    first = runner.invoke(app, ["migrate"])
+    assert first.exit_code == 0, first.output
+    assert database.is_file()
+    revision = re.search(r"at revision (\S+)", first.stdout).group(1)
+    assert revision != "None"
+    assert f"sqlite:///{database}" in first.stdout
+
+    again = runner.invoke(app, ["migrate"])
+    assert again.exit_code == 0, again.output
+    assert f"at revision {revision}" in again.stdout
+
+    status = runner.invoke(app, ["migrate", "--status"])
+    assert status.exit_code == 0, status.output
+    assert f"revision {revision}" in status.stdout
+    assert not (project / ".env").exists()  # never written
+
+
+def test_migrate_uses_the_flag_and_redacts_passwords(
+    runner: CliRunner, project: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(project)
+    elsewhere = tmp_path / "elsewhere.db"
+    result = runner.invoke(app, ["migrate", "--database-url", f"sqlite:///{elsewhere}"])
+    assert result.exit_code == 0, result.output
+    assert elsewhere.is_file()
+    assert not (project / ".aegra").exists()
+
+    # An unreachable Postgres fails as a clean error, and its password never reaches the terminal.
+    result = runner.invoke(app, ["migrate", "--database-url", "postgresql://aegra:s3cret@127.0.0.1:1/aegra"])
+    assert_clean_failure(result)
+    assert "s3cret" not in result.output
+
+
+def test_migrate_reads_database_url_from_dotenv(
+    runner: CliRunner, project: Path, tmp_path: Path, monkeypatch
+) -> None:
+    target = tmp_path / "from-dotenv.db"
+    (project / ".env").write_text(f"DATABASE_URL=sqlite:///{target}\n")
+    monkeypatch.chdir(project)
+    result = runner.invoke(app, ["migrate"])
+    assert result.exit_code == 0, result.output
+    assert target.is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as finder:
+        finder.bind(("127.0.0.1", 0))
+        return finder.getsockname()[1]

@@ -1,0 +1,109 @@
+"""What `aegra dev` / `aegra serve` would hand to uvicorn, compared with golden values; and the port check."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from aegra_server.errors import AegraError
+
+from aegra_cli.project import resolve_project
+from aegra_cli.server import Launch, ensure_port_free, server_env, urls, uvicorn_kwargs
+
+
+@pytest.fixture
+def resolved(make_project, tmp_path: Path):
+    config = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "dependencies": [".", "../shared"]})
+    (tmp_path / "shared").mkdir()
+    return resolve_project(environ={}, cwd=config.parent)
+
+
+def test_dev_kwargs(resolved) -> None:
+    root = resolved.root
+    assert uvicorn_kwargs(Launch(resolved, "127.0.0.1", 2026, reload=True, dev=True)) == {
+        "app": "aegra_server.app:app_from_env",
+        "factory": True,
+        "host": "127.0.0.1",
+        "port": 2026,
+        "reload": True,
+        "lifespan": "on",
+        "reload_dirs": [str(root), str(root.parent / "shared")],
+        "reload_includes": ["*.py", "aegra.json", "langgraph.json", ".env"],
+        "timeout_graceful_shutdown": 3,
+    }
+
+
+def test_dev_without_reload_kwargs(resolved) -> None:
+    assert uvicorn_kwargs(Launch(resolved, "127.0.0.1", 2030, reload=False, dev=True)) == {
+        "app": "aegra_server.app:app_from_env",
+        "factory": True,
+        "host": "127.0.0.1",
+        "port": 2030,
+        "reload": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 3,
+    }
+
+
+def test_serve_kwargs(resolved) -> None:
+    assert uvicorn_kwargs(Launch(resolved, "0.0.0.0", 2026, reload=False, dev=False)) == {
+        "app": "aegra_server.app:app_from_env",
+        "factory": True,
+        "host": "0.0.0.0",
+        "port": 2026,
+        "reload": False,
+        "lifespan": "on",
+    }
+
+
+def test_server_env_dev_and_serve(resolved) -> None:
+    root = resolved.root
+    expected = {
+        "AEGRA_CONFIG": str(root / "aegra.json"),
+        "DATABASE_URL": f"sqlite:///{root / '.aegra' / 'aegra.db'}",
+        "AEGRA_ENV_FILE": str(root / ".env"),
+    }
+    assert server_env(Launch(resolved, "127.0.0.1", 2026, reload=True, dev=True)) == {**expected, "AEGRA_DEV": "1"}
+    # serve removes AEGRA_DEV, so a leftover value in the shell cannot switch dev behaviour on.
+    assert server_env(Launch(resolved, "0.0.0.0", 2026, reload=False, dev=False)) == {**expected, "AEGRA_DEV": None}
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:2026"),
+        ("0.0.0.0", "http://127.0.0.1:2026"),
+        ("::1", "http://[::1]:2026"),
+        ("myhost", "http://myhost:2026"),
+    ],
+)
+def test_urls(host: str, base: str) -> None:
+    assert urls(host, 2026) == {
+        "API": base,
+        "Docs": f"{base}/docs",
+        "Studio": f"https://smith.langchain.com/studio/?baseUrl={base}",
+    }
+
+
+def test_port_in_use_is_one_line_with_the_next_port() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(AegraError) as caught:
+            ensure_port_free("127.0.0.1", port)
+    assert caught.value.message == f"port {port} is in use"
+    assert caught.value.hint == f"--port {port + 1} or stop the other process"
+
+
+def test_free_port_passes() -> None:
+    with socket.socket() as finder:
+        finder.bind(("127.0.0.1", 0))
+        port = finder.getsockname()[1]
+    ensure_port_free("127.0.0.1", port)
+
+
+def test_unknown_host_is_an_error() -> None:
+    with pytest.raises(AegraError, match="cannot listen on no-such-host.invalid:2026"):
+        ensure_port_free("no-such-host.invalid", 2026)
