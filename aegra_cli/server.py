@@ -69,6 +69,8 @@ def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
         "reload": launch.reload,
         # "auto" would log a failed start-up and serve anyway; "on" makes it fatal.
         "lifespan": "on",
+        # A line per request helps while developing; in production it costs throughput for little.
+        "access_log": launch.dev,
     }
     if launch.reload:
         dirs = [launch.project.root, *launch.project.dependency_paths]

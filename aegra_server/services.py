@@ -67,13 +67,13 @@ async def _open_langgraph_persistence(url: DatabaseUrl, stack: AsyncExitStack) -
 async def open_services(settings: Settings, stack: AsyncExitStack) -> Services:
     config = load_config(settings.config_path)
     registry = await asyncio.to_thread(GraphRegistry.load, config)
+    stack.push_async_callback(registry.aclose)
     url = parse_database_url(settings.resolved_database_url())
     db = Database(url)
     stack.push_async_callback(db.close)
     if url.is_memory:
         # A private in-memory database exists only on our engine's connection, so it gets the schema there.
-        async with db.write() as conn:
-            await conn.run_sync(metadata.create_all)
+        await db.write(metadata.create_all)
     else:
         await asyncio.to_thread(migrations.upgrade, settings.resolved_database_url())
     repos = Repositories.build(db)

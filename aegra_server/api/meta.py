@@ -35,8 +35,7 @@ async def ok() -> JSONResponse:
 async def health(services: ServicesDep) -> JSONResponse:
     """Readiness: the database answers."""
     try:
-        async with services.repos.db.read() as conn:
-            await conn.execute(text("SELECT 1"))
+        await services.repos.db.read(lambda conn: conn.execute(text("SELECT 1")))
     except Exception:
         return JSONResponse({"status": "unhealthy", "failing": ["database"]}, status_code=503)
     return JSONResponse({"status": "healthy"})

@@ -5,15 +5,28 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
-from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, order_by, row_dict
+from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, order_by, row_dict
 from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import json_contains
 from aegra_server.storage.tables import assistant_versions, assistants
 
 SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
 _VERSION_FIELDS = ("graph_id", "name", "description", "config", "context", "metadata")
+
+
+def _by_id(assistant_id: str):
+    return select(assistants).where(assistants.c.assistant_id == assistant_id)
+
+
+def _version_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "assistant_id": row["assistant_id"],
+        "version": row["version"],
+        **{k: row[k] for k in _VERSION_FIELDS},
+        "created_at": row["updated_at"],
+    }
 
 
 class AssistantRepository:
@@ -32,10 +45,9 @@ class AssistantRepository:
         description: str | None = None,
         if_exists: str = "raise",
     ) -> dict[str, Any]:
-        assistant_id = assistant_id or str(uuid.uuid4())
         now = utcnow()
         row = {
-            "assistant_id": assistant_id,
+            "assistant_id": assistant_id or str(uuid.uuid4()),
             "graph_id": graph_id,
             "name": name or graph_id,
             "description": description,
@@ -46,60 +58,56 @@ class AssistantRepository:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.db.write() as conn:
-            existing = (
-                await conn.execute(select(assistants).where(assistants.c.assistant_id == assistant_id))
-            ).first()
+
+        def create(conn: Connection) -> dict[str, Any]:
+            existing = first(conn, _by_id(row["assistant_id"]))
             if existing is not None:
                 if if_exists == "do_nothing":
-                    return row_dict(existing)
-                raise Conflict(f"assistant {assistant_id} already exists")
-            await conn.execute(insert(assistants).values(row))
-            await conn.execute(insert(assistant_versions).values(_version_row(row)))
-        return row
+                    return existing
+                raise Conflict(f"assistant {row['assistant_id']} already exists")
+            conn.execute(insert(assistants).values(row))
+            conn.execute(insert(assistant_versions).values(_version_row(row)))
+            return row
+
+        return await self.db.write(create)
 
     async def get(self, assistant_id: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(assistants).where(assistants.c.assistant_id == assistant_id))).first()
+        row = await self.db.read(first, _by_id(assistant_id))
         if row is None:
             raise NotFound(f"assistant {assistant_id} not found")
-        return row_dict(row)
+        return row
 
     async def update(self, assistant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply a PATCH: metadata is merged, other given fields replace; the result is a new version."""
-        async with self.db.write() as conn:
-            current = (
-                await conn.execute(select(assistants).where(assistants.c.assistant_id == assistant_id))
-            ).first()
-            if current is None:
+
+        def patch(conn: Connection) -> dict[str, Any]:
+            row = first(conn, _by_id(assistant_id))
+            if row is None:
                 raise NotFound(f"assistant {assistant_id} not found")
-            latest = (
-                await conn.execute(
-                    select(func.max(assistant_versions.c.version)).where(
-                        assistant_versions.c.assistant_id == assistant_id
-                    )
-                )
+            latest = conn.execute(
+                select(func.max(assistant_versions.c.version)).where(assistant_versions.c.assistant_id == assistant_id)
             ).scalar_one()
-            row = row_dict(current)
             for key, value in changes.items():
-                if value is None:
-                    continue
-                row[key] = {**row["metadata"], **value} if key == "metadata" else value
+                if value is not None:
+                    row[key] = {**row["metadata"], **value} if key == "metadata" else value
             row["version"] = (latest or 0) + 1
             row["updated_at"] = utcnow()
-            await conn.execute(
+            conn.execute(
                 update(assistants)
                 .where(assistants.c.assistant_id == assistant_id)
                 .values({k: row[k] for k in (*_VERSION_FIELDS, "version", "updated_at")})
             )
-            await conn.execute(insert(assistant_versions).values(_version_row(row)))
-        return row
+            conn.execute(insert(assistant_versions).values(_version_row(row)))
+            return row
+
+        return await self.db.write(patch)
 
     async def delete(self, assistant_id: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(delete(assistant_versions).where(assistant_versions.c.assistant_id == assistant_id))
-            deleted = await conn.execute(delete(assistants).where(assistants.c.assistant_id == assistant_id))
-        if deleted.rowcount == 0:
+        def remove(conn: Connection) -> int:
+            conn.execute(delete(assistant_versions).where(assistant_versions.c.assistant_id == assistant_id))
+            return conn.execute(delete(assistants).where(assistants.c.assistant_id == assistant_id)).rowcount
+
+        if await self.db.write(remove) == 0:
             raise NotFound(f"assistant {assistant_id} not found")
 
     def _filtered(self, query, *, graph_id=None, metadata=None, name=None):
@@ -117,67 +125,51 @@ class AssistantRepository:
         query = self._filtered(select(assistants), graph_id=graph_id, metadata=metadata, name=name).order_by(
             *order_by(assistants, sort_by, sort_order, SORTABLE, "created_at")
         )
-        async with self.db.read() as conn:
-            return await fetch_page(conn, query, limit=limit, offset=offset)
+        return await self.db.read(lambda conn: fetch_page(conn, query, limit=limit, offset=offset))
 
     async def count(self, *, graph_id=None, metadata=None, name=None) -> int:
-        query = self._filtered(select(func.count()).select_from(assistants), graph_id=graph_id, metadata=metadata, name=name)
-        async with self.db.read() as conn:
-            return (await conn.execute(query)).scalar_one()
+        query = self._filtered(
+            select(func.count()).select_from(assistants), graph_id=graph_id, metadata=metadata, name=name
+        )
+        return await self.db.read(lambda conn: conn.execute(query).scalar_one())
 
     async def versions(self, assistant_id: str, *, metadata=None, limit=10, offset=0) -> list[dict[str, Any]]:
         query = select(assistant_versions).where(assistant_versions.c.assistant_id == assistant_id)
         if metadata:
             query = query.where(json_contains(assistant_versions.c.metadata, metadata, self.db.dialect))
         query = query.order_by(assistant_versions.c.version.desc()).limit(limit).offset(offset)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.read(lambda conn: [row_dict(r) for r in conn.execute(query).all()])
         if not rows:
             await self.get(assistant_id)  # 404 for an unknown assistant, [] for a filter that matched nothing
-        return [row_dict(r) for r in rows]
+        return rows
 
     async def set_latest(self, assistant_id: str, version: int) -> dict[str, Any]:
-        async with self.db.write() as conn:
-            chosen = (
-                await conn.execute(
-                    select(assistant_versions).where(
-                        and_(assistant_versions.c.assistant_id == assistant_id, assistant_versions.c.version == version)
-                    )
-                )
-            ).first()
+        def roll(conn: Connection) -> dict[str, Any]:
+            chosen = first(
+                conn,
+                select(assistant_versions).where(
+                    and_(assistant_versions.c.assistant_id == assistant_id, assistant_versions.c.version == version)
+                ),
+            )
             if chosen is None:
                 raise NotFound(f"assistant {assistant_id} has no version {version}")
-            values = {k: getattr(chosen, k) for k in _VERSION_FIELDS}
-            await conn.execute(
+            conn.execute(
                 update(assistants)
                 .where(assistants.c.assistant_id == assistant_id)
-                .values(**values, version=version, updated_at=utcnow())
+                .values(**{k: chosen[k] for k in _VERSION_FIELDS}, version=version, updated_at=utcnow())
             )
-            row = (await conn.execute(select(assistants).where(assistants.c.assistant_id == assistant_id))).first()
-        return row_dict(row)
+            return first(conn, _by_id(assistant_id))
+
+        return await self.db.write(roll)
 
     async def ensure_defaults(self, graphs: dict[str, str], descriptions: dict[str, str | None]) -> None:
         """Create the system assistant of each graph once (id = uuid5 of the graph id)."""
-        async with self.db.read() as conn:
-            existing = set(
-                (await conn.execute(select(assistants.c.assistant_id).where(assistants.c.assistant_id.in_(graphs.values())))).scalars()
-            )
         for graph_id, assistant_id in graphs.items():
-            if assistant_id not in existing:
-                await self.create(
-                    graph_id=graph_id,
-                    assistant_id=assistant_id,
-                    name=graph_id,
-                    description=descriptions.get(graph_id),
-                    metadata={"created_by": "system"},
-                    if_exists="do_nothing",
-                )
-
-
-def _version_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "assistant_id": row["assistant_id"],
-        "version": row["version"],
-        **{k: row[k] for k in _VERSION_FIELDS},
-        "created_at": row["updated_at"],
-    }
+            await self.create(
+                graph_id=graph_id,
+                assistant_id=assistant_id,
+                name=graph_id,
+                description=descriptions.get(graph_id),
+                metadata={"created_by": "system"},
+                if_exists="do_nothing",
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Table, func, select
+from sqlalchemy import Connection, Select, Table, func, select
 from sqlalchemy.engine import Row
 
 from aegra_server.storage.database import as_utc
@@ -50,7 +50,12 @@ def order_by(table: Table, sort_by: str | None, sort_order: str | None, allowed:
     return [column.desc(), tie.desc()]
 
 
-async def fetch_page(conn, query: Select, *, limit: int, offset: int) -> Page:
-    total = (await conn.execute(select(func.count()).select_from(query.order_by(None).subquery()))).scalar_one()
-    rows = (await conn.execute(query.limit(limit).offset(offset))).all()
+def fetch_page(conn: Connection, query: Select, *, limit: int, offset: int) -> Page:
+    total = conn.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    rows = conn.execute(query.limit(limit).offset(offset)).all()
     return Page([row_dict(r) for r in rows], total, offset)
+
+
+def first(conn: Connection, query: Select) -> dict[str, Any] | None:
+    row = conn.execute(query).first()
+    return None if row is None else row_dict(row)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 
-from aegra_server.storage.common import NotFound, row_dict
+from aegra_server.storage.common import NotFound, first, row_dict
 from aegra_server.storage.database import Database, utcnow
-from aegra_server.storage.tables import runs, threads
+from aegra_server.storage.tables import assistants, runs, threads
 from aegra_server.storage.threads import new_thread_row
 
 ACTIVE = ("pending", "running")
@@ -18,90 +18,88 @@ class RunRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(
-        self,
-        run: dict[str, Any],
-        *,
-        create_thread: bool,
-        stamp_metadata: dict[str, Any],
-    ) -> dict[str, Any]:
-        """Insert a pending run and mark its thread busy, in one transaction.
+    async def create(self, run: dict[str, Any], *, create_thread: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Insert a pending run and mark its thread busy, in one transaction; returns (run, its assistant).
 
-        `create_thread` makes the thread when it is missing (stateless runs, if_not_exists=create);
-        `stamp_metadata` (graph_id, assistant_id) is merged into the thread's metadata, as langgraph-api does
-        on a thread's runs, which is what Agent Chat UI's thread list searches on.
+        The assistant is read in the same transaction (one round trip). `create_thread` makes the thread
+        when it is missing (stateless runs, if_not_exists=create). The thread's metadata gets `graph_id` and
+        `assistant_id`, as langgraph-api stamps them: Agent Chat UI's thread list searches on exactly that.
         """
         thread_id = run["thread_id"]
         now = utcnow()
-        async with self.db.write() as conn:
-            thread = (await conn.execute(select(threads.c.metadata).where(threads.c.thread_id == thread_id))).first()
-            if thread is None:
+        run = {**run, "status": "pending", "created_at": now, "updated_at": now}
+
+        def create(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
+            assistant = first(conn, select(assistants).where(assistants.c.assistant_id == run["assistant_id"]))
+            if assistant is None:
+                raise NotFound(f"assistant {run['assistant_id']} not found")
+            stamp_metadata = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
+            metadata = conn.execute(select(threads.c.metadata).where(threads.c.thread_id == thread_id)).scalar()
+            if metadata is None:
                 if not create_thread:
                     raise NotFound(f"thread {thread_id} not found")
-                row = new_thread_row(thread_id, stamp_metadata)
-                row["status"] = "busy"
-                await conn.execute(insert(threads).values(row))
+                conn.execute(insert(threads).values({**new_thread_row(thread_id, stamp_metadata), "status": "busy"}))
             else:
-                await conn.execute(
+                conn.execute(
                     update(threads)
                     .where(threads.c.thread_id == thread_id)
-                    .values(status="busy", updated_at=now, metadata={**thread.metadata, **stamp_metadata})
+                    .values(status="busy", updated_at=now, metadata={**metadata, **stamp_metadata})
                 )
-            run = {**run, "status": "pending", "created_at": now, "updated_at": now}
-            await conn.execute(insert(runs).values(run))
-        return run
+            conn.execute(insert(runs).values(run))
+            return run, assistant
+
+        return await self.db.write(create)
 
     async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any]:
         query = select(runs).where(runs.c.run_id == run_id)
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.db.read(first, query)
         if row is None:
             raise NotFound(f"run {run_id} not found")
-        return row_dict(row)
+        return row
 
     async def list(self, thread_id: str, *, limit=10, offset=0, status=None) -> list[dict[str, Any]]:
         query = select(runs).where(runs.c.thread_id == thread_id)
         if status:
             query = query.where(runs.c.status == status)
         query = query.order_by(runs.c.created_at.desc(), runs.c.run_id.desc()).limit(limit).offset(offset)
-        async with self.db.read() as conn:
-            return [row_dict(r) for r in (await conn.execute(query)).all()]
+        return await self.db.read(lambda conn: [row_dict(r) for r in conn.execute(query).all()])
 
     async def pending(self) -> list[dict[str, Any]]:
         """Runs not finished, oldest first: what a restarted server must pick up again."""
         query = select(runs).where(runs.c.status.in_(ACTIVE)).order_by(runs.c.created_at, runs.c.run_id)
-        async with self.db.read() as conn:
-            return [row_dict(r) for r in (await conn.execute(query)).all()]
+        return await self.db.read(lambda conn: [row_dict(r) for r in conn.execute(query).all()])
 
     async def set_status(self, run_id: str, status: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(update(runs).where(runs.c.run_id == run_id).values(status=status, updated_at=utcnow()))
+        query = update(runs).where(runs.c.run_id == run_id).values(status=status, updated_at=utcnow())
+        await self.db.write(lambda conn: conn.execute(query))
 
     async def finish(
         self, run: dict[str, Any], *, status: str, thread_status: str, values: Any, interrupts: dict | None
     ) -> None:
         """Record a run's end and its thread's new state in one transaction.
 
-        The thread stays busy while another run of it waits in the queue.
+        The thread stays busy while another run of it is still pending or running.
         """
         now = utcnow()
         thread_id = run["thread_id"]
-        async with self.db.write() as conn:
-            await conn.execute(update(runs).where(runs.c.run_id == run["run_id"]).values(status=status, updated_at=now))
-            others = exists().where(and_(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE)))
-            busy = (await conn.execute(select(others))).scalar()
+
+        def finish(conn: Connection) -> None:
+            conn.execute(update(runs).where(runs.c.run_id == run["run_id"]).values(status=status, updated_at=now))
+            busy = conn.execute(
+                select(exists().where(and_(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE))))
+            ).scalar()
             changes: dict[str, Any] = {"status": "busy" if busy else thread_status, "updated_at": now}
             if interrupts is not None:
                 changes.update(values=values, interrupts=interrupts, state_updated_at=now)
-            await conn.execute(update(threads).where(threads.c.thread_id == thread_id).values(changes))
+            conn.execute(update(threads).where(threads.c.thread_id == thread_id).values(changes))
+
+        await self.db.write(finish)
 
     async def delete(self, run_id: str, thread_id: str | None = None) -> None:
         query = delete(runs).where(runs.c.run_id == run_id)
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
-        async with self.db.write() as conn:
-            deleted = await conn.execute(query)
-        if deleted.rowcount == 0:
+        if await self.db.write(lambda conn: conn.execute(query).rowcount) == 0:
             raise NotFound(f"run {run_id} not found")

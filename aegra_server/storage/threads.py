@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
-from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, order_by, row_dict
+from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, order_by
 from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import json_contains
 from aegra_server.storage.tables import threads
@@ -30,6 +30,10 @@ def new_thread_row(thread_id: str | None, metadata: dict | None) -> dict[str, An
     }
 
 
+def by_id(thread_id: str):
+    return select(threads).where(threads.c.thread_id == thread_id)
+
+
 class ThreadRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -39,50 +43,53 @@ class ThreadRepository:
     ) -> tuple[dict[str, Any], bool]:
         """The thread and whether it was created now (False when `do_nothing` found an existing one)."""
         row = new_thread_row(thread_id, metadata)
-        async with self.db.write() as conn:
-            existing = (await conn.execute(select(threads).where(threads.c.thread_id == row["thread_id"]))).first()
-            if existing is not None:
-                if if_exists == "do_nothing":
-                    return row_dict(existing), False
-                raise Conflict(f"thread {row['thread_id']} already exists")
-            await conn.execute(insert(threads).values(row))
-        return row, True
+
+        def create(conn: Connection) -> tuple[dict[str, Any], bool]:
+            if thread_id is not None:  # a fresh uuid4 cannot collide; skip the lookup
+                existing = first(conn, by_id(thread_id))
+                if existing is not None:
+                    if if_exists == "do_nothing":
+                        return existing, False
+                    raise Conflict(f"thread {thread_id} already exists")
+            conn.execute(insert(threads).values(row))
+            return row, True
+
+        return await self.db.write(create)
 
     async def get(self, thread_id: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(threads).where(threads.c.thread_id == thread_id))).first()
+        row = await self.db.read(first, by_id(thread_id))
         if row is None:
             raise NotFound(f"thread {thread_id} not found")
-        return row_dict(row)
+        return row
 
     async def update_metadata(self, thread_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
-        async with self.db.write() as conn:
-            row = (await conn.execute(select(threads).where(threads.c.thread_id == thread_id))).first()
+        def merge(conn: Connection) -> dict[str, Any]:
+            row = first(conn, by_id(thread_id))
             if row is None:
                 raise NotFound(f"thread {thread_id} not found")
-            data = row_dict(row)
-            data["metadata"] = {**data["metadata"], **metadata}
-            data["updated_at"] = utcnow()
-            await conn.execute(
+            row["metadata"] = {**row["metadata"], **metadata}
+            row["updated_at"] = utcnow()
+            conn.execute(
                 update(threads)
                 .where(threads.c.thread_id == thread_id)
-                .values(metadata=data["metadata"], updated_at=data["updated_at"])
+                .values(metadata=row["metadata"], updated_at=row["updated_at"])
             )
-        return data
+            return row
+
+        return await self.db.write(merge)
 
     async def set_state(self, thread_id: str, *, values: Any, interrupts: dict, status: str | None = None) -> None:
-        """Record the state after an edit (update_state, copy, supersteps) or a run."""
+        """Record the state after an edit (update_state, copy, supersteps)."""
         now = utcnow()
         changes: dict[str, Any] = {"values": values, "interrupts": interrupts, "updated_at": now, "state_updated_at": now}
         if status:
             changes["status"] = status
-        async with self.db.write() as conn:
-            await conn.execute(update(threads).where(threads.c.thread_id == thread_id).values(changes))
+        query = update(threads).where(threads.c.thread_id == thread_id).values(changes)
+        await self.db.write(lambda conn: conn.execute(query))
 
     async def delete(self, thread_id: str) -> None:
-        async with self.db.write() as conn:
-            deleted = await conn.execute(delete(threads).where(threads.c.thread_id == thread_id))
-        if deleted.rowcount == 0:
+        query = delete(threads).where(threads.c.thread_id == thread_id)
+        if await self.db.write(lambda conn: conn.execute(query).rowcount) == 0:
             raise NotFound(f"thread {thread_id} not found")
 
     def _filtered(self, query, *, metadata=None, values=None, ids=None, status=None):
@@ -102,10 +109,10 @@ class ThreadRepository:
         query = self._filtered(select(threads), metadata=metadata, values=values, ids=ids, status=status).order_by(
             *order_by(threads, sort_by, sort_order, SORTABLE, "created_at")
         )
-        async with self.db.read() as conn:
-            return await fetch_page(conn, query, limit=limit, offset=offset)
+        return await self.db.read(lambda conn: fetch_page(conn, query, limit=limit, offset=offset))
 
     async def count(self, *, metadata=None, values=None, status=None) -> int:
-        query = self._filtered(select(func.count()).select_from(threads), metadata=metadata, values=values, status=status)
-        async with self.db.read() as conn:
-            return (await conn.execute(query)).scalar_one()
+        query = self._filtered(
+            select(func.count()).select_from(threads), metadata=metadata, values=values, status=status
+        )
+        return await self.db.read(lambda conn: conn.execute(query).scalar_one())

@@ -1,0 +1,181 @@
+"""Run throughput and latency through HTTP, against the floor of the same graph run in-process.
+
+    .venv/bin/python benchmarks/throughput.py [--runs 300] [--clients 32] [--database-url URL]
+
+Each server iteration is what a client does for a one-shot run: POST /threads, then POST /threads/{id}/runs/wait.
+The floor runs the same graph with the same LangGraph checkpointer on the same kind of database, one
+`ainvoke` per fresh thread: what the work costs with no server around it. The server is started with
+`aegra serve` as a separate process, as users run it; the client is a plain keep-alive httpx client.
+Targets (issue #2): sequential p50 within 1.5x of the floor; throughput at 32 clients >= 80% of the floor's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+PROJECT = Path(__file__).parent / "project"
+GRAPH = "trivial"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _summary(label: str, latencies: list[float], elapsed: float) -> dict:
+    ordered = sorted(latencies)
+    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return {
+        "label": label,
+        "runs_per_s": len(latencies) / elapsed,
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p95_ms": p95 * 1000,
+    }
+
+
+async def _drive(one, runs: int, clients: int, label: str) -> dict:
+    latencies: list[float] = []
+    queue = iter(range(runs))
+
+    async def worker() -> None:
+        for _ in queue:
+            start = time.perf_counter()
+            await one()
+            latencies.append(time.perf_counter() - start)
+
+    for _ in range(min(20, runs)):  # warm-up: imports, connection pools, SQLite pages
+        await one()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return _summary(label, latencies, time.perf_counter() - started)
+
+
+# ---- the floor: the graph in-process ---------------------------------------------------------------------------
+
+
+async def floor(database_url: str, runs: int, clients: int) -> list[dict]:
+    sys.path.insert(0, str(PROJECT))
+    from trivial import graph
+
+    if database_url.startswith("sqlite"):
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        conn = await aiosqlite.connect(database_url.split("sqlite:///", 1)[1], isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        saver = AsyncSqliteSaver(conn)
+        close = conn.close
+    else:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        pool = AsyncConnectionPool(
+            database_url, min_size=2, max_size=20, open=False,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        )
+        await pool.open()
+        saver = AsyncPostgresSaver(pool)
+        close = pool.close
+    await saver.setup()
+    compiled = graph.copy(update={"checkpointer": saver})
+
+    async def one() -> None:
+        await compiled.ainvoke({"count": 0}, {"configurable": {"thread_id": str(uuid.uuid4())}})
+
+    try:
+        return [
+            await _drive(one, runs, 1, "floor, sequential"),
+            await _drive(one, runs, clients, f"floor, {clients} concurrent"),
+        ]
+    finally:
+        await close()
+
+
+# ---- the server over HTTP --------------------------------------------------------------------------------------
+
+
+def start_server(database_url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-m", "aegra_cli", "serve", "--config", str(PROJECT / "aegra.json"),
+           "--host", "127.0.0.1", "--port", str(port), "--database-url", database_url]
+    log = tempfile.NamedTemporaryFile(prefix="aegra-bench-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited; its log: {log.name}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ok", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not answer /ok within 60 s")
+
+
+async def through_server(url: str, runs: int, clients: int) -> list[dict]:
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+
+        async def one() -> None:
+            thread = (await http.post("/threads", json={})).json()
+            response = await http.post(
+                f"/threads/{thread['thread_id']}/runs/wait", json={"assistant_id": GRAPH, "input": {"count": 0}}
+            )
+            assert response.status_code == 200 and response.json() == {"count": 1}, response.text
+
+        return [
+            await _drive(one, runs, 1, "server, sequential"),
+            await _drive(one, runs, clients, f"server, {clients} concurrent"),
+        ]
+
+
+def _print(rows: list[dict]) -> None:
+    print(f"{'':32} {'runs/s':>9} {'p50 ms':>9} {'p95 ms':>9}")
+    for row in rows:
+        print(f"{row['label']:32} {row['runs_per_s']:9.1f} {row['p50_ms']:9.2f} {row['p95_ms']:9.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server_db = args.database_url or f"sqlite:///{tmp}/server.db"
+        floor_db = args.database_url or f"sqlite:///{tmp}/floor.db"
+        port = _free_port()
+        proc = start_server(server_db, port)
+        try:
+            served = asyncio.run(through_server(f"http://127.0.0.1:{port}", args.runs, args.clients))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        base = asyncio.run(floor(floor_db, args.runs, args.clients))
+
+    _print(base + served)
+    seq_ratio = served[0]["p50_ms"] / base[0]["p50_ms"]
+    conc_ratio = served[1]["runs_per_s"] / base[1]["runs_per_s"]
+    print(f"\nsequential p50: server / floor = {seq_ratio:.2f}x (target <= 1.5x)")
+    print(f"throughput at {args.clients} clients: server / floor = {conc_ratio:.0%} (target >= 80%)")
+
+
+if __name__ == "__main__":
+    main()
