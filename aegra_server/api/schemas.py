@@ -3,9 +3,9 @@ servers don't know, e.g. `strict_resume`)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
@@ -16,6 +16,19 @@ Limit = Field(default=10, ge=0, le=1000)
 Offset = Field(default=0, ge=0)
 
 
+def _check_config(config: dict[str, Any]) -> dict[str, Any]:
+    """`configurable` and `metadata` are merged key by key into the run's config, so they must be objects."""
+    for key in ("configurable", "metadata"):
+        if key in config and config[key] is None:
+            config = {k: v for k, v in config.items() if k != key}
+        elif key in config and not isinstance(config[key], dict):
+            raise ValueError(f"config.{key} must be an object")
+    return config
+
+
+RunnableConfig = Annotated[dict[str, Any], AfterValidator(_check_config)]
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -23,7 +36,7 @@ class Body(BaseModel):
 class AssistantCreate(Body):
     graph_id: str
     assistant_id: str | None = None
-    config: dict[str, Any] | None = None
+    config: RunnableConfig | None = None
     context: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     if_exists: IfExists = "raise"
@@ -33,7 +46,7 @@ class AssistantCreate(Body):
 
 class AssistantPatch(Body):
     graph_id: str | None = None
-    config: dict[str, Any] | None = None
+    config: RunnableConfig | None = None
     context: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     name: str | None = None
@@ -140,7 +153,7 @@ class RunCreate(Body):
     checkpoint: dict[str, Any] | None = None
     checkpoint_id: str | None = None
     metadata: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
+    config: RunnableConfig | None = None
     context: dict[str, Any] | None = None
     webhook: str | None = None
     interrupt_before: Literal["*"] | list[str] | None = None

@@ -13,8 +13,10 @@ from aegra_server.api.http import JSONResponse
 router = APIRouter(prefix="/store", tags=["store"])
 
 
-def _namespace(labels: list[str] | None, field: str = "namespace") -> tuple[str, ...]:
+def _namespace(labels: list[str] | None, field: str = "namespace", required: bool = False) -> tuple[str, ...]:
     labels = labels or []
+    if required and not labels:
+        raise HTTPException(422, f"{field} must not be empty")
     for label in labels:
         if not label or "." in label:
             raise HTTPException(422, f"{field}: labels must be non-empty and may not contain '.', got {label!r}")
@@ -39,7 +41,7 @@ def _item(item: Any) -> dict[str, Any] | None:
 @router.put("/items", status_code=204)
 async def put_item(body: schemas.StorePut, services: ServicesDep) -> Response:
     extra = {} if body.ttl is None else {"ttl": body.ttl}
-    await services.store.aput(_namespace(body.namespace), body.key, body.value, index=body.index, **extra)
+    await services.store.aput(_namespace(body.namespace, required=True), body.key, body.value, index=body.index, **extra)
     return Response(status_code=204)
 
 
@@ -60,14 +62,17 @@ async def delete_item(body: schemas.StoreDelete, services: ServicesDep) -> Respo
 
 @router.post("/items/search")
 async def search_items(body: schemas.StoreSearch, services: ServicesDep) -> JSONResponse:
-    items = await services.store.asearch(
-        _namespace(body.namespace_prefix, "namespace_prefix"),
-        query=body.query,
-        filter=body.filter,
-        limit=body.limit,
-        offset=body.offset,
-        refresh_ttl=body.refresh_ttl,
-    )
+    try:
+        items = await services.store.asearch(
+            _namespace(body.namespace_prefix, "namespace_prefix"),
+            query=body.query,
+            filter=body.filter,
+            limit=body.limit,
+            offset=body.offset,
+            refresh_ttl=body.refresh_ttl,
+        )
+    except ValueError as exc:  # e.g. a filter key the store refuses
+        raise HTTPException(422, f"invalid search: {exc}") from None
     return JSONResponse({"items": [_item(i) for i in items]})
 
 

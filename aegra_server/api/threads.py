@@ -6,7 +6,8 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from langgraph.types import Command
+from langgraph.errors import InvalidUpdateError
+from langgraph.types import Command, StateUpdate
 
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
@@ -70,17 +71,21 @@ async def create_thread(body: schemas.ThreadCreate, services: ServicesDep) -> JS
         thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists
     )
     if created and body.supersteps:
-        graph = await _graph_of(services, row)
-        if graph is None:
-            raise HTTPException(422, "supersteps need metadata.graph_id naming a loaded graph")
-        supersteps = [
-            [
-                {"values": u.values, "as_node": u.as_node, **({"command": Command(**u.command)} if u.command else {})}
-                for u in step.updates
+        try:
+            graph = await _graph_of(services, row)
+            if graph is None:
+                raise HTTPException(422, "supersteps need metadata.graph_id naming a loaded graph")
+            supersteps = [
+                [StateUpdate(Command(**u.command) if u.command else u.values, u.as_node) for u in step.updates]
+                for step in body.supersteps
             ]
-            for step in body.supersteps
-        ]
-        await graph.abulk_update_state({"configurable": {"thread_id": row["thread_id"]}}, supersteps)
+            try:
+                await graph.abulk_update_state({"configurable": {"thread_id": row["thread_id"]}}, supersteps)
+            except (ValueError, KeyError, InvalidUpdateError) as exc:
+                raise HTTPException(400, f"cannot apply supersteps: {exc}") from None
+        except BaseException:
+            await services.runs.delete_thread_data(row["thread_id"])  # no half-made thread is left behind
+            raise
         await _sync_thread_state(services, row["thread_id"], graph)
         row = await services.repos.threads.get(row["thread_id"])
     return JSONResponse(_public(row))
@@ -165,7 +170,7 @@ async def update_state(thread_id: str, body: schemas.ThreadStateUpdate, services
     config = _checkpoint_config(thread_id, body.checkpoint, body.checkpoint_id)
     try:
         new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, InvalidUpdateError) as exc:
         raise HTTPException(400, f"cannot update state: {exc}") from None
     await _sync_thread_state(services, thread_id, graph)
     return JSONResponse({"checkpoint": new_config["configurable"]})

@@ -76,16 +76,16 @@ def upgrade(database_url: str) -> str:
                 hint="check the path in DATABASE_URL and that you may write there",
             ) from exc
     config = alembic_config()
-    with _connected(url, for_upgrade=True) as connection, _migration_lock(connection):
+    with _connected(url, for_upgrade=True) as connection:
         try:
-            with connection.begin():
+            with _migration_lock(connection), connection.begin():
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
                 revision = MigrationContext.configure(connection).get_current_revision()
         except CommandError as exc:
             raise DatabaseError(
                 f"Cannot migrate the database at {url.redacted}: {exc}",
-                hint="the database may have been migrated by a newer Aegra; upgrade Aegra or use a fresh database",
+                hint="a newer Aegra may have migrated it; upgrade Aegra or use a fresh database",
             ) from exc
         except SQLAlchemyError as exc:
             raise DatabaseError(

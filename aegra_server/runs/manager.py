@@ -43,6 +43,7 @@ class Job:
     task: asyncio.Task | None = None
     cancel_action: str | None = None
     started: bool = False
+    running_recorded: asyncio.Future | None = None
     marker: str | None = None  # a checkpoint id older than anything this run writes (for rollback)
 
     @property
@@ -77,37 +78,32 @@ class RunManager:
 
     # ---- creating -------------------------------------------------------------------------------------------
 
-    async def resolve_assistant(self, assistant_id: str) -> dict[str, Any]:
-        """An assistant by id, or the default assistant of a graph given by name."""
-        if assistant_id in self.registry:
-            assistant_id = default_assistant_id(assistant_id)
-        return await self.repos.assistants.get(assistant_id)
+    def assistant_id_of(self, assistant_id: str) -> str:
+        """A graph name stands for that graph's default assistant."""
+        return default_assistant_id(assistant_id) if assistant_id in self.registry else assistant_id
 
     async def create(self, thread_id: str | None, payload: dict[str, Any]) -> Job:
-        assistant = await self.resolve_assistant(payload["assistant_id"])
-        if assistant["graph_id"] not in self.registry:
-            raise NotFound(f"graph {assistant['graph_id']!r} of assistant {assistant['assistant_id']} is not loaded")
         stateless = thread_id is None
         strategy = payload.get("multitask_strategy") or "enqueue"
         if stateless:
             thread_id = str(uuid.uuid4())
         else:
             await self._apply_multitask(thread_id, strategy)
-        run_id = str(uuid6())
         kwargs = {k: v for k, v in payload.items() if k not in ("metadata", "assistant_id", "multitask_strategy")}
         row = {
-            "run_id": run_id,
+            "run_id": str(uuid6()),
             "thread_id": thread_id,
-            "assistant_id": assistant["assistant_id"],
+            "assistant_id": self.assistant_id_of(payload["assistant_id"]),
             "metadata": payload.get("metadata") or {},
             "kwargs": kwargs,
             "multitask_strategy": strategy,
         }
-        row = await self.repos.runs.create(
-            row,
-            create_thread=stateless or payload.get("if_not_exists") == "create",
-            stamp_metadata={"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
+        row, assistant = await self.repos.runs.create(
+            row, create_thread=stateless or payload.get("if_not_exists") == "create"
         )
+        if assistant["graph_id"] not in self.registry:
+            await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None)
+            raise NotFound(f"graph {assistant['graph_id']!r} of assistant {assistant['assistant_id']} is not loaded")
         return self._enqueue(row, assistant, temporary=stateless and payload.get("on_completion", "delete") == "delete")
 
     async def _apply_multitask(self, thread_id: str, strategy: str) -> None:
@@ -186,21 +182,22 @@ class RunManager:
         config = self._graph_config(job)
         job.marker = str(uuid6())
         job.started = True
-        await self.repos.runs.set_status(job.run_id, "running")
+        # Recorded while the graph already runs; awaited before the final write so the order holds.
+        job.running_recorded = asyncio.ensure_future(self.repos.runs.set_status(job.run_id, "running"))
         try:
-            graph = await self.registry.graph(
+            async with self.registry.graph_scope(
                 job.graph_id, config, checkpointer=self.checkpointer, store=self.store
-            )
-            job.task = asyncio.create_task(execute(graph, job.run["kwargs"], config, job.context, job.stream))
-            if job.cancel_action:  # cancelled while starting
-                job.task.cancel()
-            try:
-                outcome = await job.task
-            except asyncio.CancelledError:
-                if job.cancel_action is None:
-                    raise  # the server is shutting down
-                outcome = Outcome(status="interrupted")
-            await self._finish(job, graph, config, outcome)
+            ) as graph:
+                job.task = asyncio.create_task(execute(graph, job.run["kwargs"], config, job.context, job.stream))
+                if job.cancel_action:  # cancelled while starting
+                    job.task.cancel()
+                try:
+                    outcome = await job.task
+                except asyncio.CancelledError:
+                    if job.cancel_action is None:
+                        raise  # the server is shutting down
+                    outcome = Outcome(status="interrupted")
+                await self._finish(job, graph, config, outcome)
         except Exception as exc:
             log.exception("run %s failed outside the graph", job.run_id)
             error = {"error": type(exc).__name__, "message": str(exc)}
@@ -215,6 +212,8 @@ class RunManager:
             await self._record(job, outcome, None, None, None, recorded=True)
             return
         values = jsonable(outcome.values) if outcome.values is not None else None
+        if isinstance(values, dict):
+            values.pop("__interrupt__", None)  # LangGraph adds it to the last values chunk; it is not state
         interrupts: dict[str, Any] = {}
         thread_status = "error" if outcome.status == "error" else "idle"
         if outcome.status == "success" and (
@@ -229,6 +228,8 @@ class RunManager:
     async def _record(self, job, outcome, thread_status, values, interrupts, recorded: bool = False) -> None:
         job.outcome = outcome
         try:
+            if job.running_recorded is not None:
+                await job.running_recorded
             if not recorded:
                 await self.repos.runs.finish(
                     job.run, status=outcome.status, thread_status=thread_status, values=values, interrupts=interrupts
