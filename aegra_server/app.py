@@ -35,7 +35,9 @@ def create_app(settings: Settings) -> FastAPI:
         default_response_class=JSONResponse,
     )
     for router in (meta.router, assistants.router, threads.router, runs.router, store.router):
-        app.include_router(router)
+        # Registered flat rather than with include_router, which resolves included routers anew on every
+        # request in current FastAPI; the routes already carry their full paths.
+        app.router.routes.extend(router.routes)
     install_error_handlers(app)
     cors = load_config(settings.config_path).http
     cors = cors.cors if cors and cors.cors else None

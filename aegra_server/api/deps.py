@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from aegra_server.services import Services
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a sync dependency in a worker thread, a needless hop per request.
     return request.app.state.services
 
 

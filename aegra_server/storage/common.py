@@ -56,6 +56,6 @@ def fetch_page(conn: Connection, query: Select, *, limit: int, offset: int) -> P
     return Page([row_dict(r) for r in rows], total, offset)
 
 
-def first(conn: Connection, query: Select) -> dict[str, Any] | None:
-    row = conn.execute(query).first()
+def first(conn: Connection, query: Select, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    row = conn.execute(query, params).first()
     return None if row is None else row_dict(row)

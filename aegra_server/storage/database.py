@@ -55,9 +55,12 @@ def _sqlite_engine(url: DatabaseUrl, *, immediate: bool, shared: bool, size: int
         for pragma in (f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}", "foreign_keys=ON", "synchronous=NORMAL"):
             dbapi_connection.execute(f"PRAGMA {pragma}")
 
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to the driver: this runs once per transaction and needs none of SQLAlchemy's machinery.
+        connection.connection.dbapi_connection.execute(begin)
 
     return engine
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, update
 
 from aegra_server.storage.common import NotFound, first, row_dict
 from aegra_server.storage.database import Database, utcnow
@@ -12,6 +12,36 @@ from aegra_server.storage.tables import assistants, runs, threads
 from aegra_server.storage.threads import new_thread_row
 
 ACTIVE = ("pending", "running")
+
+# The statements every run executes, built once: SQLAlchemy then reuses their compiled form instead of
+# constructing and cache-keying new ones per call.
+_ASSISTANT = select(assistants).where(assistants.c.assistant_id == bindparam("b_assistant_id"))
+_THREAD_METADATA = select(threads.c.metadata).where(threads.c.thread_id == bindparam("b_thread_id"))
+_INSERT_THREAD = insert(threads)
+_INSERT_RUN = insert(runs)
+_MARK_BUSY = (
+    update(threads)
+    .where(threads.c.thread_id == bindparam("b_thread_id"))
+    .values(status="busy", updated_at=bindparam("b_now"), metadata=bindparam("b_metadata", type_=threads.c.metadata.type))
+)
+_SET_STATUS = (
+    update(runs)
+    .where(runs.c.run_id == bindparam("b_run_id"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
+)
+_THREAD_HAS_ACTIVE_RUNS = select(
+    exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), runs.c.status.in_(ACTIVE)))
+)
+_SET_THREAD_STATUS = (
+    update(threads)
+    .where(threads.c.thread_id == bindparam("b_thread_id"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
+)
+_SET_THREAD_STATE = _SET_THREAD_STATUS.values(
+    values=bindparam("b_values", type_=threads.c["values"].type),
+    interrupts=bindparam("b_interrupts", type_=threads.c.interrupts.type),
+    state_updated_at=bindparam("b_now"),
+)
 
 
 class RunRepository:
@@ -30,22 +60,18 @@ class RunRepository:
         run = {**run, "status": "pending", "created_at": now, "updated_at": now}
 
         def create(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
-            assistant = first(conn, select(assistants).where(assistants.c.assistant_id == run["assistant_id"]))
+            assistant = first(conn, _ASSISTANT, {"b_assistant_id": run["assistant_id"]})
             if assistant is None:
                 raise NotFound(f"assistant {run['assistant_id']} not found")
-            stamp_metadata = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
-            metadata = conn.execute(select(threads.c.metadata).where(threads.c.thread_id == thread_id)).scalar()
+            stamp = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
+            metadata = conn.execute(_THREAD_METADATA, {"b_thread_id": thread_id}).scalar()
             if metadata is None:
                 if not create_thread:
                     raise NotFound(f"thread {thread_id} not found")
-                conn.execute(insert(threads).values({**new_thread_row(thread_id, stamp_metadata), "status": "busy"}))
+                conn.execute(_INSERT_THREAD, {**new_thread_row(thread_id, stamp), "status": "busy"})
             else:
-                conn.execute(
-                    update(threads)
-                    .where(threads.c.thread_id == thread_id)
-                    .values(status="busy", updated_at=now, metadata={**metadata, **stamp_metadata})
-                )
-            conn.execute(insert(runs).values(run))
+                conn.execute(_MARK_BUSY, {"b_thread_id": thread_id, "b_now": now, "b_metadata": {**metadata, **stamp}})
+            conn.execute(_INSERT_RUN, run)
             return run, assistant
 
         return await self.db.write(create)
@@ -72,28 +98,28 @@ class RunRepository:
         return await self.db.read(lambda conn: [row_dict(r) for r in conn.execute(query).all()])
 
     async def set_status(self, run_id: str, status: str) -> None:
-        query = update(runs).where(runs.c.run_id == run_id).values(status=status, updated_at=utcnow())
-        await self.db.write(lambda conn: conn.execute(query))
+        params = {"b_run_id": run_id, "b_status": status, "b_now": utcnow()}
+        await self.db.write(lambda conn: conn.execute(_SET_STATUS, params))
 
     async def finish(
         self, run: dict[str, Any], *, status: str, thread_status: str, values: Any, interrupts: dict | None
     ) -> None:
         """Record a run's end and its thread's new state in one transaction.
 
-        The thread stays busy while another run of it is still pending or running.
+        The thread stays busy while another run of it is still pending or running; `interrupts=None` leaves
+        the thread's recorded state as it was.
         """
         now = utcnow()
         thread_id = run["thread_id"]
 
         def finish(conn: Connection) -> None:
-            conn.execute(update(runs).where(runs.c.run_id == run["run_id"]).values(status=status, updated_at=now))
-            busy = conn.execute(
-                select(exists().where(and_(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE))))
-            ).scalar()
-            changes: dict[str, Any] = {"status": "busy" if busy else thread_status, "updated_at": now}
-            if interrupts is not None:
-                changes.update(values=values, interrupts=interrupts, state_updated_at=now)
-            conn.execute(update(threads).where(threads.c.thread_id == thread_id).values(changes))
+            conn.execute(_SET_STATUS, {"b_run_id": run["run_id"], "b_status": status, "b_now": now})
+            busy = conn.execute(_THREAD_HAS_ACTIVE_RUNS, {"b_thread_id": thread_id}).scalar()
+            params = {"b_thread_id": thread_id, "b_status": "busy" if busy else thread_status, "b_now": now}
+            if interrupts is None:
+                conn.execute(_SET_THREAD_STATUS, params)
+            else:
+                conn.execute(_SET_THREAD_STATE, {**params, "b_values": values, "b_interrupts": interrupts})
 
         await self.db.write(finish)
 

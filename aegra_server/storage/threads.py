@@ -13,6 +13,7 @@ from aegra_server.storage.filters import json_contains
 from aegra_server.storage.tables import threads
 
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
+_INSERT = insert(threads)  # built once; rows are passed as parameters
 
 
 def new_thread_row(thread_id: str | None, metadata: dict | None) -> dict[str, Any]:
@@ -51,7 +52,7 @@ class ThreadRepository:
                     if if_exists == "do_nothing":
                         return existing, False
                     raise Conflict(f"thread {thread_id} already exists")
-            conn.execute(insert(threads).values(row))
+            conn.execute(_INSERT, row)
             return row, True
 
         return await self.db.write(create)
