@@ -12,7 +12,9 @@ from aegra_server.config import AegraConfig, load_config
 from aegra_server.graphs import GraphRegistry, default_assistant_id
 from aegra_server.runs.manager import RunManager
 from aegra_server.settings import Settings
+from aegra_server.storage.connections import postgres_pool, sqlite_connection
 from aegra_server.storage.database import Database
+from aegra_server.store import open_store
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.tables import metadata
 from aegra_server.storage.urls import DatabaseUrl, parse_database_url
@@ -29,39 +31,18 @@ class Services:
     runs: RunManager
 
 
-async def _open_langgraph_persistence(url: DatabaseUrl, stack: AsyncExitStack) -> tuple[Any, Any]:
-    """LangGraph's official checkpointer and store on the same database as our tables."""
+async def _open_checkpointer(url: DatabaseUrl, stack: AsyncExitStack) -> Any:
+    """LangGraph's official checkpointer on the same database as our tables."""
     if url.dialect == "sqlite":
-        import aiosqlite
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-        from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-        async def connect() -> aiosqlite.Connection:
-            conn = await aiosqlite.connect(url.sqlite_path, isolation_level=None)
-            await conn.execute("PRAGMA busy_timeout=10000")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            stack.push_async_callback(conn.close)
-            return conn
-
-        checkpointer = AsyncSqliteSaver(await connect())
-        store = AsyncSqliteStore(await connect())
+        checkpointer = AsyncSqliteSaver(await sqlite_connection(url, stack))
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-        from langgraph.store.postgres.aio import AsyncPostgresStore
-        from psycopg.rows import dict_row
-        from psycopg_pool import AsyncConnectionPool
 
-        pool = AsyncConnectionPool(
-            url.conninfo, min_size=2, max_size=20, open=False,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-        )
-        await pool.open()
-        stack.push_async_callback(pool.close)
-        checkpointer = AsyncPostgresSaver(pool)
-        store = AsyncPostgresStore(pool)
+        checkpointer = AsyncPostgresSaver(await postgres_pool(url, stack))
     await checkpointer.setup()
-    await store.setup()
-    return checkpointer, store
+    return checkpointer
 
 
 async def open_services(settings: Settings, stack: AsyncExitStack) -> Services:
@@ -77,7 +58,8 @@ async def open_services(settings: Settings, stack: AsyncExitStack) -> Services:
     else:
         await asyncio.to_thread(migrations.upgrade, settings.resolved_database_url())
     repos = Repositories.build(db)
-    checkpointer, store = await _open_langgraph_persistence(url, stack)
+    checkpointer = await _open_checkpointer(url, stack)
+    store = await open_store(config, url, stack)
     await repos.assistants.ensure_defaults(
         {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}
     )
