@@ -7,13 +7,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, validate_uuid
-from aegra_server.runs.execute import Outcome
+from aegra_server.runs.execute import run_output as output_of
 from aegra_server.runs.manager import TERMINAL, Job
 from aegra_server.runs.stream import RunStream
 from aegra_server.serde import dumps, jsonable
@@ -34,18 +34,6 @@ def _paths(job: Job, stateless: bool) -> tuple[str, str]:
     """(Content-Location, base for Location): the SDKs read the run id from the first."""
     base = f"/runs/{job.run_id}" if stateless else f"/threads/{job.thread_id}/runs/{job.run_id}"
     return base, base
-
-
-def output_of(outcome: Outcome | None, thread_values: Any = None) -> Any:
-    """What wait/join return: the final values, `__interrupt__` when paused, `__error__` when failed."""
-    if outcome is None or outcome.status == "interrupted" and outcome.values is None:
-        return thread_values if thread_values is not None else {}
-    if outcome.status == "error":
-        return {"__error__": outcome.error}
-    values = jsonable(outcome.values) if outcome.values is not None else {}
-    if outcome.interrupts and isinstance(values, dict):
-        values = {**values, "__interrupt__": jsonable(outcome.interrupts)}
-    return values
 
 
 async def _final_output(services: Services, thread_id: str, run_id: str) -> Any:
@@ -229,7 +217,8 @@ async def join_run(thread_id: str, run_id: str, services: ServicesDep) -> Respon
         return JSONResponse(await _final_output(services, thread_id, run_id), headers=headers)
 
     async def produce() -> Any:
-        return await _final_output(services, thread_id, run_id)
+        # The job leaves the manager once done, so read its outcome here rather than look it up again.
+        return output_of(job.outcome) if job.outcome is not None else await _final_output(services, thread_id, run_id)
 
     return _waiting_response(services, job.done, produce, headers, None)
 
@@ -238,6 +227,8 @@ def _modes(values: list[str]) -> set[str] | None:
     """stream_mode as repeated keys, one value, or a JSON array string (all seen from clients)."""
     modes: set[str] = set()
     for value in values:
+        if not value:  # the SDK sends `stream_mode=` when it has none: that means every mode
+            continue
         if value.startswith("["):
             try:
                 modes.update(json.loads(value))
@@ -264,7 +255,7 @@ async def join_run_stream(
     stream = services.runs.streams.get(run_id)
     if stream is None:  # finished long ago: nothing left to send
         stream = RunStream(run_id, done=True)
-    start = len(stream.events)
+    start = stream.end
     if last_event_id is not None:
         try:
             start = max(int(last_event_id) + 1, 0)
@@ -298,3 +289,44 @@ async def cancel_run(
     except NotFound:
         output = {}
     return JSONResponse(output, headers=headers)
+
+
+@router.post("/runs/cancel", status_code=204)
+async def cancel_runs(
+    body: schemas.RunsCancel,
+    services: ServicesDep,
+    action: str = Query("interrupt", pattern="^(interrupt|rollback)$"),
+) -> Response:
+    if body.thread_id is None and body.run_ids is None and body.status is None:
+        raise HTTPException(422, "give thread_id, run_ids or status")
+    await services.runs.cancel_many(
+        thread_id=body.thread_id, run_ids=body.run_ids, status=body.status or "all", action=action
+    )
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/stream")
+async def join_thread_stream(
+    thread_id: str,
+    services: ServicesDep,
+    stream_mode: list[str] = Query(default_factory=list),
+    stream_modes: list[str] = Query(default_factory=list),
+    last_event_id: str | None = Header(None),
+) -> StreamingResponse:
+    """Every run's events on the thread, live, each run ending with `metadata {"status": "run_done"}`.
+
+    The SDK sends `stream_mode`, langgraph-api reads `stream_modes`: both are accepted. `run_modes` (the default)
+    passes run events, `lifecycle` only the metadata events that start and end runs.
+    """
+    await services.repos.threads.get(validate_uuid(thread_id, "thread_id"))
+    log = services.runs.streams.thread_log(thread_id)
+    start = log.end
+    if last_event_id is not None:
+        try:
+            start = max(int(last_event_id) + 1, 0)
+        except ValueError:
+            start = 0
+    modes = _modes(stream_mode + stream_modes) or {"run_modes"}
+    only = None if "run_modes" in modes else {"metadata"}
+    events = _sse(log, start, services.settings.heartbeat_seconds, only)
+    return StreamingResponse(events, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)

@@ -206,3 +206,14 @@ class StoreNamespaces(Body):
     max_depth: int | None = Field(default=None, ge=1)
     limit: int = Field(default=100, ge=0, le=1000)
     offset: int = Offset
+
+
+class RunsCancel(Body):
+    thread_id: str | None = None
+    run_ids: list[str] | None = None
+    status: Literal["pending", "running", "all"] | None = None
+
+
+class ThreadsPrune(Body):
+    thread_ids: list[str] = Field(min_length=1)
+    strategy: Literal["delete", "keep_latest"] = "delete"

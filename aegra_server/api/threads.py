@@ -15,7 +15,8 @@ from aegra_server.api.http import JSONResponse, paged, validate_uuid
 from aegra_server.serde import jsonable
 from aegra_server.services import Services
 from aegra_server.state import empty_state, interrupts_by_task, thread_state
-from aegra_server.storage.checkpoints import copy_thread
+from aegra_server.storage.checkpoints import copy_thread, keep_latest
+from aegra_server.storage.common import NotFound
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
@@ -100,6 +101,25 @@ async def search_threads(body: schemas.ThreadSearch, services: ServicesDep) -> J
 @router.post("/count")
 async def count_threads(body: schemas.ThreadCount, services: ServicesDep) -> int:
     return await services.repos.threads.count(**body.model_dump())
+
+
+@router.post("/prune")
+async def prune_threads(body: schemas.ThreadsPrune, services: ServicesDep) -> JSONResponse:
+    """`delete` removes the threads; `keep_latest` keeps only each thread's newest checkpoint."""
+    pruned = 0
+    for thread_id in body.thread_ids:
+        validate_uuid(thread_id, "thread_ids")
+        try:
+            await services.repos.threads.get(thread_id)
+        except NotFound:
+            continue
+        if body.strategy == "delete":
+            await services.runs.cancel_thread(thread_id)
+            await services.runs.delete_thread_data(thread_id)
+        else:
+            await keep_latest(services.checkpointer, thread_id)
+        pruned += 1
+    return JSONResponse({"pruned_count": pruned})
 
 
 @router.get("/{thread_id}")

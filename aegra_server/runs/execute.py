@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.messages import BaseMessageChunk
 from langgraph.types import Command, Send
 
-from aegra_server.serde import dumps
+from aegra_server.serde import dumps, jsonable
 from aegra_server.state import checkpoint_of
 from aegra_server.runs.stream import RunStream
 
@@ -39,6 +39,18 @@ class Outcome:
     interrupts: list[Any] = field(default_factory=list)
     error: dict[str, str] | None = None
     saw_interrupt: bool = False
+
+
+def run_output(outcome: Outcome | None, thread_values: Any = None) -> Any:
+    """What wait/join return: the final values, `__interrupt__` when paused, `__error__` when failed."""
+    if outcome is None or outcome.status == "interrupted" and outcome.values is None:
+        return thread_values if thread_values is not None else {}
+    if outcome.status == "error":
+        return {"__error__": outcome.error}
+    values = jsonable(outcome.values) if outcome.values is not None else {}
+    if outcome.interrupts and isinstance(values, dict):
+        values = {**values, "__interrupt__": jsonable(outcome.interrupts)}
+    return values
 
 
 def graph_input(kwargs: dict[str, Any]) -> Any:

@@ -16,13 +16,15 @@ from typing import Any
 from langgraph.checkpoint.base.id import uuid6
 
 from aegra_server.graphs import GraphRegistry, default_assistant_id
-from aegra_server.runs.execute import Outcome, execute
+from aegra_server.runs.execute import Outcome, execute, run_output
+from aegra_server.runs.webhooks import WebhookSender
 from aegra_server.runs.stream import RunStream, StreamRegistry
 from aegra_server.serde import dumps, jsonable
 from aegra_server.settings import Settings
 from aegra_server.state import interrupts_by_task
 from aegra_server.storage.checkpoints import delete_after
 from aegra_server.storage.common import Conflict, NotFound
+from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
 
 log = logging.getLogger("aegra.runs")
@@ -75,6 +77,7 @@ class RunManager:
         self._queues: dict[str, deque[Job]] = {}
         self._workers: dict[str, asyncio.Task] = {}
         self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
+        self.webhooks = WebhookSender()
 
     # ---- creating -------------------------------------------------------------------------------------------
 
@@ -126,7 +129,7 @@ class RunManager:
             graph_id=assistant["graph_id"],
             config=run_config,
             context=context,
-            stream=self.streams.open(row["run_id"], bool(kwargs.get("stream_resumable"))),
+            stream=self.streams.open(row["run_id"], bool(kwargs.get("stream_resumable")), row["thread_id"]),
             temporary=temporary,
         )
         job.stream.append("metadata", dumps({"run_id": job.run_id, "attempt": 1}))
@@ -206,10 +209,8 @@ class RunManager:
 
     async def _finish(self, job: Job, graph, config: dict[str, Any], outcome: Outcome) -> None:
         kwargs = job.run["kwargs"]
-        if job.cancel_action == "rollback":
-            await delete_after(self.checkpointer, job.thread_id, job.marker)
-            await self.repos.runs.delete(job.run_id)
-            await self._record(job, outcome, None, None, None, recorded=True)
+        if job.cancel_action == "rollback" or (job.cancel_action and outcome.status == "interrupted"):
+            await self._finish_cancelled(job, graph, outcome)
             return
         values = jsonable(outcome.values) if outcome.values is not None else None
         if isinstance(values, dict):
@@ -224,6 +225,29 @@ class RunManager:
                 thread_status = "interrupted"
                 interrupts = interrupts_by_task(snapshot)
         await self._record(job, outcome, thread_status, values, interrupts)
+
+    async def _finish_cancelled(self, job: Job, graph, outcome: Outcome) -> None:
+        """A cancelled run leaves the thread as its checkpoints are (a rollback first drops the run's own), so the
+        thread row, join and cancel?wait=1 show that state rather than nothing."""
+        if job.cancel_action == "rollback":
+            await delete_after(self.checkpointer, job.thread_id, job.marker)
+        snapshot = await graph.aget_state({"configurable": {"thread_id": job.thread_id}})
+        outcome.values = snapshot.values
+        values = jsonable(snapshot.values)
+        interrupts = interrupts_by_task(snapshot)
+        paused = bool(interrupts) or (job.cancel_action == "rollback" and bool(snapshot.next))
+        thread_status = "interrupted" if paused else "idle"
+        if job.cancel_action != "rollback":
+            await self._record(job, outcome, thread_status, values, interrupts)
+            return
+        if getattr(job, "running_recorded", None) is not None:
+            await job.running_recorded
+        # The thread must not stay busy: record the end, then remove the run.
+        await self.repos.runs.finish(
+            job.run, status="interrupted", thread_status=thread_status, values=values, interrupts=interrupts
+        )
+        await self.repos.runs.delete(job.run_id)
+        await self._record(job, outcome, None, None, None, recorded=True)
 
     async def _record(self, job, outcome, thread_status, values, interrupts, recorded: bool = False) -> None:
         job.outcome = outcome
@@ -242,6 +266,18 @@ class RunManager:
             self.streams.close(job.run_id)
             job.done.set()
             self._jobs.pop(job.run_id, None)
+            if job.run["kwargs"].get("webhook"):
+                self.webhooks.send(job.run["kwargs"]["webhook"], self._webhook_payload(job))
+
+    @staticmethod
+    def _webhook_payload(job: Job) -> dict[str, Any]:
+        outcome = job.outcome
+        payload = {**job.run, "status": outcome.status if outcome else "error", "updated_at": utcnow()}
+        if outcome is not None and outcome.status == "error":
+            payload["error"] = outcome.error
+        else:
+            payload["values"] = run_output(outcome)
+        return payload
 
     async def delete_thread_data(self, thread_id: str) -> None:
         try:
@@ -276,6 +312,9 @@ class RunManager:
                 queue.remove(job)
             outcome = Outcome(status="interrupted")
             if action == "rollback":
+                await self.repos.runs.finish(  # so that the thread does not stay busy
+                    job.run, status="interrupted", thread_status="idle", values=None, interrupts=None
+                )
                 await self.repos.runs.delete(job.run_id)
                 await self._record(job, outcome, None, None, None, recorded=True)
             else:
@@ -301,10 +340,26 @@ class RunManager:
                 row = {**row, "kwargs": {**row["kwargs"], "input": None, "command": None}}
             self._enqueue(row, assistant, temporary=False)
 
+    async def cancel_many(
+        self, *, thread_id: str | None, run_ids: list[str] | None, status: str, action: str
+    ) -> int:
+        """Cancel the runs that match every given criterion; `status` is pending, running or all."""
+        chosen = [
+            job
+            for job in self._jobs.values()
+            if (thread_id is None or job.thread_id == thread_id)
+            and (run_ids is None or job.run_id in run_ids)
+            and (status == "all" or (status == "running") == job.started)
+        ]
+        for job in chosen:
+            await self.cancel(job.run_id, action=action)
+        return len(chosen)
+
     async def shutdown(self) -> None:
         for worker in list(self._workers.values()):
             worker.cancel()
         await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        await self.webhooks.close()
 
 
 __all__ = ["RunManager", "Job", "TERMINAL", "merge_config"]

@@ -31,9 +31,26 @@ class RunStream:
     done: bool = False
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    # Logs that receive a copy of every event: the run's thread log, which thread streams follow.
+    mirrors: list[RunStream] = field(default_factory=list)
+
+    # Absolute position of events[0]: a trimmed log keeps its ids.
+    base: int = 0
+
+    @property
+    def end(self) -> int:
+        """The id the next event will get."""
+        return self.base + len(self.events)
+
+    def trim(self, count: int) -> None:
+        del self.events[:count]
+        self.base += count
+
     def append(self, name: str, data: bytes) -> None:
-        self.events.append(Event(len(self.events), name, data))
+        self.events.append(Event(self.end, name, data))
         self._wake()
+        for mirror in self.mirrors:
+            mirror.append(name, data)
 
     def close(self) -> None:
         self.done = True
@@ -47,8 +64,9 @@ class RunStream:
         """Events from position `start` on, live; None when `heartbeat` seconds pass with nothing new."""
         position = start
         while True:
-            while position < len(self.events):
-                yield self.events[position]
+            position = max(position, self.base)
+            while position < self.end:
+                yield self.events[position - self.base]
                 position += 1
             if self.done:
                 return
@@ -59,17 +77,36 @@ class RunStream:
                 yield None
 
 
+# Threads whose event log is kept, most recently active first out of the door; and the events kept per thread.
+RETAINED_THREAD_LOGS = 512
+THREAD_LOG_EVENTS = 10_000
+
+
 class StreamRegistry:
-    """Live run streams plus a bounded tail of finished ones."""
+    """Live run streams, a bounded tail of finished ones, and one log per recently active thread."""
 
     def __init__(self) -> None:
         self._live: dict[str, RunStream] = {}
         self._finished: OrderedDict[str, RunStream] = OrderedDict()
+        self._threads: OrderedDict[str, RunStream] = OrderedDict()
 
-    def open(self, run_id: str, resumable: bool) -> RunStream:
+    def open(self, run_id: str, resumable: bool, thread_id: str | None = None) -> RunStream:
         stream = RunStream(run_id, resumable)
+        if thread_id is not None:
+            stream.mirrors.append(self.thread_log(thread_id))
         self._live[run_id] = stream
         return stream
+
+    def thread_log(self, thread_id: str) -> RunStream:
+        """The log of every run event on a thread, in order; thread streams always carry ids."""
+        log = self._threads.pop(thread_id, None) or RunStream(thread_id, resumable=True)
+        self._threads[thread_id] = log
+        while len(self._threads) > RETAINED_THREAD_LOGS:
+            self._threads.popitem(last=False)
+        if len(log.events) > THREAD_LOG_EVENTS:
+            # Ids stay positions in the full history, so only the oldest events become unreachable.
+            log.trim(len(log.events) - THREAD_LOG_EVENTS)
+        return log
 
     def get(self, run_id: str) -> RunStream | None:
         return self._live.get(run_id) or self._finished.get(run_id)
@@ -78,6 +115,9 @@ class StreamRegistry:
         stream = self._live.pop(run_id, None)
         if stream is None:
             return
+        for mirror in stream.mirrors:
+            mirror.append("metadata", b'{"status":"run_done","run_id":"' + run_id.encode() + b'"}')
+        stream.mirrors.clear()
         stream.close()
         self._finished[run_id] = stream
         while len(self._finished) > RETAINED_FINISHED_RUNS:

@@ -46,3 +46,19 @@ async def delete_after(saver: BaseCheckpointSaver, thread_id: str, marker: str) 
             await cur.execute("DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id > %s", (thread_id, marker))
         return
     raise NotImplementedError(f"rollback is not supported with {type(saver).__name__}")
+
+
+async def keep_latest(saver: BaseCheckpointSaver, thread_id: str) -> None:
+    """Drop every checkpoint of a thread but the newest of each namespace (threads.prune keep_latest)."""
+    if type(saver).__name__ == "AsyncSqliteSaver":
+        newest = "SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns"
+        async with saver.lock:
+            await saver.conn.execute(
+                f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id NOT IN ({newest})", (thread_id, thread_id)
+            )
+            await saver.conn.execute(
+                f"DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id NOT IN ({newest})", (thread_id, thread_id)
+            )
+            await saver.conn.commit()
+        return
+    await saver.aprune([thread_id], strategy="keep_latest")

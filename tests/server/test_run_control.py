@@ -1,0 +1,86 @@
+"""Run control beyond single cancels: cancel_many, after_seconds, durability, if_not_exists, prune."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from helpers import TERMINAL, human, new_thread, wait_status
+
+
+async def test_cancel_many_by_thread(client, http):
+    thread_id = await new_thread(client)
+    running = await client.runs.create(thread_id, "slow", input={"steps": 20, "delay": 0.1, "label": "a"})
+    queued = await client.runs.create(thread_id, "slow", input={"steps": 1, "delay": 0.1, "label": "b"})
+    await wait_status(client, thread_id, running["run_id"], "running")
+    response = await http.post("/runs/cancel", json={"thread_id": thread_id, "status": "all"})
+    assert response.status_code == 204
+    assert (await wait_status(client, thread_id, running["run_id"], TERMINAL))["status"] == "interrupted"
+    assert (await wait_status(client, thread_id, queued["run_id"], TERMINAL))["status"] == "interrupted"
+
+
+async def test_cancel_many_by_run_ids_and_status(client):
+    thread_id = await new_thread(client)
+    running = await client.runs.create(thread_id, "slow", input={"steps": 20, "delay": 0.1, "label": "a"})
+    queued = await client.runs.create(thread_id, "slow", input={"steps": 1, "delay": 0.05, "label": "b"})
+    await wait_status(client, thread_id, running["run_id"], "running")
+    await client.runs.cancel_many(run_ids=[queued["run_id"]], status="pending")
+    assert (await wait_status(client, thread_id, queued["run_id"], TERMINAL))["status"] == "interrupted"
+    await client.runs.cancel_many(thread_id=thread_id, run_ids=[running["run_id"]])
+    assert (await wait_status(client, thread_id, running["run_id"], TERMINAL))["status"] == "interrupted"
+
+
+async def test_cancel_many_needs_a_criterion(http):
+    response = await http.post("/runs/cancel", json={})
+    assert response.status_code == 422
+
+
+async def test_after_seconds_delays_the_start(client):
+    thread_id = await new_thread(client)
+    started = time.monotonic()
+    run = await client.runs.create(thread_id, "echo", input=human("later"), after_seconds=1)
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "pending"
+    await client.runs.join(thread_id, run["run_id"])
+    assert time.monotonic() - started >= 1.0
+
+
+async def test_durability_exit_writes_only_the_final_checkpoint(client):
+    exit_thread = await new_thread(client)
+    await client.runs.wait(exit_thread, "echo", input=human("d"), durability="exit")
+    sync_thread = await new_thread(client)
+    await client.runs.wait(sync_thread, "echo", input=human("d"), durability="sync")
+    exit_history = await client.threads.get_history(exit_thread, limit=100)
+    sync_history = await client.threads.get_history(sync_thread, limit=100)
+    assert len(exit_history) < len(sync_history)
+    assert exit_history[0]["values"]["turns"] == 1
+
+
+async def test_run_on_unknown_thread_is_404_unless_if_not_exists_create(client):
+    thread_id = str(uuid.uuid4())
+    with pytest.raises(httpx.HTTPStatusError) as raised:
+        await client.runs.create(thread_id, "echo", input=human("x"))
+    assert raised.value.response.status_code == 404
+    out = await client.runs.wait(thread_id, "echo", input=human("x"), if_not_exists="create")
+    assert out["turns"] == 1
+
+
+async def test_prune_delete_and_keep_latest(client):
+    gone = await new_thread(client)
+    kept = await new_thread(client)
+    for thread_id in (gone, kept):
+        await client.runs.wait(thread_id, "echo", input=human("p"))
+        await client.runs.wait(thread_id, "echo", input=human("q"))
+    assert len(await client.threads.get_history(kept, limit=100)) > 1
+
+    assert (await client.threads.prune([gone], strategy="delete"))["pruned_count"] == 1
+    with pytest.raises(httpx.HTTPStatusError) as raised:
+        await client.threads.get(gone)
+    assert raised.value.response.status_code == 404
+
+    assert (await client.threads.prune([kept], strategy="keep_latest"))["pruned_count"] == 1
+    history = await client.threads.get_history(kept, limit=100)
+    assert len(history) == 1 and history[0]["values"]["turns"] == 2
+    assert (await client.threads.get_state(kept))["values"]["turns"] == 2
