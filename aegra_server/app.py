@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from aegra_server.api import assistants, meta, runs, store, threads
+from aegra_server.api import assistants, crons, meta, runs, store, thread_protocol, threads
 from aegra_server.api.http import JSONBodyMiddleware, JSONResponse, install_error_handlers
 from aegra_server.config import load_config
 from aegra_server.services import open_services
@@ -34,7 +34,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
-    for router in (meta.router, assistants.router, threads.router, runs.router, store.router):
+    for router in (
+        meta.router, assistants.router, threads.router, thread_protocol.router, crons.router, runs.router, store.router
+    ):
         # Registered flat rather than with include_router, which resolves included routers anew on every
         # request in current FastAPI; the routes already carry their full paths.
         app.router.routes.extend(router.routes)

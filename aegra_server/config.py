@@ -68,9 +68,23 @@ class HttpConfig(_Strict):
 
 
 class IndexConfig(_Strict):
-    dims: int
+    """`store.index`: semantic search over store items (see aegra_server/store_index.py)."""
+
+    dims: int = Field(gt=0)
+    # "provider:model" (e.g. "openai:text-embedding-3-small"), "./file.py:attr" or "package.module:attr".
     embed: str
+    # JSON paths of the value to embed; ["$"] (the whole value) when not given.
     fields: list[str] | None = None
+
+    @field_validator("embed")
+    @classmethod
+    def _names_a_target(cls, value: str) -> str:
+        if ":" not in value:
+            raise ValueError(
+                f"{value!r} must be 'provider:model' (e.g. 'openai:text-embedding-3-small') "
+                "or a file or module and an attribute (e.g. './embeddings.py:embed')"
+            )
+        return value
 
 
 class TTLConfig(BaseModel):
@@ -81,9 +95,16 @@ class TTLConfig(BaseModel):
     strategy: str | None = None
 
 
+class StoreTTLConfig(TTLConfig):
+    """`store.ttl`: minutes, as langgraph-api. The sweep interval may be fractional (tests use seconds)."""
+
+    default_ttl: float | None = Field(default=None, gt=0)
+    sweep_interval_minutes: float | None = Field(default=None, gt=0)
+
+
 class StoreConfig(_Strict):
     index: IndexConfig | None = None
-    ttl: TTLConfig | None = None
+    ttl: StoreTTLConfig | None = None
 
 
 class CheckpointerConfig(BaseModel):

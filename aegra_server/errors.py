@@ -27,3 +27,9 @@ class ConfigError(AegraError):
 
 class DatabaseError(AegraError):
     """The database cannot be reached or migrated."""
+
+
+class UsageError(AegraError):
+    """Options that contradict each other; exit code 2, like a parse error."""
+
+    exit_code = 2

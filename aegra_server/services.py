@@ -9,7 +9,9 @@ from typing import Any
 
 from aegra_server import migrations
 from aegra_server.config import AegraConfig, load_config
+from aegra_server.crons import CronScheduler
 from aegra_server.graphs import GraphRegistry, default_assistant_id
+from aegra_server.runs.bus import LocalBus, PostgresBus
 from aegra_server.runs.manager import RunManager
 from aegra_server.settings import Settings
 from aegra_server.storage.connections import postgres_pool, sqlite_connection
@@ -29,6 +31,7 @@ class Services:
     checkpointer: Any
     store: Any
     runs: RunManager
+    crons: CronScheduler
 
 
 async def _open_checkpointer(url: DatabaseUrl, stack: AsyncExitStack) -> Any:
@@ -63,7 +66,11 @@ async def open_services(settings: Settings, stack: AsyncExitStack) -> Services:
     await repos.assistants.ensure_defaults(
         {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}
     )
-    runs = RunManager(repos, registry, checkpointer, store, settings)
+    bus = PostgresBus(url.conninfo) if url.dialect == "postgresql" else LocalBus()
+    runs = RunManager(repos, registry, checkpointer, store, settings, bus)
+    await runs.start()
     stack.push_async_callback(runs.shutdown)
-    await runs.recover()
-    return Services(settings, config, registry, repos, checkpointer, store, runs)
+    crons = CronScheduler(repos, runs)
+    crons.start()
+    stack.push_async_callback(crons.stop)
+    return Services(settings, config, registry, repos, checkpointer, store, runs, crons=crons)

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     # Seconds between SSE heartbeat comments and `/wait` keep-alive newlines while nothing else is sent.
     heartbeat_seconds: float = Field(default=5.0, alias="AEGRA_HEARTBEAT_SECONDS")
     dev_mode: bool = Field(default=False, alias="AEGRA_DEV")
+    # A run's owner renews its claim this often (a third of it); another process resumes the run once the
+    # claim has gone unrenewed this long (the owner died).
+    run_lease_seconds: float = Field(default=30.0, gt=0, alias="AEGRA_RUN_LEASE_SECONDS")
+    # On shutdown (SIGTERM), how long running runs may finish before they are handed back to be resumed.
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0, alias="AEGRA_SHUTDOWN_GRACE_SECONDS")
 
     def resolved_database_url(self) -> str:
         return self.database_url or default_database_url(self.config_path.resolve().parent)

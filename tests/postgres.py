@@ -36,7 +36,7 @@ PASSWORD_ROLE_PREFIX = "pw_"
 
 @contextmanager
 def postgres_server() -> Iterator[str]:
-    """Yield a `postgresql://` URL of a server where databases may be created; stop it afterwards if we started it."""
+    """Yield the `postgresql://` URL of a server that allows CREATE DATABASE; stop it after if we started it."""
     external = os.environ.get(ENV_VAR)
     if external:
         url = parse_database_url(external)
@@ -61,7 +61,9 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def database_url(server_url: str, name: str, *, user: str | None = None, password: str | None = None) -> str:
+def url_for_database(
+    server_url: str, name: str, *, user: str | None = None, password: str | None = None
+) -> str:
     """`server_url` pointed at database `name` (and optionally at another role)."""
     parts = urlsplit(server_url)
     netloc = parts.netloc
@@ -76,7 +78,7 @@ def create_database(server_url: str, name: str) -> str:
     """Create database `name` on the server and return its URL."""
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return database_url(server_url, name)
+    return url_for_database(server_url, name)
 
 
 def drop_database(server_url: str, name: str) -> None:
@@ -115,7 +117,10 @@ def _require_passwords(pgdata: Path, server_url: str) -> None:
     # initdb ran with --auth=trust; pg_hba.conf is matched top to bottom, so these lines, put first, make
     # `pw_*` roles authenticate while everything else stays trusted.
     hba = pgdata / "pg_hba.conf"
-    rule = f"local all /^{PASSWORD_ROLE_PREFIX} scram-sha-256\nhost all /^{PASSWORD_ROLE_PREFIX} all scram-sha-256\n"
-    hba.write_text(rule + hba.read_text())
+    rules = [
+        f"local all /^{PASSWORD_ROLE_PREFIX} scram-sha-256",
+        f"host all /^{PASSWORD_ROLE_PREFIX} all scram-sha-256",
+    ]
+    hba.write_text("\n".join(rules) + "\n" + hba.read_text())
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute("SELECT pg_reload_conf()")

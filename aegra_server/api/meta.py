@@ -47,7 +47,7 @@ async def info() -> JSONResponse:
         {
             "version": _version("aegra"),
             "langgraph_py_version": _version("langgraph"),
-            "flags": {"assistants": True, "crons": False, "langsmith": False},
+            "flags": {"assistants": True, "crons": True, "langsmith": False},
             "host": {"kind": "aegra"},
         }
     )

@@ -14,9 +14,7 @@ from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, validate_uuid
 from aegra_server.runs.execute import run_output as output_of
-from aegra_server.runs.manager import TERMINAL, Job
-from aegra_server.runs.stream import RunStream
-from aegra_server.serde import dumps, jsonable
+from aegra_server.serde import dumps
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
 from aegra_server.streaming.sse import HEARTBEAT, SSE_HEADERS, SSE_MEDIA_TYPE, frame
@@ -30,70 +28,81 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row.get(k) for k in _FIELDS}
 
 
-def _paths(job: Job, stateless: bool) -> tuple[str, str]:
+def _paths(run: dict[str, Any], stateless: bool) -> tuple[str, str]:
     """(Content-Location, base for Location): the SDKs read the run id from the first."""
-    base = f"/runs/{job.run_id}" if stateless else f"/threads/{job.thread_id}/runs/{job.run_id}"
+    base = f"/runs/{run['run_id']}" if stateless else f"/threads/{run['thread_id']}/runs/{run['run_id']}"
     return base, base
 
 
-async def _final_output(services: Services, thread_id: str, run_id: str) -> Any:
-    """Wait for a run to end and give its output, whether it is in memory or finished long ago."""
+async def _output(services: Services, run_id: str, thread_id: str) -> Any:
+    """Wait for a run to end, wherever it executes, and give what wait/join return."""
     outcome = await services.runs.wait_for(run_id)
     if outcome is not None:
         return output_of(outcome)
-    run = await services.repos.runs.get(run_id, thread_id)
-    while run["status"] not in TERMINAL:  # owned by a process that no longer has it in memory
-        await asyncio.sleep(0.5)
-        run = await services.repos.runs.get(run_id, thread_id)
-    thread = await services.repos.threads.get(thread_id)
+    run = await services.runs.wait_for_end(run_id)
+    if run is not None and run["status"] == "error" and run.get("error"):
+        return {"__error__": run["error"]}
+    try:
+        thread = await services.repos.threads.get(thread_id)
+    except NotFound:  # a stateless run's thread is gone with it
+        return {}
     return thread["values"] or {}
 
 
-def _waiting_response(services: Services, job_done: asyncio.Event, produce, headers: dict, on_disconnect_cancel) -> StreamingResponse:
-    """A JSON body written when the run ends, with a newline every heartbeat meanwhile (as langgraph-api)."""
+async def _respond_when_done(services: Services, output: asyncio.Future, headers: dict, on_disconnect=None) -> Response:
+    """The output as JSON. If the run takes longer than a heartbeat, the body starts with a newline every
+    heartbeat (as langgraph-api does) so proxies and clients keep the connection open."""
     heartbeat = services.settings.heartbeat_seconds
+    try:
+        return JSONResponse(await asyncio.wait_for(asyncio.shield(output), heartbeat), headers=headers)
+    except TimeoutError:
+        pass
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
         try:
             while True:
                 try:
-                    await asyncio.wait_for(asyncio.shield(job_done.wait()), heartbeat)
+                    result = await asyncio.wait_for(asyncio.shield(output), heartbeat)
                     break
                 except TimeoutError:
                     yield b"\n"
-            output = await produce()
             finished = True
-            yield dumps(output)
+            yield dumps(result)
         finally:
-            if not finished and on_disconnect_cancel is not None:
-                await on_disconnect_cancel()
+            if not finished:
+                output.cancel()
+                if on_disconnect is not None:
+                    await on_disconnect()
 
     return StreamingResponse(body(), media_type="application/json", headers=headers)
 
 
 async def _sse(
-    stream: RunStream, start: int, heartbeat: float, modes: set[str] | None = None, on_disconnect=None
+    services: Services, run: dict[str, Any], start: int | None, modes: set[str] | None = None, on_disconnect=None
 ) -> AsyncIterator[bytes]:
+    resumable = bool(run["kwargs"].get("stream_resumable"))
+    finished = False
     try:
-        async for event in stream.follow(start, heartbeat):
+        async for event in services.runs.follow(run["run_id"], start, services.settings.heartbeat_seconds):
             if event is None:
                 yield HEARTBEAT
                 continue
             if modes and event.name.split("|")[0].split("/")[0] not in modes and event.name not in ("metadata", "error"):
                 continue
-            yield frame(event.name, event.data, str(event.id) if stream.resumable else None)
+            yield frame(event.name, event.data, str(event.id) if resumable else None)
+        finished = True
     finally:
-        if on_disconnect is not None and not stream.done:
+        if not finished and on_disconnect is not None:
             await on_disconnect()
 
 
-def _canceller(services: Services, job: Job, wanted: bool):
+def _canceller(services: Services, run: dict[str, Any], wanted: bool):
     if not wanted:
         return None
 
     async def cancel() -> None:
-        await services.runs.cancel(job.run_id, action="interrupt")
+        await services.runs.cancel(run["run_id"], action="interrupt")
 
     return cancel
 
@@ -101,44 +110,34 @@ def _canceller(services: Services, job: Job, wanted: bool):
 # ---- create ------------------------------------------------------------------------------------------------
 
 
-async def _create(services: Services, thread_id: str | None, body: schemas.RunCreate) -> Job:
+async def _create(services: Services, thread_id: str | None, body: schemas.RunCreate) -> dict[str, Any]:
     if thread_id is not None:
         validate_uuid(thread_id, "thread_id")
     return await services.runs.create(thread_id, body.payload())
 
 
 async def _respond_created(services: Services, thread_id: str | None, body: schemas.RunCreate) -> JSONResponse:
-    job = await _create(services, thread_id, body)
-    content_location, _ = _paths(job, thread_id is None)
-    return JSONResponse(_public(job.run), headers={"Content-Location": content_location})
+    run = await _create(services, thread_id, body)
+    content_location, _ = _paths(run, thread_id is None)
+    return JSONResponse(_public(run), headers={"Content-Location": content_location})
 
 
 async def _respond_stream(services: Services, thread_id: str | None, body: schemas.RunCreate) -> StreamingResponse:
-    job = await _create(services, thread_id, body)
-    content_location, base = _paths(job, thread_id is None)
-    events = _sse(
-        job.stream, 0, services.settings.heartbeat_seconds,
-        on_disconnect=_canceller(services, job, body.on_disconnect == "cancel"),
-    )
+    run = await _create(services, thread_id, body)
+    content_location, base = _paths(run, thread_id is None)
+    events = _sse(services, run, 0, on_disconnect=_canceller(services, run, body.on_disconnect == "cancel"))
     headers = {**SSE_HEADERS, "Location": f"{base}/stream", "Content-Location": content_location}
     return StreamingResponse(events, media_type=SSE_MEDIA_TYPE, headers=headers)
 
 
 async def _respond_wait(services: Services, thread_id: str | None, body: schemas.RunCreate) -> Response:
-    job = await _create(services, thread_id, body)
-    content_location, base = _paths(job, thread_id is None)
+    run = await _create(services, thread_id, body)
+    content_location, base = _paths(run, thread_id is None)
     headers = {"Location": f"{base}/join", "Content-Location": content_location}
-    try:
-        await asyncio.wait_for(asyncio.shield(job.done.wait()), services.settings.heartbeat_seconds)
-    except TimeoutError:
-
-        async def produce() -> Any:
-            return output_of(job.outcome)
-
-        return _waiting_response(
-            services, job.done, produce, headers, _canceller(services, job, body.on_disconnect == "cancel")
-        )
-    return JSONResponse(output_of(job.outcome), headers=headers)
+    output = asyncio.ensure_future(_output(services, run["run_id"], run["thread_id"]))
+    return await _respond_when_done(
+        services, output, headers, _canceller(services, run, body.on_disconnect == "cancel")
+    )
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -173,8 +172,7 @@ async def wait_stateless_run(body: schemas.RunCreate, services: ServicesDep) -> 
 
 @router.post("/runs/batch")
 async def create_run_batch(body: list[schemas.RunCreate], services: ServicesDep) -> JSONResponse:
-    jobs = [await _create(services, None, item) for item in body]
-    return JSONResponse([_public(job.run) for job in jobs])
+    return JSONResponse([_public(await _create(services, None, item)) for item in body])
 
 
 # ---- observe and control -------------------------------------------------------------------------------------
@@ -211,16 +209,8 @@ async def delete_run(thread_id: str, run_id: str, services: ServicesDep) -> Resp
 async def join_run(thread_id: str, run_id: str, services: ServicesDep) -> Response:
     validate_uuid(thread_id, "thread_id")
     await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
-    job = services.runs.job(run_id)
     headers = {"Content-Location": f"/threads/{thread_id}/runs/{run_id}"}
-    if job is None:
-        return JSONResponse(await _final_output(services, thread_id, run_id), headers=headers)
-
-    async def produce() -> Any:
-        # The job leaves the manager once done, so read its outcome here rather than look it up again.
-        return output_of(job.outcome) if job.outcome is not None else await _final_output(services, thread_id, run_id)
-
-    return _waiting_response(services, job.done, produce, headers, None)
+    return await _respond_when_done(services, asyncio.ensure_future(_output(services, run_id, thread_id)), headers)
 
 
 def _modes(values: list[str]) -> set[str] | None:
@@ -251,19 +241,15 @@ async def join_run_stream(
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
     validate_uuid(thread_id, "thread_id")
-    await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
-    stream = services.runs.streams.get(run_id)
-    if stream is None:  # finished long ago: nothing left to send
-        stream = RunStream(run_id, done=True)
-    start = stream.end
+    run = await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
+    start = None  # without Last-Event-ID: from now on
     if last_event_id is not None:
         try:
             start = max(int(last_event_id) + 1, 0)
         except ValueError:
             start = 0
-    job = services.runs.job(run_id)
-    on_disconnect = _canceller(services, job, cancel_on_disconnect) if job else None
-    events = _sse(stream, start, services.settings.heartbeat_seconds, _modes(stream_mode), on_disconnect)
+    on_disconnect = _canceller(services, run, cancel_on_disconnect)
+    events = _sse(services, run, start, _modes(stream_mode), on_disconnect)
     headers = {**SSE_HEADERS, "Content-Location": f"/threads/{thread_id}/runs/{run_id}"}
     return StreamingResponse(events, media_type=SSE_MEDIA_TYPE, headers=headers)
 
@@ -284,11 +270,7 @@ async def cancel_run(
         return Response(status_code=202, headers=headers)
     if action == "rollback":
         return Response(status_code=204, headers=headers)
-    try:
-        output = await _final_output(services, thread_id, run["run_id"])
-    except NotFound:
-        output = {}
-    return JSONResponse(output, headers=headers)
+    return JSONResponse(await _output(services, run["run_id"], thread_id), headers=headers)
 
 
 @router.post("/runs/cancel", status_code=204)
@@ -327,6 +309,14 @@ async def join_thread_stream(
         except ValueError:
             start = 0
     modes = _modes(stream_mode + stream_modes) or {"run_modes"}
-    only = None if "run_modes" in modes else {"metadata"}
-    events = _sse(log, start, services.settings.heartbeat_seconds, only)
+    only_lifecycle = "run_modes" not in modes
+
+    async def events() -> AsyncIterator[bytes]:
+        async for event in log.follow(start, services.settings.heartbeat_seconds):
+            if event is None:
+                yield HEARTBEAT
+            elif not only_lifecycle or event.name == "metadata":
+                yield frame(event.name, event.data, str(event.id))
+
+    events = events()
     return StreamingResponse(events, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)

@@ -49,7 +49,7 @@ async def put_item(body: schemas.StorePut, services: ServicesDep) -> Response:
 async def get_item(
     services: ServicesDep, key: str, namespace: str = Query(""), refresh_ttl: bool | None = None
 ) -> JSONResponse:
-    labels = tuple(namespace.split(".")) if namespace else ()
+    labels = _namespace(namespace.split(".")) if namespace else ()
     item = await services.store.aget(labels, key, refresh_ttl=refresh_ttl)
     return JSONResponse(_item(item))
 

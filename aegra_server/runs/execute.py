@@ -28,6 +28,7 @@ GRAPH_MODE = {
     "debug": "debug",
     "tasks": "tasks",
     "checkpoints": "checkpoints",
+    "tools": "tools",  # tool-call lifecycle (the thread streaming protocol's `tools` channel)
     "events": None,  # astream_events, not a stream mode
 }
 

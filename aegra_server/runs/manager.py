@@ -1,45 +1,60 @@
-"""The run engine: a row first (pending), then work on a per-thread queue with bounded concurrency.
+"""The run engine: a row first (pending), then work claimed by one server process.
 
-Runs of one thread execute one after another in creation order; runs of different threads in parallel, up to
-`max_concurrent_runs`. Each run writes its events to a RunStream that every reader follows.
+Runs are claimed from the database (`RunRepository.claim`), so any number of server processes on one Postgres
+share the work: runs of one thread execute one at a time in creation order, runs of different threads in
+parallel, up to `max_concurrent_runs` per process. The creating process claims the run at once when the thread
+is free, so the common case costs no extra round trip. The owner renews its lease while the graph runs; a run
+whose owner died is claimed by another process after the lease expires and resumes from its last checkpoint.
+
+Each executing run writes its events to a RunStream in memory; on Postgres they are also persisted
+(EventPersister) so readers on other processes can follow, resume and replay them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.checkpoint.base.id import uuid6
 
 from aegra_server.graphs import GraphRegistry, default_assistant_id
+from aegra_server.runs.bus import LocalBus
+from aegra_server.runs.events import EventPersister, follow_persisted
 from aegra_server.runs.execute import Outcome, execute, run_output
+from aegra_server.runs.stream import Event, RunStream, StreamRegistry
 from aegra_server.runs.webhooks import WebhookSender
-from aegra_server.runs.stream import RunStream, StreamRegistry
 from aegra_server.serde import dumps, jsonable
 from aegra_server.settings import Settings
 from aegra_server.state import interrupts_by_task
 from aegra_server.storage.checkpoints import delete_after
-from aegra_server.storage.common import Conflict, NotFound
+from aegra_server.storage.common import NotFound
 from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
 
 log = logging.getLogger("aegra.runs")
 
 TERMINAL = {"success", "error", "interrupted", "timeout"}
+ACTIVE = {"pending", "running"}
+# How often an idle process looks for work it was not told about (expired leases, missed signals).
+POLL_SECONDS = 1.0
 
 
 @dataclass
 class Job:
+    """A run this process executes."""
+
     run: dict[str, Any]
     graph_id: str
     config: dict[str, Any]
     context: dict[str, Any]
     stream: RunStream
     temporary: bool
+    attempt: int = 1
     done: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: Outcome | None = None
     task: asyncio.Task | None = None
@@ -66,18 +81,64 @@ def merge_config(base: dict[str, Any] | None, override: dict[str, Any] | None) -
 
 
 class RunManager:
-    def __init__(self, repos: Repositories, registry: GraphRegistry, checkpointer, store, settings: Settings) -> None:
+    def __init__(
+        self, repos: Repositories, registry: GraphRegistry, checkpointer, store, settings: Settings, bus=None
+    ) -> None:
         self.repos = repos
         self.registry = registry
         self.checkpointer = checkpointer
         self.store = store
         self.settings = settings
+        self.bus = bus or LocalBus()
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.streams = StreamRegistry()
-        self._jobs: dict[str, Job] = {}
-        self._queues: dict[str, deque[Job]] = {}
-        self._workers: dict[str, asyncio.Task] = {}
-        self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
         self.webhooks = WebhookSender()
+        self.persister = EventPersister(repos.runs, self.bus) if self.bus.shared else None
+        self._jobs: dict[str, Job] = {}
+        self._ended: dict[str, asyncio.Event] = {}
+        self._wake = asyncio.Event()
+        self._accepting = True
+        self._loops: list[asyncio.Task] = []
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.settings.run_lease_seconds
+
+    # ---- life cycle ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start claiming. A sole process first takes back whatever a previous process left unfinished."""
+        self.bus.listen("aegra_wake", lambda _: self._wake.set())
+        self.bus.listen("aegra_cancel", self._on_cancel_signal)
+        self.bus.listen("aegra_events", self._on_events_signal)
+        await self.bus.start()
+        if not self.bus.shared:
+            await self.repos.runs.release("*")
+        self._loops = [asyncio.create_task(self._claim_loop()), asyncio.create_task(self._lease_loop())]
+
+    async def shutdown(self) -> None:
+        """Stop claiming, let running runs finish within the grace period, hand the rest back to be resumed."""
+        self._accepting = False
+        self._wake.set()
+        running = [job.done.wait() for job in self._jobs.values()]
+        if running:
+            await asyncio.wait([asyncio.ensure_future(w) for w in running], timeout=self.settings.shutdown_grace_seconds)
+        left = list(self._jobs.values())
+        for job in left:
+            if job.task is not None:
+                job.task.cancel()
+        if left:
+            await asyncio.gather(*(j.task for j in left if j.task), return_exceptions=True)
+            await self.repos.runs.release(self.instance_id, [j.run_id for j in left])
+            await self.bus.notify("aegra_wake")
+            log.info("handed %d unfinished run(s) back for another process to resume", len(left))
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if self.persister is not None:
+            await self.persister.close()
+        await self.webhooks.close()
+        await self.bus.stop()
 
     # ---- creating -------------------------------------------------------------------------------------------
 
@@ -85,14 +146,18 @@ class RunManager:
         """A graph name stands for that graph's default assistant."""
         return default_assistant_id(assistant_id) if assistant_id in self.registry else assistant_id
 
-    async def create(self, thread_id: str | None, payload: dict[str, Any]) -> Job:
+    async def create(self, thread_id: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        """Create a run (pending); this process starts it at once when the thread is free. Returns the row."""
         stateless = thread_id is None
         strategy = payload.get("multitask_strategy") or "enqueue"
         if stateless:
             thread_id = str(uuid.uuid4())
-        else:
-            await self._apply_multitask(thread_id, strategy)
+        elif strategy in ("interrupt", "rollback"):
+            for active in await self.repos.runs.active(thread_id=thread_id):
+                await self.cancel(active["run_id"], action=strategy, wait=True)
         kwargs = {k: v for k, v in payload.items() if k not in ("metadata", "assistant_id", "multitask_strategy")}
+        kwargs["stateless"] = stateless
+        after = float(payload.get("after_seconds") or 0)
         row = {
             "run_id": str(uuid6()),
             "thread_id": thread_id,
@@ -102,63 +167,95 @@ class RunManager:
             "multitask_strategy": strategy,
         }
         row, assistant = await self.repos.runs.create(
-            row, create_thread=stateless or payload.get("if_not_exists") == "create"
+            row,
+            create_thread=stateless or payload.get("if_not_exists") == "create",
+            reject_if_busy=strategy == "reject",
+            claim_for=self.instance_id if self._has_capacity() else None,
+            lease_seconds=self.lease_seconds,
+            after_seconds=after,
         )
         if assistant["graph_id"] not in self.registry:
             await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None)
             raise NotFound(f"graph {assistant['graph_id']!r} of assistant {assistant['assistant_id']} is not loaded")
-        return self._enqueue(row, assistant, temporary=stateless and payload.get("on_completion", "delete") == "delete")
+        if row["owner"] == self.instance_id:
+            self._spawn(row, assistant)
+        else:
+            if after > 0:
+                asyncio.get_running_loop().call_later(after, self._wake.set)
+            self._wake.set()
+            if self.bus.shared:
+                await self.bus.notify("aegra_wake")
+        return row
 
-    async def _apply_multitask(self, thread_id: str, strategy: str) -> None:
-        active = [j for j in self._queues.get(thread_id, ()) if not j.done.is_set()]
-        running = [j for j in self._jobs.values() if j.thread_id == thread_id and j.task and not j.done.is_set()]
-        if not (active or running):
-            return
-        if strategy == "reject":
-            raise Conflict(f"thread {thread_id} is busy with another run (multitask_strategy=reject)")
-        if strategy in ("interrupt", "rollback"):
-            for job in running + active:
-                await self.cancel(job.run_id, action=strategy, wait=True)
+    def _has_capacity(self) -> bool:
+        return self._accepting and len(self._jobs) < self.settings.max_concurrent_runs
 
-    def _enqueue(self, row: dict[str, Any], assistant: dict[str, Any], *, temporary: bool) -> Job:
+    def _spawn(self, row: dict[str, Any], assistant: dict[str, Any], attempt: int = 1, first_seq: int = 0) -> Job:
         kwargs = row["kwargs"]
-        run_config = merge_config(assistant["config"], kwargs.get("config"))
-        context = {**(assistant.get("context") or {}), **(kwargs.get("context") or {})}
         job = Job(
             run=row,
             graph_id=assistant["graph_id"],
-            config=run_config,
-            context=context,
-            stream=self.streams.open(row["run_id"], bool(kwargs.get("stream_resumable")), row["thread_id"]),
-            temporary=temporary,
+            config=merge_config(assistant["config"], kwargs.get("config")),
+            context={**(assistant.get("context") or {}), **(kwargs.get("context") or {})},
+            stream=self.streams.open(row["run_id"], bool(kwargs.get("stream_resumable")), row["thread_id"], first_seq),
+            temporary=bool(kwargs.get("stateless")) and kwargs.get("on_completion", "delete") == "delete",
+            attempt=attempt,
+            cancel_action=row.get("cancel_action"),
         )
-        job.stream.append("metadata", dumps({"run_id": job.run_id, "attempt": 1}))
+        if self.persister is not None:
+            job.stream.sink = self.persister.sink(job.run_id)
+        job.stream.append("metadata", dumps({"run_id": job.run_id, "attempt": attempt}))
         self._jobs[job.run_id] = job
-        self._queues.setdefault(job.thread_id, deque()).append(job)
-        if job.thread_id not in self._workers:
-            self._workers[job.thread_id] = asyncio.create_task(self._drain(job.thread_id))
+        asyncio.create_task(self._run(job))
         return job
 
-    # ---- executing ------------------------------------------------------------------------------------------
+    # ---- claiming -------------------------------------------------------------------------------------------
 
-    async def _drain(self, thread_id: str) -> None:
-        queue = self._queues[thread_id]
+    async def _claim_loop(self) -> None:
+        while self._accepting:
+            self._wake.clear()
+            try:
+                while self._has_capacity():
+                    row = await self.repos.runs.claim(self.instance_id, self.lease_seconds)
+                    if row is None:
+                        break
+                    await self._start_claimed(row)
+            except Exception:
+                log.exception("claiming runs failed; trying again")
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def _start_claimed(self, row: dict[str, Any]) -> None:
         try:
-            while queue:
-                job = queue[0]
-                if not job.done.is_set():
-                    delay = float(job.run["kwargs"].get("after_seconds") or 0)
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    async with self._slots:
-                        await self._run(job)
-                queue.popleft()
-        finally:
-            # No await between the emptiness check and this, so a concurrent create either saw the worker
-            # (and its job is in the queue) or starts a new one.
-            self._workers.pop(thread_id, None)
-            if not queue:
-                self._queues.pop(thread_id, None)
+            assistant = await self.repos.assistants.get(row["assistant_id"])
+        except NotFound:
+            await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None)
+            return
+        attempt, first_seq = 1, 0
+        if row["status"] == "running":
+            # Its process died or handed it back: continue from the last checkpoint, not from the input.
+            row = {**row, "kwargs": {**row["kwargs"], "input": None, "command": None}}
+            attempt = await self.repos.runs.count_attempt(row["run_id"])
+            if self.persister is not None:
+                first_seq = await self.repos.runs.last_event_seq(row["run_id"]) + 1
+            log.info("resuming run %s (attempt %d)", row["run_id"], attempt)
+        self._spawn(row, assistant, attempt, first_seq)
+
+    async def _lease_loop(self) -> None:
+        """Renew the leases of the runs this process executes, and act on cancels it may have missed."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.repos.runs.renew(self.instance_id, list(self._jobs), self.lease_seconds)
+                for row in await self.repos.runs.active(run_ids=list(self._jobs)) if self._jobs else []:
+                    if row.get("cancel_action") and row["run_id"] in self._jobs:
+                        await self.cancel(row["run_id"], action=row["cancel_action"])
+            except Exception:
+                log.exception("renewing leases failed")
+
+    # ---- executing ------------------------------------------------------------------------------------------
 
     def _graph_config(self, job: Job) -> dict[str, Any]:
         kwargs = job.run["kwargs"]
@@ -186,7 +283,7 @@ class RunManager:
         job.marker = str(uuid6())
         job.started = True
         # Recorded while the graph already runs; awaited before the final write so the order holds.
-        job.running_recorded = asyncio.ensure_future(self.repos.runs.set_status(job.run_id, "running"))
+        job.running_recorded = asyncio.ensure_future(self.repos.runs.start(job.run_id, self.instance_id))
         try:
             async with self.registry.graph_scope(
                 job.graph_id, config, checkpointer=self.checkpointer, store=self.store
@@ -198,7 +295,7 @@ class RunManager:
                     outcome = await job.task
                 except asyncio.CancelledError:
                     if job.cancel_action is None:
-                        raise  # the server is shutting down
+                        return  # shutting down: the run is handed back, not finished
                     outcome = Outcome(status="interrupted")
                 await self._finish(job, graph, config, outcome)
         except Exception as exc:
@@ -256,16 +353,27 @@ class RunManager:
                 await job.running_recorded
             if not recorded:
                 await self.repos.runs.finish(
-                    job.run, status=outcome.status, thread_status=thread_status, values=values, interrupts=interrupts
+                    job.run,
+                    status=outcome.status,
+                    thread_status=thread_status,
+                    values=values,
+                    interrupts=interrupts,
+                    error=outcome.error,
                 )
             if job.temporary:
                 await self.delete_thread_data(job.thread_id)
         finally:
             # The status is stored before the stream closes: a client that sees the end and reads the run
             # finds it finished.
+            if self.persister is not None:
+                await self.persister.end(job.run_id)
             self.streams.close(job.run_id)
             job.done.set()
             self._jobs.pop(job.run_id, None)
+            self._signal_end(job.run_id)
+            self._wake.set()  # the thread's next run may now be claimed
+            if self.bus.shared:
+                await self.bus.notify("aegra_wake")
             if job.run["kwargs"].get("webhook"):
                 self.webhooks.send(job.run["kwargs"]["webhook"], self._webhook_payload(job))
 
@@ -292,74 +400,104 @@ class RunManager:
         return self._jobs.get(run_id)
 
     async def wait_for(self, run_id: str) -> Outcome | None:
+        """The outcome of a run this process executes, once it ends; None for runs executed elsewhere."""
         job = self._jobs.get(run_id)
         if job is not None:
             await job.done.wait()
             return job.outcome
         return None
 
+    async def wait_for_end(self, run_id: str) -> dict[str, Any] | None:
+        """Wait until a run, wherever it executes, is no longer pending or running; returns its row (None if
+        it was deleted, as a rollback does)."""
+        while True:
+            job = self._jobs.get(run_id)
+            if job is not None:
+                await job.done.wait()
+            try:
+                run = await self.repos.runs.get(run_id)
+            except NotFound:
+                return None
+            if run["status"] not in ACTIVE:
+                return run
+            ended = self._ended.setdefault(run_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(ended.wait(), POLL_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def follow(self, run_id: str, start: int | None, heartbeat: float):
+        """A run's events from id `start` on (None: from now on), wherever it executes; None items are
+        heartbeats."""
+        while True:
+            stream = self.streams.get(run_id)
+            if stream is not None:
+                async for event in stream.follow(stream.end if start is None else start, heartbeat):
+                    yield event
+                return
+            if self.bus.shared:
+                if start is None:
+                    start = await self.repos.runs.last_event_seq(run_id) + 1
+                async for event in follow_persisted(self, run_id, start, heartbeat):
+                    yield event
+                return
+            start = start or 0  # a queued run: everything it will send is still to come
+            # One process: the run waits for its thread's turn here, or finished long ago.
+            try:
+                run = await self.repos.runs.get(run_id)
+            except NotFound:
+                return
+            if run["status"] not in ACTIVE:
+                return
+            opened = self.streams.opened(run_id)
+            try:
+                await asyncio.wait_for(opened.wait(), heartbeat)
+            except TimeoutError:
+                yield None
+
     async def cancel(self, run_id: str, *, action: str = "interrupt", wait: bool = False) -> None:
         job = self._jobs.get(run_id)
-        if job is None:
-            return
-        job.cancel_action = action
-        if job.task is not None and not job.task.done():
-            job.task.cancel()
-        elif not job.started:
-            # Still queued: it never starts.
-            queue = self._queues.get(job.thread_id)
-            if queue and job in queue and queue[0] is not job:
-                queue.remove(job)
-            outcome = Outcome(status="interrupted")
-            if action == "rollback":
-                await self.repos.runs.finish(  # so that the thread does not stay busy
-                    job.run, status="interrupted", thread_status="idle", values=None, interrupts=None
-                )
-                await self.repos.runs.delete(job.run_id)
-                await self._record(job, outcome, None, None, None, recorded=True)
-            else:
-                await self._record(job, outcome, "idle", None, None)
+        if job is not None:
+            job.cancel_action = action
+            if job.task is not None and not job.task.done():
+                job.task.cancel()
+        else:
+            row = await self.repos.runs.request_cancel(run_id, action)
+            if row is not None and row.get("settled"):
+                self._signal_end(run_id)
+                if self.bus.shared:
+                    await self.bus.notify("aegra_events", run_id)
+            elif row is not None and row["status"] in ACTIVE:
+                await self.bus.notify("aegra_cancel", f"{run_id}:{action}")
         if wait:
-            await job.done.wait()
+            await self.wait_for_end(run_id)
+
+    def _on_cancel_signal(self, payload: str) -> None:
+        run_id, _, action = payload.partition(":")
+        job = self._jobs.get(run_id)
+        if job is not None and job.cancel_action is None:
+            asyncio.get_running_loop().create_task(self.cancel(run_id, action=action or "interrupt"))
+
+    def _on_events_signal(self, run_id: str) -> None:
+        ended = self._ended.pop(run_id, None)  # waiters make a new one for their next wait
+        if ended is not None:
+            ended.set()
+
+    def _signal_end(self, run_id: str) -> None:
+        self.streams.wake_waiters(run_id)
+        self._on_events_signal(run_id)
+
+    async def cancel_many(self, *, thread_id: str | None, run_ids: list[str] | None, status: str, action: str) -> int:
+        """Cancel the runs that match every given criterion; `status` is pending, running or all."""
+        chosen = await self.repos.runs.active(thread_id=thread_id, run_ids=run_ids, status=status)
+        for row in chosen:
+            await self.cancel(row["run_id"], action=action)
+        return len(chosen)
 
     async def cancel_thread(self, thread_id: str) -> None:
         """Stop every queued or running run of a thread (before the thread is deleted)."""
-        for job in [j for j in self._jobs.values() if j.thread_id == thread_id]:
-            await self.cancel(job.run_id, wait=True)
-
-    async def recover(self) -> None:
-        """Pick up runs a previous server process left unfinished: pending ones start, running ones resume
-        from their last checkpoint."""
-        for row in await self.repos.runs.pending():
-            try:
-                assistant = await self.repos.assistants.get(row["assistant_id"])
-            except NotFound:
-                await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None)
-                continue
-            if row["status"] == "running":
-                row = {**row, "kwargs": {**row["kwargs"], "input": None, "command": None}}
-            self._enqueue(row, assistant, temporary=False)
-
-    async def cancel_many(
-        self, *, thread_id: str | None, run_ids: list[str] | None, status: str, action: str
-    ) -> int:
-        """Cancel the runs that match every given criterion; `status` is pending, running or all."""
-        chosen = [
-            job
-            for job in self._jobs.values()
-            if (thread_id is None or job.thread_id == thread_id)
-            and (run_ids is None or job.run_id in run_ids)
-            and (status == "all" or (status == "running") == job.started)
-        ]
-        for job in chosen:
-            await self.cancel(job.run_id, action=action)
-        return len(chosen)
-
-    async def shutdown(self) -> None:
-        for worker in list(self._workers.values()):
-            worker.cancel()
-        await asyncio.gather(*self._workers.values(), return_exceptions=True)
-        await self.webhooks.close()
+        for row in await self.repos.runs.active(thread_id=thread_id):
+            await self.cancel(row["run_id"], wait=True)
 
 
-__all__ = ["RunManager", "Job", "TERMINAL", "merge_config"]
+__all__ = ["RunManager", "Job", "TERMINAL", "merge_config", "Event"]

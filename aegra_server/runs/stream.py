@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 # Finished runs whose events stay replayable for late joiners and reconnecting clients.
@@ -33,6 +33,8 @@ class RunStream:
 
     # Logs that receive a copy of every event: the run's thread log, which thread streams follow.
     mirrors: list[RunStream] = field(default_factory=list)
+    # Where events also go to be persisted for other processes (Postgres), or None.
+    sink: Callable[[Event], None] | None = None
 
     # Absolute position of events[0]: a trimmed log keeps its ids.
     base: int = 0
@@ -47,8 +49,11 @@ class RunStream:
         self.base += count
 
     def append(self, name: str, data: bytes) -> None:
-        self.events.append(Event(self.end, name, data))
+        event = Event(self.end, name, data)
+        self.events.append(event)
         self._wake()
+        if self.sink is not None:
+            self.sink(event)
         for mirror in self.mirrors:
             mirror.append(name, data)
 
@@ -89,13 +94,26 @@ class StreamRegistry:
         self._live: dict[str, RunStream] = {}
         self._finished: OrderedDict[str, RunStream] = OrderedDict()
         self._threads: OrderedDict[str, RunStream] = OrderedDict()
+        self._opened: dict[str, asyncio.Event] = {}
 
-    def open(self, run_id: str, resumable: bool, thread_id: str | None = None) -> RunStream:
-        stream = RunStream(run_id, resumable)
+    def open(self, run_id: str, resumable: bool, thread_id: str | None = None, first_id: int = 0) -> RunStream:
+        """The log of a run starting here; `first_id` continues the ids of an earlier attempt."""
+        stream = RunStream(run_id, resumable, base=first_id)
         if thread_id is not None:
             stream.mirrors.append(self.thread_log(thread_id))
         self._live[run_id] = stream
+        self.wake_waiters(run_id)
         return stream
+
+    def wake_waiters(self, run_id: str) -> None:
+        """Release readers waiting for a run that will not open here (it ended elsewhere or never started)."""
+        waiter = self._opened.pop(run_id, None)
+        if waiter is not None:
+            waiter.set()
+
+    def opened(self, run_id: str) -> asyncio.Event:
+        """Set when the run's log opens here (or it ends without starting): what readers of a queued run wait on."""
+        return self._opened.setdefault(run_id, asyncio.Event())
 
     def thread_log(self, thread_id: str) -> RunStream:
         """The log of every run event on a thread, in order; thread streams always carry ids."""

@@ -116,7 +116,7 @@ class AssistantRepository:
         if metadata:
             query = query.where(json_contains(assistants.c.metadata, metadata, self.db.dialect))
         if name:
-            query = query.where(assistants.c.name.contains(name, autoescape=True))
+            query = query.where(assistants.c.name.icontains(name, autoescape=True))
         return query
 
     async def search(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aegra_server.storage.assistants import AssistantRepository
+from aegra_server.storage.crons import CronRepository
 from aegra_server.storage.database import Database
 from aegra_server.storage.runs import RunRepository
 from aegra_server.storage.threads import ThreadRepository
@@ -16,7 +17,8 @@ class Repositories:
     assistants: AssistantRepository
     threads: ThreadRepository
     runs: RunRepository
+    crons: CronRepository
 
     @classmethod
     def build(cls, db: Database) -> Repositories:
-        return cls(db, AssistantRepository(db), ThreadRepository(db), RunRepository(db))
+        return cls(db, AssistantRepository(db), ThreadRepository(db), RunRepository(db), CronRepository(db))

@@ -1,14 +1,22 @@
-"""Runs: one row per run, created pending before any work starts."""
+"""Runs: one row per run, created pending before any work starts, then claimed by one server process.
+
+A claim is `owner` + `lease_until`. The owner renews the lease while it runs the graph; a run whose lease ran
+out (its process died, or handed it back on shutdown) is claimed again and resumed from its last checkpoint.
+Runs of one thread run one at a time, oldest first. On Postgres, claimers lock the thread row with SKIP LOCKED so
+two processes never start two runs of one thread; SQLite has a single writer, which gives the same guarantee.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy.orm import aliased
 
-from aegra_server.storage.common import NotFound, first, row_dict
+from aegra_server.storage.common import Conflict, NotFound, first, row_dict
 from aegra_server.storage.database import Database, utcnow
-from aegra_server.storage.tables import assistants, runs, threads
+from aegra_server.storage.tables import assistants, run_events, runs, threads
 from aegra_server.storage.threads import new_thread_row
 
 ACTIVE = ("pending", "running")
@@ -24,13 +32,16 @@ _MARK_BUSY = (
     .where(threads.c.thread_id == bindparam("b_thread_id"))
     .values(status="busy", updated_at=bindparam("b_now"), metadata=bindparam("b_metadata", type_=threads.c.metadata.type))
 )
+_THREAD_HAS_ACTIVE_RUNS = select(
+    exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), runs.c.status.in_(ACTIVE)))
+)
 _SET_STATUS = (
     update(runs)
     .where(runs.c.run_id == bindparam("b_run_id"))
     .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
 )
-_THREAD_HAS_ACTIVE_RUNS = select(
-    exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), runs.c.status.in_(ACTIVE)))
+_SET_ERROR = update(runs).where(runs.c.run_id == bindparam("b_run_id")).values(
+    error=bindparam("b_error", type_=runs.c.error.type)
 )
 _SET_THREAD_STATUS = (
     update(threads)
@@ -42,22 +53,45 @@ _SET_THREAD_STATE = _SET_THREAD_STATUS.values(
     interrupts=bindparam("b_interrupts", type_=threads.c.interrupts.type),
     state_updated_at=bindparam("b_now"),
 )
+_INSERT_EVENTS = insert(run_events)
 
 
 class RunRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, run: dict[str, Any], *, create_thread: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def create(
+        self,
+        run: dict[str, Any],
+        *,
+        create_thread: bool,
+        reject_if_busy: bool,
+        claim_for: str | None,
+        lease_seconds: float,
+        after_seconds: float = 0,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Insert a pending run and mark its thread busy, in one transaction; returns (run, its assistant).
 
-        The assistant is read in the same transaction (one round trip). `create_thread` makes the thread
-        when it is missing (stateless runs, if_not_exists=create). The thread's metadata gets `graph_id` and
-        `assistant_id`, as langgraph-api stamps them: Agent Chat UI's thread list searches on exactly that.
+        The assistant is read in the same transaction. `create_thread` makes a missing thread (stateless runs,
+        if_not_exists=create). `reject_if_busy` raises Conflict when the thread has an unfinished run.
+        `claim_for` claims the run at once for that process when the thread is free, so the common case needs
+        no separate claim. The thread's metadata gets `graph_id` and `assistant_id`, as langgraph-api stamps
+        them: Agent Chat UI's thread list searches on exactly that.
         """
         thread_id = run["thread_id"]
         now = utcnow()
-        run = {**run, "status": "pending", "created_at": now, "updated_at": now}
+        run = {
+            **run,
+            "status": "pending",
+            "created_at": now,
+            "updated_at": now,
+            "available_at": now + timedelta(seconds=after_seconds),
+            "attempt": 1,
+            "owner": None,
+            "lease_until": None,
+            "cancel_action": None,
+            "error": None,
+        }
 
         def create(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
             assistant = first(conn, _ASSISTANT, {"b_assistant_id": run["assistant_id"]})
@@ -65,16 +99,155 @@ class RunRepository:
                 raise NotFound(f"assistant {run['assistant_id']} not found")
             stamp = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
             metadata = conn.execute(_THREAD_METADATA, {"b_thread_id": thread_id}).scalar()
+            busy = False
             if metadata is None:
                 if not create_thread:
                     raise NotFound(f"thread {thread_id} not found")
                 conn.execute(_INSERT_THREAD, {**new_thread_row(thread_id, stamp), "status": "busy"})
             else:
+                busy = conn.execute(_THREAD_HAS_ACTIVE_RUNS, {"b_thread_id": thread_id}).scalar()
+                if busy and reject_if_busy:
+                    raise Conflict(f"thread {thread_id} is busy with another run (multitask_strategy=reject)")
                 conn.execute(_MARK_BUSY, {"b_thread_id": thread_id, "b_now": now, "b_metadata": {**metadata, **stamp}})
+            if claim_for and not busy and after_seconds <= 0:
+                run.update(owner=claim_for, lease_until=now + timedelta(seconds=lease_seconds))
             conn.execute(_INSERT_RUN, run)
             return run, assistant
 
         return await self.db.write(create)
+
+    async def claim(self, owner: str, lease_seconds: float) -> dict[str, Any] | None:
+        """Claim the next run this process may start: the oldest available pending run of a thread whose turn
+        is free, or a run whose lease ran out (to resume). None when there is nothing to do."""
+        dialect = self.db.dialect
+
+        def claim(conn: Connection) -> dict[str, Any] | None:
+            now = utcnow()
+            older = aliased(runs)
+            holder = aliased(runs)
+            expired = and_(runs.c.owner.is_not(None), runs.c.lease_until < now)
+            candidates = conn.execute(
+                select(runs.c.run_id, runs.c.thread_id)
+                .where(
+                    or_(
+                        and_(runs.c.status == "running", expired),
+                        and_(
+                            runs.c.status == "pending",
+                            runs.c.available_at <= now,
+                            or_(runs.c.owner.is_(None), expired),
+                            ~exists().where(
+                                and_(
+                                    older.c.thread_id == runs.c.thread_id,
+                                    older.c.status == "pending",
+                                    older.c.created_at < runs.c.created_at,
+                                )
+                            ),
+                        ),
+                    )
+                )
+                .order_by(runs.c.created_at)
+                .limit(16)
+            ).all()
+            for run_id, thread_id in candidates:
+                if dialect == "postgresql":
+                    locked = conn.execute(
+                        select(threads.c.thread_id).where(threads.c.thread_id == thread_id).with_for_update(skip_locked=True)
+                    ).first()
+                    if locked is None:
+                        continue  # another process is claiming on this thread right now
+                taken = conn.execute(
+                    update(runs)
+                    .where(
+                        runs.c.run_id == run_id,
+                        runs.c.status.in_(ACTIVE),
+                        or_(runs.c.owner.is_(None), runs.c.lease_until < now),
+                        ~exists().where(
+                            and_(holder.c.thread_id == thread_id, holder.c.run_id != run_id, _holds_turn(holder, now))
+                        ),
+                    )
+                    .values(owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+                )
+                if taken.rowcount == 1:
+                    return first(conn, select(runs).where(runs.c.run_id == run_id))
+            return None
+
+        return await self.db.write(claim)
+
+    async def next_available_at(self):
+        """When the earliest delayed run (after_seconds) becomes available, or None."""
+        query = select(runs.c.available_at).where(runs.c.status == "pending", runs.c.owner.is_(None)).order_by(
+            runs.c.available_at
+        ).limit(1)
+        return await self.db.read(lambda conn: conn.execute(query).scalar())
+
+    async def renew(self, owner: str, run_ids: list[str], lease_seconds: float) -> None:
+        if not run_ids:
+            return
+        query = (
+            update(runs)
+            .where(runs.c.owner == owner, runs.c.run_id.in_(run_ids))
+            .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+        )
+        await self.db.write(lambda conn: conn.execute(query))
+
+    async def release(self, owner: str, run_ids: list[str] | None = None) -> int:
+        """Hand runs back (shutdown, or a restart of the only process): their leases end now, so any process
+        claims them again; a run that had started resumes from its last checkpoint."""
+        condition = runs.c.status.in_(ACTIVE) & runs.c.owner.is_not(None)
+        if owner != "*":
+            condition &= runs.c.owner == owner
+        if run_ids is not None:
+            condition &= runs.c.run_id.in_(run_ids)
+        query = update(runs).where(condition).values(lease_until=utcnow() - timedelta(seconds=1))
+        return await self.db.write(lambda conn: conn.execute(query).rowcount)
+
+    async def start(self, run_id: str, owner: str) -> None:
+        """Mark a claimed run running (and count the attempt when it is a resumption)."""
+        query = (
+            update(runs)
+            .where(runs.c.run_id == run_id, runs.c.owner == owner)
+            .values(status="running", updated_at=utcnow())
+        )
+        await self.db.write(lambda conn: conn.execute(query))
+
+    async def count_attempt(self, run_id: str) -> int:
+        def bump(conn: Connection) -> int:
+            conn.execute(update(runs).where(runs.c.run_id == run_id).values(attempt=runs.c.attempt + 1))
+            return conn.execute(select(runs.c.attempt).where(runs.c.run_id == run_id)).scalar_one()
+
+        return await self.db.write(bump)
+
+    async def request_cancel(self, run_id: str, action: str) -> dict[str, Any] | None:
+        """Ask for a run to stop. A pending run nobody holds is settled here (returned with its final status);
+        one held by a process gets `cancel_action` for its owner to act on (returned as it is)."""
+
+        def ask(conn: Connection) -> dict[str, Any] | None:
+            now = utcnow()
+            row = first(conn, select(runs).where(runs.c.run_id == run_id))
+            if row is None or row["status"] not in ACTIVE:
+                return row
+            unheld = row["status"] == "pending" and (row["owner"] is None or row["lease_until"] < now)
+            if not unheld:
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(cancel_action=action))
+                return {**row, "cancel_action": action}
+            if action == "rollback":
+                conn.execute(delete(runs).where(runs.c.run_id == run_id))
+            else:
+                conn.execute(_SET_STATUS, {"b_run_id": run_id, "b_status": "interrupted", "b_now": now})
+            busy = conn.execute(_THREAD_HAS_ACTIVE_RUNS, {"b_thread_id": row["thread_id"]}).scalar()
+            if not busy:
+                conn.execute(_SET_THREAD_STATUS, {"b_thread_id": row["thread_id"], "b_status": "idle", "b_now": now})
+            return {**row, "status": "interrupted", "settled": True}
+
+        return await self.db.write(ask)
+
+    async def active(self, *, thread_id: str | None = None, run_ids: list[str] | None = None, status: str = "all") -> list[dict[str, Any]]:
+        query = select(runs).where(runs.c.status.in_(ACTIVE if status == "all" else (status,)))
+        if thread_id is not None:
+            query = query.where(runs.c.thread_id == thread_id)
+        if run_ids is not None:
+            query = query.where(runs.c.run_id.in_(run_ids))
+        return await self.db.read(lambda conn: [row_dict(r) for r in conn.execute(query.order_by(runs.c.created_at)).all()])
 
     async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any]:
         query = select(runs).where(runs.c.run_id == run_id)
@@ -92,17 +265,15 @@ class RunRepository:
         query = query.order_by(runs.c.created_at.desc(), runs.c.run_id.desc()).limit(limit).offset(offset)
         return await self.db.read(lambda conn: [row_dict(r) for r in conn.execute(query).all()])
 
-    async def pending(self) -> list[dict[str, Any]]:
-        """Runs not finished, oldest first: what a restarted server must pick up again."""
-        query = select(runs).where(runs.c.status.in_(ACTIVE)).order_by(runs.c.created_at, runs.c.run_id)
-        return await self.db.read(lambda conn: [row_dict(r) for r in conn.execute(query).all()])
-
-    async def set_status(self, run_id: str, status: str) -> None:
-        params = {"b_run_id": run_id, "b_status": status, "b_now": utcnow()}
-        await self.db.write(lambda conn: conn.execute(_SET_STATUS, params))
-
     async def finish(
-        self, run: dict[str, Any], *, status: str, thread_status: str, values: Any, interrupts: dict | None
+        self,
+        run: dict[str, Any],
+        *,
+        status: str,
+        thread_status: str,
+        values: Any,
+        interrupts: dict | None,
+        error: dict | None = None,
     ) -> None:
         """Record a run's end and its thread's new state in one transaction.
 
@@ -114,6 +285,8 @@ class RunRepository:
 
         def finish(conn: Connection) -> None:
             conn.execute(_SET_STATUS, {"b_run_id": run["run_id"], "b_status": status, "b_now": now})
+            if error is not None:
+                conn.execute(_SET_ERROR, {"b_run_id": run["run_id"], "b_error": error})
             busy = conn.execute(_THREAD_HAS_ACTIVE_RUNS, {"b_thread_id": thread_id}).scalar()
             params = {"b_thread_id": thread_id, "b_status": "busy" if busy else thread_status, "b_now": now}
             if interrupts is None:
@@ -129,3 +302,28 @@ class RunRepository:
             query = query.where(runs.c.thread_id == thread_id)
         if await self.db.write(lambda conn: conn.execute(query).rowcount) == 0:
             raise NotFound(f"run {run_id} not found")
+
+    # ---- persisted events (readers on other processes) ---------------------------------------------------------
+
+    async def append_events(self, rows: list[dict[str, Any]]) -> None:
+        await self.db.write(lambda conn: conn.execute(_INSERT_EVENTS, rows))
+
+    async def read_events(self, run_id: str, start: int) -> list[tuple[int, str, bytes]]:
+        query = (
+            select(run_events.c.seq, run_events.c.event, run_events.c.data)
+            .where(run_events.c.run_id == run_id, run_events.c.seq >= start)
+            .order_by(run_events.c.seq)
+        )
+        return await self.db.read(lambda conn: [tuple(r) for r in conn.execute(query).all()])
+
+    async def last_event_seq(self, run_id: str) -> int:
+        from sqlalchemy import func
+
+        query = select(func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)
+        value = await self.db.read(lambda conn: conn.execute(query).scalar())
+        return -1 if value is None else value
+
+
+def _holds_turn(table, now):
+    """A run that has its thread's turn: claimed under a live lease, whether already running or about to."""
+    return and_(table.c.status.in_(ACTIVE), table.c.owner.is_not(None), table.c.lease_until >= now)

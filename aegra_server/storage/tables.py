@@ -1,7 +1,7 @@
 """Our own tables, defined once in SQLAlchemy Core and used by both dialects.
 
 Checkpoints and the store live in LangGraph's own tables (official savers); these hold what the protocol adds
-on top: assistants and their versions, threads with their latest values, and runs. JSON columns are JSONB on
+on top: assistants and their versions, threads with their latest values, runs, and crons. JSON columns are JSONB on
 Postgres (containment queries, GIN-indexable) and JSON text on SQLite.
 """
 
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -76,8 +78,13 @@ threads = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     Column("state_updated_at", Timestamp),
+    # Time to live (revision 0003): {"ttl": minutes, "strategy": "delete"}; the sweeper removes the thread
+    # once `expires_at` has passed.
+    Column("ttl", Json),
+    Column("expires_at", Timestamp),
     Index("ix_threads_created_at", "created_at"),
     Index("ix_threads_status", "status"),
+    Index("ix_threads_expires_at", "expires_at"),
 )
 
 runs = Table(
@@ -93,6 +100,50 @@ runs = Table(
     Column("multitask_strategy", String(16), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    # Work distribution (revision 0003): a run is claimed by one server process (`owner`) for as long as it
+    # renews `lease_until`; a run whose lease ran out is claimed again and resumed from its last checkpoint.
+    Column("owner", String(64)),
+    Column("lease_until", Timestamp),
+    Column("available_at", Timestamp, nullable=False),  # created_at + after_seconds
+    Column("attempt", Integer, nullable=False),
+    Column("cancel_action", String(16)),  # interrupt | rollback, asked for while another process runs it
+    Column("error", Json),  # {"error": type, "message": ...} of a failed run, for wait/join anywhere
     Index("ix_runs_thread_created", "thread_id", "created_at"),
     Index("ix_runs_status", "status"),
+    Index("ix_runs_claimable", "status", "available_at"),
+)
+
+# Events of runs, for readers on other server processes (Postgres only; one process reads from memory).
+run_events = Table(
+    "run_events",
+    metadata,
+    _id("run_id", ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("event", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+crons = Table(
+    "crons",
+    metadata,
+    _id("cron_id", primary_key=True),
+    # Deleting the assistant or the thread deletes its crons: a cron whose target is gone could never fire.
+    _id("assistant_id", ForeignKey("assistants.assistant_id", ondelete="CASCADE"), nullable=False),
+    _id("thread_id", ForeignKey("threads.thread_id", ondelete="CASCADE")),  # NULL for a stateless cron
+    Column("user_id", Text),
+    Column("schedule", Text, nullable=False),
+    Column("timezone", Text),  # IANA name; NULL means UTC
+    # The run each firing creates (input, config, context, stream modes, ...), as the client sent it.
+    Column("payload", Json, nullable=False),
+    Column("metadata", Json, nullable=False),
+    Column("on_run_completed", String(16)),  # stateless crons only: delete | keep
+    Column("enabled", Boolean, nullable=False),
+    Column("end_time", Timestamp),
+    Column("next_run_date", Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index("ix_crons_next_run_date", "next_run_date"),
+    Index("ix_crons_assistant_id", "assistant_id"),
+    Index("ix_crons_thread_id", "thread_id"),
+    Index("ix_crons_created_at", "created_at"),
 )

@@ -24,7 +24,7 @@ from tests.postgres import ENV_VAR, fresh_database, postgres_server  # noqa: E40
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "postgres: needs a Postgres server (embedded or AEGRA_TEST_POSTGRES_URL)")
+    config.addinivalue_line("markers", f"postgres: needs a Postgres server (embedded, or {ENV_VAR})")
 
 
 @pytest.fixture(scope="session")

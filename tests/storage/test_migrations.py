@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,10 +22,12 @@ from sqlalchemy.dialects import postgresql
 
 from aegra_server import migrations
 from aegra_server.errors import DatabaseError
+from aegra_server.storage.tables import metadata
 from aegra_server.storage.urls import parse_database_url
-from tests.postgres import database_url as with_database, password_role
+from tests.postgres import password_role, url_for_database
 
-OUR_TABLES = {"assistants", "assistant_versions", "threads", "runs"}
+OUR_TABLES = set(metadata.tables)
+OUR_INDEXES = {index.name for table in metadata.tables.values() for index in table.indexes}
 
 
 def _engine(url: str) -> sa.Engine:
@@ -65,14 +68,8 @@ def test_upgrade_creates_all_tables_and_indexes(database_url: str) -> None:
         indexes = {ix["name"] for table in OUR_TABLES for ix in inspector.get_indexes(table)}
     finally:
         engine.dispose()
-    assert {
-        "ix_assistants_graph_id",
-        "ix_assistants_created_at",
-        "ix_threads_created_at",
-        "ix_threads_status",
-        "ix_runs_thread_created",
-        "ix_runs_status",
-    } <= indexes
+    assert {"assistants", "assistant_versions", "threads", "runs"} <= OUR_TABLES
+    assert OUR_INDEXES == indexes
 
 
 def test_upgrade_is_idempotent(database_url: str) -> None:
@@ -84,8 +81,6 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
 
 
 def test_migrated_schema_matches_tables_module(database_url: str) -> None:
-    from aegra_server.storage.tables import metadata
-
     migrations.upgrade(database_url)
     engine = _engine(database_url)
     try:
@@ -97,19 +92,77 @@ def test_migrated_schema_matches_tables_module(database_url: str) -> None:
     assert differences == [], "a revision is missing: tables.py and the migrated schema differ"
 
 
-def test_downgrade_to_base_drops_our_tables(database_url: str) -> None:
-    migrations.upgrade(database_url)
+def _alembic(url: str, run, target: str) -> None:
+    """Run `command.upgrade`/`command.downgrade` to a given revision, the way `migrations.upgrade` does."""
+    parsed = parse_database_url(url)
+    if parsed.sqlite_path:
+        Path(parsed.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
     config = migrations.alembic_config()
-    engine = _engine(database_url)
+    engine = _engine(url)
     try:
         with engine.begin() as conn:
             config.attributes["connection"] = conn
-            command.downgrade(config, "base")
+            run(config, target)
     finally:
         engine.dispose()
 
+
+def test_downgrade_to_base_drops_our_tables(database_url: str) -> None:
+    migrations.upgrade(database_url)
+
+    _alembic(database_url, command.downgrade, "base")
+
     assert not OUR_TABLES & _table_names(database_url)
     assert migrations.current(database_url) is None
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    """A timestamp read back with raw SQL: text on SQLite, an aware datetime on Postgres."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def test_runs_from_before_work_distribution_are_carried_over(database_url: str) -> None:
+    """0003 adds NOT NULL columns to `runs`: existing rows are filled in and keep their foreign key."""
+    _alembic(database_url, command.upgrade, "0002")
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    engine = _engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO threads"
+                    " (thread_id, status, metadata, config, interrupts, created_at, updated_at)"
+                    " VALUES ('t1', 'idle', '{}', '{}', '{}', :at, :at)"
+                ),
+                {"at": created},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO runs (run_id, thread_id, assistant_id, status, metadata, kwargs,"
+                    " multitask_strategy, created_at, updated_at)"
+                    " VALUES ('r1', 't1', 'a1', 'success', '{}', '{}', 'reject', :at, :at)"
+                ),
+                {"at": created},
+            )
+    finally:
+        engine.dispose()
+
+    migrations.upgrade(database_url)
+
+    engine = _engine(database_url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT available_at, attempt, owner FROM runs")).one()
+        foreign_keys = sa.inspect(engine).get_foreign_keys("runs")
+    finally:
+        engine.dispose()
+    assert _as_utc(row.available_at) == created
+    assert (row.attempt, row.owner) == (1, None)
+    assert [(fk["referred_table"], fk["options"].get("ondelete")) for fk in foreign_keys] == [
+        ("threads", "CASCADE")
+    ]
 
 
 def test_database_migrated_by_a_newer_aegra_is_refused(database_url: str) -> None:
@@ -271,7 +324,7 @@ def test_wrong_password_error_hides_the_password(postgres_server_url: str, postg
     wrong = "Wr0ng-Secret-Value"
     database = urlsplit(postgres_url).path.lstrip("/")
     with password_role(postgres_server_url, "the-right-password") as role:
-        url = with_database(postgres_server_url, database, user=role, password=wrong)
+        url = url_for_database(postgres_server_url, database, user=role, password=wrong)
         try:
             psycopg.connect(url).close()
         except psycopg.OperationalError:

@@ -79,7 +79,10 @@ def test_sqlalchemy_accepts_the_unix_socket_url() -> None:
         ("postgresql://aegra:secret@db:5432/aegra", "postgresql://aegra:***@db:5432/aegra"),
         ("postgres://aegra:secret@db/aegra", "postgresql://aegra:***@db/aegra"),
         ("postgresql://aegra@db/aegra", "postgresql://aegra@db/aegra"),
-        ("postgresql://aegra@db/aegra?password=secret&sslmode=require", "postgresql://aegra@db/aegra?password=***&sslmode=require"),
+        (
+            "postgresql://aegra@db/aegra?password=secret&sslmode=require",
+            "postgresql://aegra@db/aegra?password=***&sslmode=require",
+        ),
         ("sqlite:////srv/aegra.db", "sqlite:////srv/aegra.db"),
     ],
 )

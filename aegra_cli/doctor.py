@@ -1,0 +1,201 @@
+"""`aegra doctor`: what a project needs in order to run, checked one line at a time.
+
+Checks are yielded as they finish, so a slow one (a Postgres host that does not answer) never hides the lines
+before it, and none raises, so one broken thing never hides the others. Python, the config, every graph and the
+database are required. Docker is a warning only: `aegra dev` and `aegra serve` never need it (SQLite, or a
+Postgres reached over the network, work without it); only containers do (compose.yaml, a Postgres in Docker).
+When the database is a local Postgres that does not answer, the Docker line says whether Docker could be why.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import closing
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from aegra_server.errors import AegraError
+from aegra_server.storage.urls import DatabaseUrl, parse_database_url
+
+from aegra_cli import database
+from aegra_cli.project import Project, resolve_project
+from aegra_cli.server import check_graphs
+
+MIN_PYTHON = (3, 11)
+POSTGRES_TIMEOUT_SECONDS = 3
+DOCKER_TIMEOUT_SECONDS = 3
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # "ok", "fail" (exit 1), "warn" (does not fail) or "skip" (could not run)
+    name: str
+    message: str
+    hint: str | None = None
+
+
+def run_checks(
+    config: Path | None = None,
+    database_url: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[Check]:
+    environ = os.environ if environ is None else environ
+    yield check_python(sys.version_info)
+    try:
+        project = resolve_project(config, database_url, environ=environ, cwd=cwd)
+    except AegraError as exc:
+        yield Check("fail", "config", exc.message, exc.hint)
+        yield Check("skip", "graphs", "not checked: there is no valid config")
+        yield Check("skip", "database", "not checked: there is no valid config")
+        yield check_docker(environ, needed=False)
+        return
+    count = len(project.config.graphs)
+    yield Check("ok", "config", f"{project.config_path} ({count} graph{'s' if count != 1 else ''})")
+    yield from check_each_graph(project)
+    db = check_database(project.database_url)
+    yield db
+    yield check_docker(environ, needed=db.status == "fail" and _is_local_postgres(project.database_url))
+
+
+def check_python(version_info: Any) -> Check:
+    version = ".".join(str(part) for part in version_info[:3])
+    if tuple(version_info[:2]) >= MIN_PYTHON:
+        return Check("ok", "python", f"{version} ({sys.executable})")
+    return Check(
+        "fail", "python", f"{version} is too old: aegra needs {'.'.join(map(str, MIN_PYTHON))} or newer",
+        "install a newer Python and reinstall aegra with it",
+    )
+
+
+def check_each_graph(project: Project) -> Iterator[Check]:
+    """Import each graph on its own, so every broken one gets its own line (the server stops at the first)."""
+    for graph_id, spec in project.config.graphs.items():
+        single = replace(project, config=project.config.model_copy(update={"graphs": {graph_id: spec}}))
+        try:
+            check_graphs(single)
+        except AegraError as exc:
+            yield Check("fail", f"graph {graph_id}", exc.message, exc.hint)
+        except Exception as exc:  # a graph module can raise anything; doctor still reports the rest
+            yield Check("fail", f"graph {graph_id}", f"{spec.path}: {type(exc).__name__}: {exc}",
+                        "run the module with python to see the traceback")
+        else:
+            yield Check("ok", f"graph {graph_id}", f"{spec.path} loads")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The database
+
+
+def check_database(url: str) -> Check:
+    try:
+        parsed = parse_database_url(url)
+    except AegraError as exc:
+        return Check("fail", "database", exc.message, exc.hint)
+    if parsed.dialect == "sqlite":
+        return _check_sqlite(url, parsed)
+    return _check_postgres(url, parsed)
+
+
+def _check_sqlite(url: str, parsed: DatabaseUrl) -> Check:
+    shown = parsed.redacted
+    if parsed.is_memory:
+        return Check("ok", "database", f"{shown} (in memory: nothing is kept after the server stops)")
+    path = Path(parsed.sqlite_path or "")
+    if not path.exists():
+        folder = next(parent for parent in path.absolute().parents if parent.exists())
+        if not os.access(folder, os.W_OK):
+            return Check("fail", "database", f"{shown}: cannot be created, {folder} is not writable",
+                         "set DATABASE_URL (or pass --database-url) to a writable place")
+        return Check("ok", "database", f"{shown} (created when the server first starts)")
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        return Check("fail", "database", f"{shown}: {exc}", "is it a SQLite database? Move it away to start afresh")
+    # SQLite writes its journal (WAL) next to the file, so the folder must be writable too.
+    if not (os.access(path, os.W_OK) and os.access(path.absolute().parent, os.W_OK)):
+        return Check("fail", "database", f"{shown} is read-only for this user", f"make {path} and its folder writable")
+    return Check("ok", "database", f"{shown} ({_schema_status(url)})")
+
+
+def _check_postgres(url: str, parsed: DatabaseUrl) -> Check:
+    import psycopg
+
+    shown = parsed.redacted
+    try:
+        with psycopg.connect(parsed.conninfo, connect_timeout=POSTGRES_TIMEOUT_SECONDS) as connection:
+            connection.execute("SELECT 1")
+            server = connection.info.server_version
+    except psycopg.Error as exc:
+        reason = _without_secret(" ".join(str(exc).split()), parsed.password)
+        if _is_local_postgres(url):
+            hint = "start Postgres on this machine, or point DATABASE_URL at one that runs"
+        else:
+            hint = "check the host, port, user and password in DATABASE_URL, and that this machine may connect"
+        return Check("fail", "database", f"cannot connect to {shown}: {reason}", hint)
+    major, minor = divmod(server, 10000)
+    return Check("ok", "database", f"{shown} (PostgreSQL {major}.{minor}; {_schema_status(url)})")
+
+
+def _schema_status(url: str) -> str:
+    try:
+        current = database.revision(url)
+    except Exception as exc:  # reported, not raised: the connection itself worked
+        return f"schema revision unknown: {type(exc).__name__}"
+    return f"schema at revision {current}" if current else "not migrated yet: the server migrates it on start"
+
+
+def _without_secret(text: str, secret: str | None) -> str:
+    # libpq does not echo passwords, but a message must never be the one place one leaks.
+    if not secret:
+        return text
+    for form in {secret, unquote(secret), quote(unquote(secret), safe="")}:
+        text = text.replace(form, "***")
+    return text
+
+
+def _is_local_postgres(url: str) -> bool:
+    """A Postgres on this machine: localhost, or a Unix socket (no host, or ?host=/path)."""
+    try:
+        parsed = parse_database_url(url)
+    except AegraError:
+        return False
+    if parsed.dialect != "postgresql":
+        return False
+    authority = parsed.location.split("/", 1)[0].rpartition("@")[2]
+    host = authority.rsplit(":", 1)[0] if not authority.startswith("[") else authority.split("]")[0][1:]
+    return host in _LOCAL_HOSTS
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Docker
+
+
+def check_docker(environ: Mapping[str, str], *, needed: bool) -> Check:
+    """Whether a Docker engine answers. `needed`: the database is a local Postgres that did not answer."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=DOCKER_TIMEOUT_SECONDS, environment=dict(environ))
+        try:
+            client.ping()
+            engine = client.version().get("Version", "?")
+        finally:
+            client.close()
+    except Exception as exc:  # DockerException, requests' connection errors, a broken DOCKER_HOST
+        reason = " ".join(str(exc).split())
+        reason = reason if len(reason) <= 120 else reason[:117] + "..."
+        if needed:
+            hint = "if your Postgres runs in Docker, start Docker and then that container"
+        else:
+            hint = "not needed by aegra dev or serve; start Docker to use compose.yaml or containers"
+        return Check("warn", "docker", f"no engine answers ({reason})", hint)
+    return Check("ok", "docker", f"engine {engine} answers")

@@ -1,0 +1,260 @@
+"""/runs/crons and /threads/{id}/runs/crons: create (for a thread or stateless), get, update, delete, search, count.
+
+A cron stores the run it creates (`payload`: input, config, context, stream modes, ...) and when it fires next
+(`next_run_date`, UTC). The scheduler in aegra_server.crons creates the runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Response
+from pydantic import Field
+
+from aegra_server.api.deps import ServicesDep
+from aegra_server.api.http import JSONResponse, paged, validate_uuid
+from aegra_server.api.schemas import Body, Limit, Offset, RunnableConfig, SortOrder, StreamMode
+from aegra_server.crons import InvalidCron, next_run, zone
+from aegra_server.services import Services
+from aegra_server.storage.crons import utc
+
+router = APIRouter(tags=["crons"])
+
+_FIELDS = (
+    "cron_id",
+    "assistant_id",
+    "thread_id",
+    "on_run_completed",
+    "end_time",
+    "schedule",
+    "timezone",
+    "created_at",
+    "updated_at",
+    "payload",
+    "user_id",
+    "next_run_date",
+    "metadata",
+    "enabled",
+)
+SelectField = Literal[
+    "cron_id",
+    "assistant_id",
+    "thread_id",
+    "end_time",
+    "schedule",
+    "timezone",
+    "created_at",
+    "updated_at",
+    "user_id",
+    "payload",
+    "next_run_date",
+    "metadata",
+    "now",
+    "on_run_completed",
+    "enabled",
+]
+MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
+OnCompletion = Literal["delete", "keep"]
+
+# The body fields that describe the run each firing creates; they are stored in the cron's `payload`.
+_RUN_FIELDS = (
+    "input",
+    "metadata",
+    "config",
+    "context",
+    "webhook",
+    "interrupt_before",
+    "interrupt_after",
+    "multitask_strategy",
+    "stream_mode",
+    "stream_subgraphs",
+    "stream_resumable",
+    "durability",
+)
+
+
+class _RunFields(Body):
+    input: Any = None
+    metadata: dict[str, Any] | None = None
+    config: RunnableConfig | None = None
+    context: dict[str, Any] | None = None
+    webhook: str | None = None
+    interrupt_before: Literal["*"] | list[str] | None = None
+    interrupt_after: Literal["*"] | list[str] | None = None
+    stream_mode: StreamMode | list[StreamMode] | None = None
+    stream_subgraphs: bool | None = None
+    stream_resumable: bool | None = None
+    durability: Literal["sync", "async", "exit"] | None = None
+    checkpoint_during: bool | None = None  # deprecated spelling of durability
+
+    def run_fields(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.model_dump(include=set(_RUN_FIELDS)).items() if v is not None}
+        if self.checkpoint_during is not None and self.durability is None:
+            data["durability"] = "async" if self.checkpoint_during else "exit"
+        return data
+
+
+class ThreadCronCreate(_RunFields):
+    assistant_id: str
+    schedule: str
+    multitask_strategy: MultitaskStrategy | None = None
+    end_time: datetime | None = None
+    enabled: bool = True
+    timezone: str | None = None
+
+
+class CronCreate(ThreadCronCreate):
+    on_run_completed: OnCompletion = "delete"
+
+
+class CronPatch(_RunFields):
+    schedule: str | None = None
+    end_time: datetime | None = None
+    on_run_completed: OnCompletion | None = None
+    enabled: bool | None = None
+    timezone: str | None = None
+
+
+class CronSearch(Body):
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    enabled: bool | None = None
+    metadata: dict[str, Any] | None = None
+    limit: int = Limit
+    offset: int = Offset
+    sort_by: (
+        Literal["cron_id", "assistant_id", "thread_id", "created_at", "updated_at", "next_run_date", "end_time"] | None
+    ) = None
+    sort_order: SortOrder | None = None
+    select: list[SelectField] | None = Field(default=None)
+
+
+class CronCount(Body):
+    assistant_id: str | None = None
+    thread_id: str | None = None
+    enabled: bool | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row.get(k) for k in _FIELDS}
+
+
+def _invalid(exc: InvalidCron) -> HTTPException:
+    return HTTPException(422, str(exc))
+
+
+def _check(schedule: str | None, timezone: str | None) -> None:
+    """422 for an unknown time zone or a bad expression, before anything is written."""
+    try:
+        zone(timezone)
+        if schedule is not None:
+            next_run(schedule, timezone, datetime.now(UTC))
+    except InvalidCron as exc:
+        raise _invalid(exc) from None
+
+
+async def _create(services: Services, thread_id: str | None, body: ThreadCronCreate) -> JSONResponse:
+    try:
+        next_run_date = services.crons.next_run_date(body.schedule, body.timezone)
+    except InvalidCron as exc:
+        raise _invalid(exc) from None
+    # A graph name stands for its default assistant; an unknown one is a 404 from the repository.
+    assistant_id = services.runs.assistant_id_of(body.assistant_id)
+    stateless = thread_id is None
+    row = await services.repos.crons.create(
+        assistant_id=assistant_id,
+        thread_id=thread_id,
+        schedule=body.schedule,
+        timezone=body.timezone,
+        payload={"assistant_id": assistant_id, **body.run_fields()},
+        metadata=body.metadata,
+        on_run_completed=body.on_run_completed if stateless and isinstance(body, CronCreate) else None,
+        enabled=body.enabled,
+        end_time=body.end_time,
+        next_run_date=next_run_date,
+    )
+    services.crons.wake()
+    return JSONResponse(_public(row))
+
+
+@router.post("/threads/{thread_id}/runs/crons")
+async def create_thread_cron(thread_id: str, body: ThreadCronCreate, services: ServicesDep) -> JSONResponse:
+    return await _create(services, validate_uuid(thread_id, "thread_id"), body)
+
+
+@router.post("/runs/crons")
+async def create_cron(body: CronCreate, services: ServicesDep) -> JSONResponse:
+    return await _create(services, None, body)
+
+
+@router.post("/runs/crons/search")
+async def search_crons(body: CronSearch, services: ServicesDep) -> JSONResponse:
+    filters = body.model_dump(exclude={"select"})
+    if body.assistant_id:
+        filters["assistant_id"] = services.runs.assistant_id_of(body.assistant_id)
+    page = await services.repos.crons.search(**filters)
+    items = [_public(r) for r in page.items]
+    if body.select:
+        now = services.crons.now()
+        items = [{k: now if k == "now" else item[k] for k in body.select} for item in items]
+    return paged(page, items)
+
+
+@router.post("/runs/crons/count")
+async def count_crons(body: CronCount, services: ServicesDep) -> JSONResponse:
+    filters = body.model_dump()
+    if body.assistant_id:
+        filters["assistant_id"] = services.runs.assistant_id_of(body.assistant_id)
+    return JSONResponse(await services.repos.crons.count(**filters))
+
+
+@router.get("/runs/crons/{cron_id}")
+async def get_cron(cron_id: str, services: ServicesDep) -> JSONResponse:
+    return JSONResponse(_public(await services.repos.crons.get(validate_uuid(cron_id, "cron_id"))))
+
+
+@router.patch("/runs/crons/{cron_id}")
+async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep) -> JSONResponse:
+    validate_uuid(cron_id, "cron_id")
+    given = body.model_fields_set
+    _check(body.schedule, body.timezone)
+
+    def change(cron: dict[str, Any]) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        run_fields = body.run_fields()
+        for key in ("schedule", "enabled"):
+            if getattr(body, key) is not None:
+                changes[key] = getattr(body, key)
+        if "timezone" in given:
+            changes["timezone"] = body.timezone
+        if "end_time" in given:
+            changes["end_time"] = utc(body.end_time)
+        if body.on_run_completed is not None and cron["thread_id"] is None:
+            changes["on_run_completed"] = body.on_run_completed
+        if body.metadata is not None:
+            changes["metadata"] = {**cron["metadata"], **body.metadata}
+            run_fields["metadata"] = changes["metadata"]
+        if run_fields:
+            changes["payload"] = {**cron["payload"], **run_fields}
+        schedule = changes.get("schedule", cron["schedule"])
+        timezone = changes.get("timezone", cron["timezone"])
+        rescheduled = schedule != cron["schedule"] or timezone != cron["timezone"]
+        if rescheduled or (changes.get("enabled") and not cron["enabled"]):
+            # A new schedule, or a cron switched back on, counts from now: no catching up on missed runs.
+            changes["next_run_date"] = services.crons.next_run_date(schedule, timezone)
+        return changes
+
+    try:
+        row = await services.repos.crons.update(cron_id, change)
+    except InvalidCron as exc:
+        raise _invalid(exc) from None
+    services.crons.wake()
+    return JSONResponse(_public(row))
+
+
+@router.delete("/runs/crons/{cron_id}", status_code=204)
+async def delete_cron(cron_id: str, services: ServicesDep) -> Response:
+    await services.repos.crons.delete(validate_uuid(cron_id, "cron_id"))
+    return Response(status_code=204)

@@ -1,0 +1,116 @@
+"""Run events for readers on other server processes (Postgres).
+
+The executing process appends events to its in-memory RunStream; EventPersister copies them to `run_events` in
+small batches, signalling `aegra_events` after each batch, and writes an `__end__` row when the run ends.
+`follow_persisted` is what a reader on another process uses: it reads the rows from an id on and waits for the
+signal, so joining, reconnecting with Last-Event-ID and replaying work on any process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from aegra_server.runs.stream import Event
+
+if TYPE_CHECKING:
+    from aegra_server.runs.manager import RunManager
+
+log = logging.getLogger("aegra.events")
+
+END = "__end__"
+FLUSH_DELAY_SECONDS = 0.01  # a batch collects what a burst of events produces before it is written
+
+
+class EventPersister:
+    def __init__(self, runs_repo, bus) -> None:
+        self._repo = runs_repo
+        self._bus = bus
+        self._pending: dict[str, list[dict]] = defaultdict(list)
+        self._flusher: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    def sink(self, run_id: str) -> Callable[[Event], None]:
+        def add(event: Event) -> None:
+            self._pending[run_id].append({"run_id": run_id, "seq": event.id, "event": event.name, "data": event.data})
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+        return add
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_DELAY_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            batch, self._pending = self._pending, defaultdict(list)
+            rows = [row for rows in batch.values() for row in rows]
+            if not rows:
+                return
+            try:
+                await self._repo.append_events(rows)
+            except Exception:
+                log.exception("persisting %d run events failed", len(rows))
+                return
+            for run_id in batch:
+                await self._bus.notify("aegra_events", run_id)
+
+    async def end(self, run_id: str) -> None:
+        """Write what is left of a run's events and the end marker, before the run is seen as finished."""
+        seq = await self._next_seq(run_id)
+        self._pending[run_id].append({"run_id": run_id, "seq": seq, "event": END, "data": b""})
+        await self.flush()
+
+    async def _next_seq(self, run_id: str) -> int:
+        pending = self._pending.get(run_id)
+        if pending:
+            return pending[-1]["seq"] + 1
+        return await self._repo.last_event_seq(run_id) + 1
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self.flush()
+
+
+async def follow_persisted(manager: RunManager, run_id: str, start: int, heartbeat: float) -> AsyncIterator[Event | None]:
+    """Events of a run that executes (or executed) on another process, from id `start` on."""
+    arrived = asyncio.Event()
+
+    def on_signal(payload: str) -> None:
+        if payload == run_id:
+            arrived.set()
+
+    manager.bus.listen("aegra_events", on_signal)
+    position = start
+    try:
+        while True:
+            local = manager.streams.get(run_id)
+            if local is not None:  # it moved here (resumed by this process)
+                async for event in local.follow(position, heartbeat):
+                    yield event
+                return
+            arrived.clear()
+            rows = await manager.repos.runs.read_events(run_id, max(position, 0))
+            for seq, name, data in rows:
+                if name == END:
+                    return
+                yield Event(seq, name, data)
+                position = seq + 1
+            if not rows:
+                try:
+                    run = await manager.repos.runs.get(run_id)
+                except LookupError:
+                    return
+                if run["status"] not in ("pending", "running"):
+                    return
+            try:
+                await asyncio.wait_for(arrived.wait(), heartbeat)
+            except TimeoutError:
+                yield None
+    finally:
+        manager.bus.unlisten("aegra_events", on_signal)

@@ -1,0 +1,333 @@
+"""LangGraph's SQLite and Postgres stores, with semantic search and TTLs that behave the same on both.
+
+SQLite. `AsyncSqliteStore` does vector search with the sqlite-vec extension, which a Python built without
+extension loading (this machine's python3, many distribution builds) cannot load. `AegraSqliteStore` keeps
+LangGraph's tables and its `store_vectors` layout (one float32 BLOB per indexed field), but never loads the
+extension: vectors are scaled to unit length when embedded, and a Python SQL function scores them, so cosine
+similarity is one dot product per vector. A search with `query` ranks each item by its best field (max
+pooling, as InMemoryStore and pgvector's DISTINCT ON do), then applies the namespace prefix, filter, limit and
+offset in SQL. Without `query`, search is LangGraph's own.
+
+Both stores, where upstream falls short (langgraph-checkpoint-sqlite 3.1 / -postgres 3.2):
+
+- Re-putting an item replaces its vectors: a put with `index=False`, other paths, or fewer list elements
+  no longer leaves the old vectors behind to be found. Deleted and swept items lose their vectors (SQLite
+  does not enforce the foreign key's ON DELETE CASCADE without `PRAGMA foreign_keys`; a trigger does it).
+- Semantic search with an offset returns the items after the offset (upstream's pre-ranking LIMIT ignores it).
+- SQLite: `config.store.index.fields` is honoured (upstream reads a different key), `created_at` survives an
+  update (upstream's INSERT OR REPLACE resets it), and an explicit `refresh_ttl=True` refreshes even when
+  `refresh_on_read` is false (as the BaseStore contract and the Postgres store do). A store without a TTL
+  config still refreshes and sweeps items put with an explicit `ttl`.
+
+Items put with `index=False` have no vectors, so a semantic search does not return them, as on Postgres.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import lru_cache
+from operator import mul
+from typing import Any
+
+import orjson
+from langchain_core.embeddings import Embeddings
+from langgraph.store.base import Op, PutOp, Result, SearchOp, TTLConfig
+from langgraph.store.postgres.aio import AsyncPostgresStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+from langgraph.store.sqlite.base import (
+    _PLACEHOLDER,
+    NS_MATCH_FUNCTION,
+    _namespace_match,
+    _namespace_prefix_condition,
+    _validate_filter_key,
+)
+
+from aegra_server.embeddings import CheckedEmbeddings
+
+SCORE_FUNCTION = "aegra_vector_score"
+
+# Vectors of deleted (and TTL-swept) items go with them, whatever PRAGMA foreign_keys says.
+_SQLITE_VECTOR_CLEANUP = """
+CREATE TRIGGER IF NOT EXISTS aegra_store_vectors_cleanup AFTER DELETE ON store
+BEGIN
+    DELETE FROM store_vectors WHERE prefix = OLD.prefix AND key = OLD.key;
+END;
+"""
+
+_dot = getattr(math, "sumprod", None) or (lambda a, b: sum(map(mul, a, b)))
+
+
+@lru_cache(maxsize=64)
+def _query_vector(blob: bytes) -> array:
+    vector = array("f")
+    vector.frombytes(blob)
+    return vector
+
+
+def vector_score(stored: bytes | None, query: bytes | None) -> float | None:
+    """Cosine similarity of two float32 BLOBs of unit vectors; NULL when either is missing or sizes differ.
+
+    The query's BLOB is the same for every row of one search, so it is unpacked once (cached by value).
+    """
+    if stored is None or query is None or len(stored) != len(query) or len(stored) % 4:
+        return None
+    vector = array("f")
+    vector.frombytes(stored)
+    return float(_dot(vector, _query_vector(bytes(query))))
+
+
+# Vectors an AegraSqliteStore batch computed before taking its lock, by text; see AegraSqliteStore.abatch.
+_PREFETCHED: ContextVar[dict[str, list[float]] | None] = ContextVar("aegra_store_prefetched", default=None)
+
+
+class _Prefetched(Embeddings):
+    """The store's embeddings as upstream code calls them: from the batch's prefetched vectors when it has
+    them all, else from the embedding function."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        prefetched = _PREFETCHED.get()
+        if prefetched is not None and all(text in prefetched for text in texts):
+            return [prefetched[text] for text in texts]
+        return await self.inner.aembed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return (await self.aembed_documents([text]))[0]
+
+
+def _namespace_text(namespace: tuple[str, ...]) -> str:
+    return ".".join(namespace)
+
+
+def _vector_cleanup_queries(put_ops: Sequence[tuple[int, PutOp]], placeholder: str) -> list[tuple[str, list]]:
+    """DELETEs of the stored vectors of every item a batch of puts writes or deletes."""
+    keys: dict[str, dict[str, None]] = defaultdict(dict)
+    for _, op in put_ops:
+        keys[_namespace_text(op.namespace)][op.key] = None
+    queries = []
+    for prefix, names in keys.items():
+        marks = ",".join([placeholder] * len(names))
+        queries.append(
+            (f"DELETE FROM store_vectors WHERE prefix = {placeholder} AND key IN ({marks})", [prefix, *names])
+        )
+    return queries
+
+
+def _expanded_limit(limit: int, offset: int, vectors_per_item: int) -> int:
+    """How many vectors to rank before keeping each item's best: enough for `offset + limit` items."""
+    return (limit + offset) * max(vectors_per_item, 1) * 2 + 1
+
+
+def ttl_config_with_defaults(ttl: TTLConfig | None) -> TTLConfig:
+    """A TTL config for the stores: items put with an explicit `ttl` are refreshed on read and swept even when
+    aegra.json has no `store.ttl` (a store without one neither refreshes on SQLite nor sweeps on either)."""
+    config: dict[str, Any] = {"refresh_on_read": True}
+    config.update({k: v for k, v in (ttl or {}).items() if v is not None})
+    return TTLConfig(**config)  # type: ignore[typeddict-item]
+
+
+class AegraSqliteStore(AsyncSqliteStore):
+    """AsyncSqliteStore with semantic search that needs no SQLite extension; see the module docstring."""
+
+    def __init__(self, conn: Any, *, index: dict[str, Any] | None = None, ttl: TTLConfig | None = None) -> None:
+        if index:
+            index = dict(index)
+            fields = index.get("fields") or ["$"]
+            index["fields"] = fields
+            index["text_fields"] = fields  # the key langgraph-checkpoint-sqlite reads
+        super().__init__(conn, index=index, ttl=ttl_config_with_defaults(ttl))  # type: ignore[arg-type]
+        self._embedder: CheckedEmbeddings | None = None
+        if self.index_config:
+            inner = self.embeddings
+            if isinstance(inner, CheckedEmbeddings):
+                inner = inner.inner
+            self._embedder = CheckedEmbeddings(inner, int(self.index_config["dims"]), normalize=True)
+            self.embeddings = _Prefetched(self._embedder)
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Embed what the batch needs first, then run it: upstream embeds inside its transaction, holding the
+        store's lock (and, after a read in the same batch, an SQLite snapshot a concurrent write invalidates)
+        for as long as the embedding provider takes."""
+        ops = list(ops)
+        texts = self._texts_to_embed(ops) if self._embedder is not None else []
+        if not texts:
+            return await super().abatch(ops)
+        vectors = await self._embedder.aembed_documents(texts)  # type: ignore[union-attr]
+        token = _PREFETCHED.set(dict(zip(texts, vectors, strict=True)))
+        try:
+            return await super().abatch(ops)
+        finally:
+            _PREFETCHED.reset(token)
+
+    def _texts_to_embed(self, ops: list[Op]) -> list[str]:
+        puts = [(i, op) for i, op in enumerate(ops) if isinstance(op, PutOp)]
+        texts: dict[str, None] = {}
+        if puts:
+            _, request = super()._prepare_batch_PUT_queries(puts)
+            for *_, text in request[1] if request else ():
+                texts[text] = None
+        for op in ops:
+            if isinstance(op, SearchOp) and op.query:
+                texts[op.query] = None
+        return list(texts)
+
+    # -- schema ---------------------------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        """LangGraph's tables and migrations, the `store_vectors` table (always, so a later `store.index` finds
+        it and a removed one leaves no stale vectors) and our SQL functions. sqlite-vec is never loaded."""
+        async with self.lock:
+            if self.is_setup:
+                return
+            await self.conn.create_function(NS_MATCH_FUNCTION, 2, _namespace_match, deterministic=True)
+            await self.conn.create_function(SCORE_FUNCTION, 2, vector_score, deterministic=True)
+            await self._migrate("store_migrations", self.MIGRATIONS)
+            await self._migrate("vector_migrations", self.VECTOR_MIGRATIONS)
+            await self.conn.executescript(_SQLITE_VECTOR_CLEANUP)
+            self.is_setup = True
+
+    async def _migrate(self, table: str, migrations: Sequence[str]) -> None:
+        await self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (v INTEGER PRIMARY KEY)")
+        async with self.conn.execute(f"SELECT v FROM {table} ORDER BY v DESC LIMIT 1") as cur:
+            row = await cur.fetchone()
+        version = -1 if row is None else row[0]
+        for v, sql in enumerate(migrations[version + 1 :], start=version + 1):
+            await self.conn.executescript(sql)
+            await self.conn.execute(f"INSERT INTO {table} (v) VALUES (?)", (v,))
+
+    # -- TTL --------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _refresh_as_requested(self) -> Iterator[None]:
+        """Let each op's `refresh_ttl` decide alone. BaseStore already resolved its default from
+        `refresh_on_read`; the SQLite store checks that setting again and so ignores an explicit True."""
+        saved = self.ttl_config
+        self.ttl_config = TTLConfig(**{**(saved or {}), "refresh_on_read": True})  # type: ignore[typeddict-item]
+        try:
+            yield
+        finally:
+            self.ttl_config = saved
+
+    def _get_batch_GET_ops_queries(self, get_ops):  # type: ignore[override]
+        with self._refresh_as_requested():
+            return super()._get_batch_GET_ops_queries(get_ops)
+
+    # -- writes -----------------------------------------------------------------------------------------------
+
+    def _prepare_batch_PUT_queries(self, put_ops):  # type: ignore[override]
+        queries, embedding_request = super()._prepare_batch_PUT_queries(put_ops)
+        rewritten: list[tuple[str, Any]] = _vector_cleanup_queries(put_ops, "?")
+        for query, params in queries:
+            rewritten.append((_upsert_keeping_created_at(query), params))
+        return rewritten, embedding_request
+
+    # -- search -----------------------------------------------------------------------------------------------
+
+    def _prepare_batch_search_queries(self, search_ops):  # type: ignore[override]
+        with self._refresh_as_requested():
+            queries, embedding_requests = super()._prepare_batch_search_queries(search_ops)
+        if self.index_config:
+            for position, (_, op) in enumerate(search_ops):
+                if op.query:
+                    sql, params = self._semantic_query(op)
+                    queries[position] = (sql, params, queries[position][2])
+        return queries, embedding_requests
+
+    def _semantic_query(self, op: SearchOp) -> tuple[str, list[Any]]:
+        """Items under the prefix that pass the filter, each scored by its best vector, best first.
+
+        The result has the columns of upstream's vector query (the last one `score`), so its row parsing and
+        TTL refresh apply unchanged; `_PLACEHOLDER` becomes the query's float32 BLOB.
+        """
+        conditions, params = self._filter_conditions(op.filter)
+        ns_condition, ns_params = _namespace_prefix_condition(op.namespace_prefix, column="s.prefix")
+        where = " AND ".join([ns_condition, *conditions])
+        sql = f"""
+            SELECT s.prefix, s.key, s.value, s.created_at, s.updated_at, s.expires_at, s.ttl_minutes,
+                MAX({SCORE_FUNCTION}(sv.embedding, ?)) AS score
+            FROM store AS s
+            JOIN store_vectors AS sv ON sv.prefix = s.prefix AND sv.key = s.key
+            WHERE {where}
+            GROUP BY s.prefix, s.key
+            HAVING score IS NOT NULL
+            ORDER BY score DESC, s.prefix, s.key
+            LIMIT ? OFFSET ?
+        """
+        return sql, [_PLACEHOLDER, *ns_params, *params, op.limit, op.offset]
+
+    def _filter_conditions(self, filter: dict[str, Any] | None) -> tuple[list[str], list[Any]]:
+        """The conditions AsyncSqliteStore's plain search applies for `filter` (it builds them inline)."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        for key, value in (filter or {}).items():
+            _validate_filter_key(key)
+            if isinstance(value, dict):
+                for operator, operand in value.items():
+                    condition, extra = self._get_filter_condition(key, operator, operand)
+                    conditions.append(condition)
+                    params.extend(extra)
+            elif isinstance(value, (str, bool, int, float)) or value is None:
+                condition, extra = self._get_filter_condition(key, "$eq", value)
+                conditions.append(condition)
+                params.extend(extra)
+            else:  # lists and other JSON: compare the JSON text
+                conditions.append(f"json_extract(value, '$.{key}') = ?")
+                params.append(orjson.dumps(value).decode())
+        return conditions, params
+
+
+def _upsert_keeping_created_at(query: str) -> str:
+    """Upstream writes items with INSERT OR REPLACE, which resets created_at; update in place instead."""
+    head = "INSERT OR REPLACE INTO store ("
+    stripped = query.lstrip()
+    if not stripped.startswith(head):
+        return query
+    return (
+        "INSERT INTO store (" + stripped[len(head) :].rstrip()
+        + """
+        ON CONFLICT (prefix, key) DO UPDATE SET
+            value = excluded.value,
+            updated_at = excluded.updated_at,
+            expires_at = excluded.expires_at,
+            ttl_minutes = excluded.ttl_minutes
+        """
+    )
+
+
+class AegraPostgresStore(AsyncPostgresStore):
+    """AsyncPostgresStore (pgvector) with stale vectors removed on re-put and offsets honoured in search."""
+
+    def __init__(self, conn: Any, *, index: dict[str, Any] | None = None, ttl: TTLConfig | None = None) -> None:
+        super().__init__(conn, index=index, ttl=ttl_config_with_defaults(ttl))  # type: ignore[arg-type]
+
+    def _prepare_batch_PUT_queries(self, put_ops):  # type: ignore[override]
+        queries, embedding_request = super()._prepare_batch_PUT_queries(put_ops)
+        if self.index_config:
+            queries = [*_vector_cleanup_queries(put_ops, "%s"), *queries]
+        return queries, embedding_request
+
+    def _prepare_batch_search_queries(self, search_ops):  # type: ignore[override]
+        queries, embedding_requests = super()._prepare_batch_search_queries(search_ops)
+        if self.index_config:
+            per_item = int(self.index_config.get("__estimated_num_vectors", 1))  # type: ignore[arg-type]
+            for position, (_, op) in enumerate(search_ops):
+                if not (op.query and op.offset):
+                    continue
+                params = queries[position][1]
+                # Upstream's params end with [ranked-vector LIMIT, limit, offset]; only patch what we recognise.
+                if params[-3:] == [op.limit * per_item * 2 + 1, op.limit, op.offset]:
+                    params[-3] = _expanded_limit(op.limit, op.offset, per_item)
+        return queries, embedding_requests

@@ -1,0 +1,154 @@
+"""`aegra doctor` through CliRunner on real projects in tmp_path (conftest's make_project), one line per check."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aegra_cli.app import app
+from aegra_cli.doctor import check_python
+from tests.postgres import fresh_database, password_role, postgres_server, url_for_database
+
+# Nothing listens on port 1, so a connection there is refused at once.
+REFUSED = "postgresql://aegra:Sup3r-Secret@127.0.0.1:1/aegra"
+
+
+def doctor(runner: CliRunner, project: Path, monkeypatch, *args: str):
+    monkeypatch.chdir(project)
+    return runner.invoke(app, ["doctor", *args])
+
+
+def line(result, name: str) -> str:
+    """The one line of the check called `name`."""
+    found = [text for text in result.stdout.splitlines() if text[2:].startswith(f"{name}:")]
+    assert len(found) == 1, result.stdout
+    return found[0]
+
+
+@pytest.fixture(autouse=True)
+def no_docker(monkeypatch) -> None:
+    # The same answer with or without an engine on the machine running the tests.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+
+
+def test_a_good_project(runner: CliRunner, project: Path, monkeypatch) -> None:
+    result = doctor(runner, project, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert line(result, "python").startswith("✓ python: 3.")
+    assert line(result, "config") == f"✓ config: {project / 'aegra.json'} (1 graph)"
+    assert line(result, "graph agent") == "✓ graph agent: ./graph.py:graph loads"
+    database = project / ".aegra" / "aegra.db"
+    assert line(result, "database") == f"✓ database: sqlite:///{database} (created when the server first starts)"
+    assert not database.exists(), "doctor must not create the database"
+    # Docker is a warning, never a failure: SQLite needs none.
+    assert line(result, "docker").startswith("! docker: no engine answers")
+    assert "not needed by aegra dev or serve" in line(result, "docker")
+
+
+def test_every_broken_graph_gets_its_own_line(runner: CliRunner, make_project, tmp_path: Path, monkeypatch) -> None:
+    config = make_project(config={"graphs": {
+        "agent": "./graph.py:graph", "typo": "./graph.py:grpah", "broken": "./broken.py:graph",
+    }})
+    (config.parent / "broken.py").write_text("import not_a_module_anywhere\n")
+    result = doctor(runner, config.parent, monkeypatch)
+    assert result.exit_code == 1
+    assert line(result, "graph agent").startswith("✓")
+    assert line(result, "graph typo").startswith("✗ graph typo: graph 'typo' (./graph.py:grpah) failed to load")
+    assert "did you mean ./graph.py:graph?" in line(result, "graph typo")
+    broken = line(result, "graph broken")
+    assert broken.startswith("✗ graph broken:") and "not_a_module_anywhere" in broken
+    assert line(result, "database").startswith("✓")  # the checks after a failure still run
+
+
+def test_a_postgres_that_refuses_fails_without_showing_the_password(
+    runner: CliRunner, project: Path, monkeypatch
+) -> None:
+    result = doctor(runner, project, monkeypatch, "--database-url", REFUSED)
+    assert result.exit_code == 1
+    assert "Sup3r-Secret" not in result.output
+    database = line(result, "database")
+    assert database.startswith("✗ database: cannot connect to postgresql://aegra:***@127.0.0.1:1/aegra")
+    assert "start Postgres on this machine" in database
+    # A local Postgres that does not answer may be a stopped container: the Docker line says so, as a warning.
+    assert "if your Postgres runs in Docker" in line(result, "docker")
+
+
+def test_the_url_can_come_from_dotenv(runner: CliRunner, project: Path, monkeypatch) -> None:
+    (project / ".env").write_text(f"DATABASE_URL={REFUSED}\n")
+    result = doctor(runner, project, monkeypatch)
+    assert result.exit_code == 1
+    assert "Sup3r-Secret" not in result.output
+    assert line(result, "database").startswith("✗ database: cannot connect to postgresql://aegra:***@")
+
+
+def test_an_unsupported_database_url(runner: CliRunner, project: Path, monkeypatch) -> None:
+    result = doctor(runner, project, monkeypatch, "--database-url", "mysql://root:hunter2@localhost/app")
+    assert result.exit_code == 1
+    assert "hunter2" not in result.output
+    assert line(result, "database").startswith("✗ database: Unsupported database URL scheme 'mysql'")
+
+
+def test_a_file_that_is_not_a_sqlite_database(runner: CliRunner, project: Path, monkeypatch, tmp_path) -> None:
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("these are my notes, not a database " * 40)
+    result = doctor(runner, project, monkeypatch, "--database-url", f"sqlite:///{bogus}")
+    assert result.exit_code == 1
+    assert line(result, "database").startswith(f"✗ database: sqlite:///{bogus}: file is not a database")
+
+
+def test_an_existing_sqlite_database_shows_its_schema(runner: CliRunner, project: Path, monkeypatch) -> None:
+    sqlite3.connect(project / "empty.db").close()
+    result = doctor(runner, project, monkeypatch, "--database-url", f"sqlite:///{project / 'empty.db'}")
+    assert result.exit_code == 0, result.output
+    assert line(result, "database").endswith("(not migrated yet: the server migrates it on start)")
+
+
+def test_no_config(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
+    result = doctor(runner, tmp_path, monkeypatch)
+    assert result.exit_code == 1
+    assert line(result, "config").startswith(f"✗ config: no aegra.json or langgraph.json in {tmp_path}")
+    assert "run `aegra init`" in line(result, "config")
+    assert line(result, "graphs").startswith("- graphs: not checked")
+    assert line(result, "database").startswith("- database: not checked")
+
+
+def test_an_invalid_config(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "aegra.json").write_text(json.dumps({"graphs": {}}))
+    result = doctor(runner, tmp_path, monkeypatch)
+    assert result.exit_code == 1
+    assert line(result, "config").startswith("✗ config:")
+
+
+def test_python_version_check() -> None:
+    assert check_python((3, 11, 2)).status == "ok"
+    too_old = check_python((3, 10, 14))
+    assert too_old.status == "fail" and too_old.message == "3.10.14 is too old: aegra needs 3.11 or newer"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    with postgres_server() as server_url:
+        yield server_url
+
+
+def test_a_reachable_postgres(runner: CliRunner, project: Path, monkeypatch, postgres: str) -> None:
+    with fresh_database(postgres) as url:
+        result = doctor(runner, project, monkeypatch, "--database-url", url)
+    assert result.exit_code == 0, result.output
+    assert "(PostgreSQL " in line(result, "database") and "not migrated yet" in line(result, "database")
+
+
+def test_a_wrong_postgres_password(runner: CliRunner, project: Path, monkeypatch, postgres: str) -> None:
+    with password_role(postgres, "right-password") as role:
+        url = url_for_database(postgres, "postgres", user=role, password="Wr0ng-Passw0rd")
+        result = doctor(runner, project, monkeypatch, "--database-url", url)
+    assert result.exit_code == 1
+    assert "Wr0ng-Passw0rd" not in result.output
+    database = line(result, "database")
+    assert database.startswith(f"✗ database: cannot connect to postgresql://{role}:***@")
+    assert "password authentication failed" in database

@@ -1,0 +1,24 @@
+"""Shared by every test folder: the repository root is importable (for `tests.postgres`, `tests.server.helpers`),
+and the test graphs' aegra.json is one fixture away."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def graphs_config() -> Path:
+    """tests/graphs/aegra.json: echo, chat, hitl, slow, subgraph, custom, configurable, failing, factory."""
+    return ROOT / "tests" / "graphs" / "aegra.json"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, before any folder's conftest is imported, so marks in fixture params do not warn.
+    config.addinivalue_line("markers", "postgres: needs a Postgres server (embedded or AEGRA_TEST_POSTGRES_URL)")

@@ -1,0 +1,143 @@
+"""Several `aegra serve` processes share one Postgres: any of them serves any run; a dead one's runs resume."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from conftest import LEASE_SECONDS
+
+TERMINAL = {"success", "error", "interrupted", "timeout"}
+
+
+def sdk(instance):
+    return get_client(url=instance.url, timeout=httpx.Timeout(60.0, connect=5.0))
+
+
+async def wait_status(client, thread_id: str, run_id: str, wanted, timeout: float = 30.0) -> dict:
+    wanted = {wanted} if isinstance(wanted, str) else set(wanted)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        run = await client.runs.get(thread_id, run_id)
+        if run["status"] in wanted:
+            return run
+        assert asyncio.get_running_loop().time() < deadline, f"run stayed {run['status']}"
+        await asyncio.sleep(0.1)
+
+
+async def wait_steps(client, thread_id: str, at_least: int, timeout: float = 30.0) -> list[str]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        log = (await client.threads.get_state(thread_id))["values"].get("log") or []
+        if len(log) >= at_least:
+            return log
+        assert asyncio.get_running_loop().time() < deadline, f"only {log} after {timeout} s"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_run_created_on_one_instance_is_served_by_the_other(instances):
+    a, b = sdk(instances("a")), sdk(instances("b"))
+    thread = await a.threads.create()
+    tid = thread["thread_id"]
+    run = await a.runs.create(tid, "slow", input={"steps": 4, "delay": 0.3, "label": "x"}, stream_resumable=True)
+
+    # streamed from the other instance, from the start, while it runs
+    parts = [p async for p in b.runs.join_stream(tid, run["run_id"], last_event_id="-1")]
+    assert parts[0].event == "metadata" and parts[0].data["run_id"] == run["run_id"]
+    values = [p.data for p in parts if p.event == "values"]
+    assert values[-1]["log"] == ["x:1", "x:2", "x:3", "x:4"]
+    ids = [int(p.id) for p in parts]
+    assert ids == sorted(set(ids))
+
+    # replayed from the middle, again from the other instance, once it is finished
+    middle = parts[len(parts) // 2]
+    rest = [p async for p in b.runs.join_stream(tid, run["run_id"], last_event_id=middle.id)]
+    assert [(p.id, p.event) for p in rest] == [(p.id, p.event) for p in parts[len(parts) // 2 + 1:]]
+
+    # joined from the other instance
+    assert (await b.runs.join(tid, run["run_id"]))["log"] == ["x:1", "x:2", "x:3", "x:4"]
+    assert (await b.runs.get(tid, run["run_id"]))["status"] == "success"
+
+
+async def test_cancel_from_the_other_instance(instances):
+    a, b = sdk(instances("a")), sdk(instances("b"))
+    tid = (await a.threads.create())["thread_id"]
+    run = await a.runs.create(tid, "slow", input={"steps": 50, "delay": 0.2, "label": "c"})
+    await wait_steps(a, tid, 1)
+    await b.runs.cancel(tid, run["run_id"], wait=True)
+    assert (await a.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+    assert (await a.threads.get(tid))["status"] != "busy"
+    steps = len((await a.threads.get_state(tid))["values"]["log"])
+    await asyncio.sleep(0.6)
+    assert len((await a.threads.get_state(tid))["values"]["log"]) == steps  # it really stopped
+
+
+async def test_multitask_strategies_hold_across_instances(instances):
+    a, b = sdk(instances("a")), sdk(instances("b"))
+    tid = (await a.threads.create())["thread_id"]
+    first = await a.runs.create(tid, "slow", input={"steps": 3, "delay": 0.3, "label": "first"})
+    await wait_status(a, tid, first["run_id"], "running")
+    with pytest.raises(httpx.HTTPStatusError) as raised:
+        await b.runs.create(tid, "slow", input={"steps": 1, "delay": 0.1, "label": "no"}, multitask_strategy="reject")
+    assert raised.value.response.status_code == 409
+    # enqueued from the other instance: runs after the first, never beside it
+    second = await b.runs.create(tid, "slow", input={"steps": 1, "delay": 0.1, "label": "second"})
+    out = await b.runs.join(tid, second["run_id"])
+    assert out["log"] == ["first:1", "first:2", "first:3", "second:1"]
+    # interrupt from the other instance stops the running one and starts the new one
+    third = await a.runs.create(tid, "slow", input={"steps": 30, "delay": 0.2, "label": "third"})
+    await wait_status(a, tid, third["run_id"], "running")
+    fourth = await b.runs.create(tid, "slow", input={"steps": 1, "delay": 0.1, "label": "fourth"},
+                                 multitask_strategy="interrupt")
+    await b.runs.join(tid, fourth["run_id"])
+    assert (await b.runs.get(tid, third["run_id"]))["status"] == "interrupted"
+    assert (await b.runs.get(tid, fourth["run_id"]))["status"] == "success"
+
+
+async def test_runs_of_a_dead_instance_resume_elsewhere_each_step_once(instances):
+    a_proc = instances("a")
+    b = sdk(instances("b"))
+    a = sdk(a_proc)
+    tid = (await a.threads.create())["thread_id"]
+    run = await a.runs.create(tid, "slow", input={"steps": 6, "delay": 0.4, "label": "k"})
+    await wait_steps(a, tid, 2)
+    a_proc.kill()  # SIGKILL: no goodbye
+    final = await wait_status(b, tid, run["run_id"], TERMINAL, timeout=LEASE_SECONDS * 5 + 20)
+    assert final["status"] == "success"
+    log = (await b.threads.get_state(tid))["values"]["log"]
+    assert log == [f"k:{i}" for i in range(1, 7)]  # every step exactly once, none lost, none repeated
+
+
+async def test_sigterm_hands_unfinished_runs_to_another_instance(instances):
+    a_proc = instances("a", grace=0.5)
+    b = sdk(instances("b"))
+    a = sdk(a_proc)
+    tid = (await a.threads.create())["thread_id"]
+    run = await a.runs.create(tid, "slow", input={"steps": 8, "delay": 0.4, "label": "t"})
+    await wait_steps(a, tid, 1)
+    await a.http.client.aclose()  # no connection keeps the server from stopping
+    # uvicorn shuts down gracefully, then re-raises the signal, so the process ends "killed by SIGTERM"
+    assert await asyncio.to_thread(a_proc.terminate) in (0, -signal.SIGTERM)
+    assert "handed 1 unfinished run(s) back" in a_proc.log_path.read_text()
+    final = await wait_status(b, tid, run["run_id"], TERMINAL, timeout=30)
+    assert final["status"] == "success"
+    assert (await b.threads.get_state(tid))["values"]["log"] == [f"t:{i}" for i in range(1, 9)]
+
+
+async def test_sigterm_lets_a_short_run_finish_within_the_grace_period(instances):
+    a_proc = instances("a", grace=20)
+    a = sdk(a_proc)
+    tid = (await a.threads.create())["thread_id"]
+    run = await a.runs.create(tid, "slow", input={"steps": 3, "delay": 0.3, "label": "g"})
+    await wait_steps(a, tid, 1)
+    await a.http.client.aclose()
+    assert await asyncio.to_thread(a_proc.terminate) in (0, -signal.SIGTERM)
+    assert "handed" not in a_proc.log_path.read_text()
+    b = sdk(instances("b"))  # started after A stopped: nothing was left to resume
+    final = await b.runs.get(tid, run["run_id"])
+    assert final["status"] == "success"
+    assert (await b.threads.get_state(tid))["values"]["log"] == ["g:1", "g:2", "g:3"]

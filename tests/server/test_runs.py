@@ -1,0 +1,467 @@
+"""Runs: background/wait/stream, list/get/delete, stateless runs, cancel, commands, breakpoints, multitasking."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
+
+from tests.server.helpers import TERMINAL, default_assistant_id, eventually, human, new_thread, tag, texts, wait_status
+
+RUN_FIELDS = {"run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata", "kwargs", "multitask_strategy"}
+
+
+# ---- create, wait, stream, join -------------------------------------------------------------------------------
+
+
+async def test_background_run_then_join(client):
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "echo", input=human("bg"), metadata={"m": 1})
+    assert set(run) >= RUN_FIELDS
+    assert run["status"] == "pending"
+    assert run["thread_id"] == thread_id
+    assert run["assistant_id"] == default_assistant_id("echo")
+    assert run["metadata"] == {"m": 1}
+    assert run["multitask_strategy"] == "enqueue"
+    output = await client.runs.join(thread_id, run["run_id"])
+    assert texts(output) == ["bg", "echo: bg"]
+    finished = await client.runs.get(thread_id, run["run_id"])
+    assert finished["status"] == "success"
+    assert finished["created_at"] == run["created_at"]
+    assert finished["updated_at"] >= run["updated_at"]
+    # joining a finished run again gives the same output
+    assert await client.runs.join(thread_id, run["run_id"]) == output
+
+
+async def test_wait_and_stream_agree(client):
+    waited = await client.runs.wait(await new_thread(client), "echo", input=human("same"))
+    thread_id = await new_thread(client)
+    parts = [p async for p in client.runs.stream(thread_id, "echo", input=human("same"))]
+    assert parts[0].event == "metadata"
+    assert {p.event for p in parts[1:]} == {"values"}
+    assert texts(parts[-1].data) == texts(waited) and parts[-1].data["turns"] == waited["turns"]
+    assert (await client.runs.list(thread_id))[0]["status"] == "success"
+
+
+async def test_run_headers(http):
+    thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+    body = {"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "h"}]}}
+
+    created = await http.post(f"/threads/{thread_id}/runs", json=body)
+    run_id = created.json()["run_id"]
+    assert created.headers["content-location"] == f"/threads/{thread_id}/runs/{run_id}"
+    assert "location" not in created.headers
+
+    waited = await http.post(f"/threads/{thread_id}/runs/wait", json=body)
+    run_id = waited.headers["content-location"].rsplit("/", 1)[1]
+    assert waited.headers["content-location"] == f"/threads/{thread_id}/runs/{run_id}"
+    assert waited.headers["location"] == f"/threads/{thread_id}/runs/{run_id}/join"
+    assert (await http.get(waited.headers["content-location"])).json()["status"] == "success"
+
+    async with http.stream("POST", f"/threads/{thread_id}/runs/stream", json=body) as streamed:
+        run_id = streamed.headers["content-location"].rsplit("/", 1)[1]
+        assert streamed.headers["content-location"] == f"/threads/{thread_id}/runs/{run_id}"
+        assert streamed.headers["location"] == f"/threads/{thread_id}/runs/{run_id}/stream"
+        await streamed.aread()
+
+    stateless = await http.post("/runs/wait", json=body)
+    run_id = stateless.headers["content-location"].rsplit("/", 1)[1]
+    assert stateless.headers["content-location"] == f"/runs/{run_id}"
+    assert stateless.headers["location"] == f"/runs/{run_id}/join"
+
+
+async def test_on_run_created_callback(client):
+    seen = []
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "echo", input=human("cb"), on_run_created=seen.append)
+    [meta] = seen
+    assert meta["thread_id"] == thread_id
+    assert meta["run_id"] == (await client.runs.list(thread_id))[0]["run_id"]
+
+
+async def test_run_on_missing_thread(client):
+    with pytest.raises(NotFoundError):
+        await client.runs.create(str(uuid.uuid4()), "echo", input={})
+    thread_id = str(uuid.uuid4())
+    output = await client.runs.wait(thread_id, "echo", input=human("made"), if_not_exists="create")
+    assert texts(output) == ["made", "echo: made"]
+    assert (await client.threads.get(thread_id))["metadata"]["graph_id"] == "echo"
+
+
+async def test_unknown_assistant_is_404_and_bad_id_is_422(client):
+    thread_id = await new_thread(client)
+    with pytest.raises(NotFoundError):
+        await client.runs.create(thread_id, str(uuid.uuid4()), input={})
+    with pytest.raises(NotFoundError):
+        await client.runs.create(thread_id, "no-such-graph", input={})
+    with pytest.raises(UnprocessableEntityError):
+        await client.runs.get(thread_id, "not-a-uuid")
+    assert await client.runs.list(thread_id) == []
+
+
+# ---- list / get / delete --------------------------------------------------------------------------------------
+
+
+async def test_list_newest_first_with_status_filter_and_paging(client):
+    thread_id = await new_thread(client)
+    ok = [(await client.runs.create(thread_id, "echo", input=human(str(i))))["run_id"] for i in range(3)]
+    bad = (await client.runs.create(thread_id, "failing", input={}))["run_id"]
+    await client.runs.join(thread_id, bad)
+    runs = await client.runs.list(thread_id)
+    assert [r["run_id"] for r in runs] == [bad, *ok[::-1]]
+    assert [r["run_id"] for r in await client.runs.list(thread_id, status="error")] == [bad]
+    assert [r["run_id"] for r in await client.runs.list(thread_id, status="success")] == ok[::-1]
+    assert await client.runs.list(thread_id, status="pending") == []
+    assert [r["run_id"] for r in await client.runs.list(thread_id, limit=2, offset=1)] == [ok[2], ok[1]]
+    with pytest.raises(NotFoundError):
+        await client.runs.list(str(uuid.uuid4()))
+
+
+async def test_get_checks_the_thread(client):
+    thread_id = await new_thread(client)
+    other = await new_thread(client)
+    run = await client.runs.create(thread_id, "echo", input={})
+    with pytest.raises(NotFoundError):
+        await client.runs.get(other, run["run_id"])
+    with pytest.raises(NotFoundError):
+        await client.runs.get(thread_id, str(uuid.uuid4()))
+
+
+async def test_delete_run(client, http):
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "echo", input=human("x"))
+    await client.runs.join(thread_id, run["run_id"])
+    response = await http.delete(f"/threads/{thread_id}/runs/{run['run_id']}")
+    assert response.status_code == 204
+    with pytest.raises(NotFoundError):
+        await client.runs.get(thread_id, run["run_id"])
+    assert await client.runs.list(thread_id) == []
+    # the thread's state is untouched
+    assert (await client.threads.get(thread_id))["values"]["turns"] == 1
+    with pytest.raises(NotFoundError):
+        await client.runs.delete(thread_id, run["run_id"])
+
+
+async def test_delete_running_run_stops_it(client):
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "slow", input={"steps": 50, "delay": 0.1})
+    await wait_status(client, thread_id, run["run_id"], "running")
+    await client.runs.delete(thread_id, run["run_id"])
+    assert await client.runs.list(thread_id) == []
+    assert (await client.threads.get(thread_id))["status"] != "busy"
+
+
+# ---- stateless runs -------------------------------------------------------------------------------------------
+
+
+async def test_stateless_run_leaves_no_thread(client, http):
+    body = {"assistant_id": "echo", "input": {"messages": [{"role": "user", "content": "gone"}]}}
+    response = await http.post("/runs/wait", json=body)
+    assert texts(response.json()) == ["gone", "echo: gone"]
+
+    async def gone(thread_id: str) -> bool:
+        try:
+            await client.threads.get(thread_id)
+        except NotFoundError:
+            return True
+        return False
+
+    run = await client.runs.create(None, "echo", input=human("bg"))
+    assert run["status"] == "pending"
+    await eventually(lambda: gone(run["thread_id"]))
+    with pytest.raises(NotFoundError):
+        await client.runs.get(run["thread_id"], run["run_id"])
+
+    # a stateless stream: its temporary thread id shows in the messages metadata
+    parts = [p async for p in client.runs.stream(None, "chat", input=human("s"), stream_mode="messages-tuple")]
+    thread_id = parts[1].data[1]["thread_id"]
+    await eventually(lambda: gone(thread_id))
+
+
+async def test_stateless_run_keep(client):
+    marker = tag()
+    run = await client.runs.create(None, "echo", input=human(marker), on_completion="keep", metadata={"m": marker})
+    output = await client.runs.join(run["thread_id"], run["run_id"])
+    assert texts(output) == [marker, f"echo: {marker}"]
+    thread = await client.threads.get(run["thread_id"])
+    assert thread["metadata"]["graph_id"] == "echo"
+    assert texts(thread["values"]) == [marker, f"echo: {marker}"]
+    assert (await client.runs.get(run["thread_id"], run["run_id"]))["metadata"] == {"m": marker}
+
+
+async def test_create_batch(client):
+    marker = tag()
+    runs = await client.runs.create_batch(
+        [
+            {"assistant_id": "echo", "input": human(marker), "on_completion": "keep"},
+            {"assistant_id": "configurable", "input": {"name": marker}, "on_completion": "keep"},
+        ]
+    )
+    assert [r["assistant_id"] for r in runs] == [default_assistant_id("echo"), default_assistant_id("configurable")]
+    assert runs[0]["thread_id"] != runs[1]["thread_id"]
+    first = await client.runs.join(runs[0]["thread_id"], runs[0]["run_id"])
+    second = await client.runs.join(runs[1]["thread_id"], runs[1]["run_id"])
+    assert texts(first) == [marker, f"echo: {marker}"]
+    assert second == {"name": marker, "greeting": f"Hello, {marker}!"}
+
+
+# ---- cancel ---------------------------------------------------------------------------------------------------
+
+
+async def test_cancel_interrupt(client, http):
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "slow", input={"steps": 100, "delay": 0.05, "label": "c"})
+    await wait_status(client, thread_id, run["run_id"], "running")
+    await asyncio.sleep(0.2)
+    response = await http.post(f"/threads/{thread_id}/runs/{run['run_id']}/cancel", params={"action": "interrupt"})
+    assert response.status_code == 202
+    assert response.headers["content-location"] == f"/threads/{thread_id}/runs/{run['run_id']}"
+    cancelled = await wait_status(client, thread_id, run["run_id"], TERMINAL)
+    assert cancelled["status"] == "interrupted"
+    thread = await client.threads.get(thread_id)
+    assert thread["status"] != "busy"
+    # the steps done before the cancel are kept
+    done = len((await client.threads.get_state(thread_id))["values"].get("log", []))
+    assert 0 < done < 100
+
+
+async def test_cancel_with_wait(client):
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "slow", input={"steps": 100, "delay": 0.05})
+    await wait_status(client, thread_id, run["run_id"], "running")
+    await asyncio.sleep(0.2)
+    output = await client.runs.cancel(thread_id, run["run_id"], wait=True)
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+    assert 0 < output["done"] < 100
+    assert output["log"][-1] == f"run:{output['done']}"
+
+
+async def test_cancel_rollback_leaves_no_trace(client):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0, "label": "kept"})
+    history_before = await client.threads.get_history(thread_id, limit=100)
+    state_before = await client.threads.get_state(thread_id)
+
+    run = await client.runs.create(thread_id, "slow", input={"steps": 100, "delay": 0.05, "label": "gone"})
+    await wait_status(client, thread_id, run["run_id"], "running")
+    await asyncio.sleep(0.3)  # a few checkpoints are written
+    await client.runs.cancel(thread_id, run["run_id"], action="rollback", wait=True)
+
+    with pytest.raises(NotFoundError):
+        await client.runs.get(thread_id, run["run_id"])
+    assert [r["status"] for r in await client.runs.list(thread_id)] == ["success"]
+    assert await client.threads.get_history(thread_id, limit=100) == history_before
+    assert (await client.threads.get_state(thread_id))["values"] == state_before["values"]
+    thread = await client.threads.get(thread_id)
+    assert thread["status"] == "idle"
+    assert thread["values"]["log"] == ["kept:1"]
+
+
+async def test_cancel_unknown_run_is_404(client):
+    thread_id = await new_thread(client)
+    with pytest.raises(NotFoundError):
+        await client.runs.cancel(thread_id, str(uuid.uuid4()))
+
+
+# ---- commands, breakpoints, forks -----------------------------------------------------------------------------
+
+
+async def test_breakpoint_then_continue_with_null_input(client):
+    thread_id = await new_thread(client)
+    paused = await client.runs.wait(thread_id, "echo", input=human("bp"), interrupt_before=["tally"])
+    assert paused["turns"] == 0 and texts(paused) == ["bp", "echo: bp"]
+    run = (await client.runs.list(thread_id))[0]
+    assert run["status"] == "success"
+    assert (await client.threads.get(thread_id))["status"] == "interrupted"
+    assert (await client.threads.get_state(thread_id))["next"] == ["tally"]
+
+    finished = await client.runs.wait(thread_id, "echo", input=None)
+    assert finished["turns"] == 1
+    assert texts(finished) == ["bp", "echo: bp"]  # tally ran; echo did not run again
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+
+
+async def test_interrupt_after(client):
+    thread_id = await new_thread(client)
+    paused = await client.runs.wait(thread_id, "echo", input=human("ia"), interrupt_after=["echo"])
+    assert paused["turns"] == 0
+    assert (await client.threads.get_state(thread_id))["next"] == ["tally"]
+    assert (await client.threads.get(thread_id))["status"] == "interrupted"
+    assert (await client.runs.wait(thread_id, "echo", input=None))["turns"] == 1
+
+
+async def test_interrupt_before_all(client):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "echo", input=human("all"), interrupt_before="*")
+    assert (await client.threads.get_state(thread_id))["next"] == ["echo"]
+    await client.runs.wait(thread_id, "echo", input=None, interrupt_before="*")
+    assert (await client.threads.get_state(thread_id))["next"] == ["tally"]
+
+
+async def test_command_goto_and_update(client):
+    paused = await new_thread(client)
+    await client.runs.wait(paused, "echo", input=human("p"), interrupt_before=["tally"])
+    # goto adds `echo` beside the pending `tally`; echo then leads to tally once more
+    output = await client.runs.wait(paused, "echo", command={"goto": "echo"})
+    assert texts(output) == ["p", "echo: p", "echo: echo: p"]
+    assert output["turns"] == 2
+
+    patched = await new_thread(client)
+    await client.runs.wait(patched, "echo", input=human("p"), interrupt_before=["tally"])
+    output = await client.runs.wait(patched, "echo", command={"update": {"note": "patched"}})
+    assert output["note"] == "patched"
+    assert output["turns"] == 1
+    assert texts(output) == ["p", "echo: p"]
+
+
+async def test_command_wins_over_empty_input(http):
+    """Agent Chat UI sends `input: {}` together with the resume command."""
+    thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+    await http.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": "hitl", "input": {"topic": "t"}})
+    response = await http.post(
+        f"/threads/{thread_id}/runs/wait",
+        json={"assistant_id": "hitl", "input": {}, "command": {"resume": "from the ui"}},
+    )
+    assert response.json()["decision"] == "from the ui"
+
+
+async def test_fork_from_checkpoint(client):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "echo", input=human("one"))
+    fork_point = (await client.threads.get_state(thread_id))["checkpoint"]
+    await client.runs.wait(thread_id, "echo", input=human("two"))
+
+    forked = await client.runs.wait(thread_id, "echo", input=human("other"), checkpoint_id=fork_point["checkpoint_id"])
+    assert texts(forked) == ["one", "echo: one", "other", "echo: other"]
+    assert forked["turns"] == 2
+    head = await client.threads.get_state(thread_id)
+    assert head["values"]["turns"] == 2
+    # also with a checkpoint object, as Studio sends it
+    again = await client.runs.wait(
+        thread_id, "echo", input=human("third"), checkpoint={"checkpoint_id": fork_point["checkpoint_id"]}
+    )
+    assert texts(again) == ["one", "echo: one", "third", "echo: third"]
+
+
+# ---- config, context, metadata --------------------------------------------------------------------------------
+
+
+async def test_config_and_context_merge_over_the_assistant(client):
+    assistant = await client.assistants.create(
+        graph_id="configurable",
+        config={"configurable": {"greeting": "Hey"}, "metadata": {"from_assistant": 1}},
+    )
+    thread_id = await new_thread(client)
+    output = await client.runs.wait(
+        thread_id, assistant["assistant_id"], input={"name": "A"}, config={"metadata": {"from_run": 2}}
+    )
+    assert output["greeting"] == "Hey, A!"  # the assistant's configurable survives a run config without one
+    metadata = (await client.threads.get_state(thread_id))["metadata"]
+    assert metadata["from_assistant"] == 1 and metadata["from_run"] == 2
+    overridden = await client.runs.wait(
+        None, assistant["assistant_id"], input={"name": "B"}, config={"configurable": {"greeting": "Yo"}}
+    )
+    assert overridden["greeting"] == "Yo, B!"
+
+    with_context = await client.assistants.create(graph_id="configurable", context={"greeting": "Ctx"})
+    assert (await client.runs.wait(None, with_context["assistant_id"], input={"name": "C"}))["greeting"] == "Ctx, C!"
+    assert (
+        await client.runs.wait(None, with_context["assistant_id"], input={"name": "D"}, context={"greeting": "Run"})
+    )["greeting"] == "Run, D!"
+
+
+async def test_run_metadata_reaches_run_and_checkpoints(client):
+    marker = tag()
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "echo", input=human("m"), metadata={"marker": marker})
+    await client.runs.join(thread_id, run["run_id"])
+    assert (await client.runs.get(thread_id, run["run_id"]))["metadata"] == {"marker": marker}
+    state = await client.threads.get_state(thread_id)
+    assert state["metadata"]["marker"] == marker
+    assert state["metadata"]["run_id"] == run["run_id"]
+
+
+# ---- failures -------------------------------------------------------------------------------------------------
+
+
+async def test_failing_node(client, http):
+    thread_id = await new_thread(client)
+    with pytest.raises(Exception, match="ValueError: intentional failure in node boom"):
+        await client.runs.wait(thread_id, "failing", input={})
+    assert (await client.runs.list(thread_id))[0]["status"] == "error"
+    # what ran before the failure is kept
+    assert (await client.threads.get_state(thread_id))["values"] == {"reached": "ok"}
+
+    response = await http.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": "failing", "input": {}})
+    assert response.status_code == 200
+    assert response.json() == {"__error__": {"error": "ValueError", "message": "intentional failure in node boom"}}
+
+    # joined while it is still queued behind a slow run, the failure comes back as __error__
+    await client.runs.create(thread_id, "slow", input={"steps": 1, "delay": 0.3})
+    run = await client.runs.create(thread_id, "failing", input={})
+    joined = await http.get(f"/threads/{thread_id}/runs/{run['run_id']}/join")
+    assert joined.json() == {"__error__": {"error": "ValueError", "message": "intentional failure in node boom"}}
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "error"
+
+
+# ---- multitasking ---------------------------------------------------------------------------------------------
+
+
+async def test_multitask_reject(client, http):
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "slow", input={"steps": 10, "delay": 0.1})
+    await wait_status(client, thread_id, run["run_id"], "running")
+    with pytest.raises(ConflictError):
+        await client.runs.create(thread_id, "echo", input={}, multitask_strategy="reject")
+    response = await http.post(
+        f"/threads/{thread_id}/runs/wait", json={"assistant_id": "echo", "input": {}, "multitask_strategy": "reject"}
+    )
+    assert response.status_code == 409
+    assert "busy" in response.json()["detail"]
+    assert [r["run_id"] for r in await client.runs.list(thread_id)] == [run["run_id"]]
+    await client.runs.cancel(thread_id, run["run_id"], wait=True)
+    # once idle, reject lets a run through
+    assert (await client.runs.wait(thread_id, "echo", input=human("now"), multitask_strategy="reject"))["turns"] == 1
+
+
+async def test_multitask_enqueue_runs_in_order(client):
+    thread_id = await new_thread(client)
+    runs = [
+        await client.runs.create(thread_id, "slow", input={"steps": 2, "delay": 0.05, "label": label})
+        for label in ("a", "b", "c")
+    ]
+    assert [r["multitask_strategy"] for r in runs] == ["enqueue"] * 3
+    output = await client.runs.join(thread_id, runs[-1]["run_id"])
+    assert output["log"] == ["a:1", "a:2", "b:1", "b:2", "c:1", "c:2"]
+    assert [r["status"] for r in await client.runs.list(thread_id)] == ["success"] * 3
+
+
+async def test_multitask_interrupt(client):
+    thread_id = await new_thread(client)
+    first = await client.runs.create(thread_id, "slow", input={"steps": 100, "delay": 0.05, "label": "first"})
+    await wait_status(client, thread_id, first["run_id"], "running")
+    await asyncio.sleep(0.2)
+    second = await client.runs.create(
+        thread_id, "slow", input={"steps": 1, "delay": 0, "label": "second"}, multitask_strategy="interrupt"
+    )
+    output = await client.runs.join(thread_id, second["run_id"])
+    assert (await client.runs.get(thread_id, first["run_id"]))["status"] == "interrupted"
+    assert output["log"][-1] == "second:1"
+    assert output["log"][0] == "first:1"  # the interrupted run's steps stay
+
+
+async def test_multitask_rollback(client):
+    thread_id = await new_thread(client)
+    first = await client.runs.create(thread_id, "slow", input={"steps": 100, "delay": 0.05, "label": "first"})
+    await wait_status(client, thread_id, first["run_id"], "running")
+    await asyncio.sleep(0.2)
+    second = await client.runs.create(
+        thread_id, "slow", input={"steps": 1, "delay": 0, "label": "second"}, multitask_strategy="rollback"
+    )
+    output = await client.runs.join(thread_id, second["run_id"])
+    assert output["log"] == ["second:1"]
+    with pytest.raises(NotFoundError):
+        await client.runs.get(thread_id, first["run_id"])

@@ -1,0 +1,136 @@
+"""The long-term memory store over HTTP: items, search, namespaces, validation. Every test works under its own
+top-level namespace label, so tests never see each other's items."""
+
+from __future__ import annotations
+
+import pytest
+from langgraph_sdk.errors import UnprocessableEntityError
+
+from tests.server.helpers import tag
+
+
+async def test_put_get_overwrite(client):
+    root = tag()
+    await client.store.put_item([root, "prefs"], "theme", {"color": "blue", "size": {"font": 12}})
+    item = await client.store.get_item([root, "prefs"], "theme")
+    assert item["namespace"] == [root, "prefs"]
+    assert item["key"] == "theme"
+    assert item["value"] == {"color": "blue", "size": {"font": 12}}
+    assert item["created_at"] == item["updated_at"]
+
+    await client.store.put_item([root, "prefs"], "theme", {"color": "red"})
+    again = await client.store.get_item([root, "prefs"], "theme")
+    assert again["value"] == {"color": "red"}  # replaced, not merged
+    assert again["created_at"] == item["created_at"]
+    assert again["updated_at"] >= item["updated_at"]
+    # namespaces are exact: the same key under the parent namespace is another item
+    assert await client.store.get_item([root], "theme") is None
+
+
+async def test_wire_statuses(http):
+    root = tag()
+    put = await http.put("/store/items", json={"namespace": [root], "key": "k", "value": {"v": 1}})
+    assert put.status_code == 204 and put.content == b""
+    got = await http.get("/store/items", params={"namespace": root, "key": "k"})
+    assert got.status_code == 200 and got.json()["value"] == {"v": 1}
+    missing = await http.get("/store/items", params={"namespace": root, "key": "nope"})
+    assert missing.status_code == 200
+    assert missing.content == b"null"
+    deleted = await http.request("DELETE", "/store/items", json={"namespace": [root], "key": "k"})
+    assert deleted.status_code == 204
+    assert (await http.get("/store/items", params={"namespace": root, "key": "k"})).json() is None
+
+
+async def test_delete_item(client):
+    root = tag()
+    await client.store.put_item([root, "a"], "k", {"v": 1})
+    await client.store.put_item([root, "b"], "k", {"v": 2})
+    await client.store.delete_item([root, "a"], "k")
+    assert await client.store.get_item([root, "a"], "k") is None
+    assert (await client.store.get_item([root, "b"], "k"))["value"] == {"v": 2}
+    await client.store.delete_item([root, "a"], "k")  # deleting what is gone is fine
+
+
+async def test_put_with_ttl_and_index_flags(client):
+    root = tag()
+    await client.store.put_item([root], "ttl", {"v": 1}, ttl=5)
+    await client.store.put_item([root], "noindex", {"v": 2}, index=False)
+    assert (await client.store.get_item([root], "ttl", refresh_ttl=True))["value"] == {"v": 1}
+    assert (await client.store.get_item([root], "noindex"))["value"] == {"v": 2}
+
+
+async def _fill(client, root: str) -> None:
+    for i in range(5):
+        await client.store.put_item(
+            [root, "docs", "even" if i % 2 == 0 else "odd"], f"doc{i}", {"i": i, "kind": "doc", "meta": {"even": i % 2 == 0}}
+        )
+    await client.store.put_item([root, "notes"], "n1", {"kind": "note", "i": 99})
+
+
+async def test_search_by_prefix_filter_and_paging(client):
+    root = tag()
+    await _fill(client, root)
+    everything = (await client.store.search_items([root], limit=100))["items"]
+    assert len(everything) == 6
+    assert all(set(item) >= {"namespace", "key", "value", "created_at", "updated_at"} for item in everything)
+
+    docs = (await client.store.search_items([root, "docs"], limit=100))["items"]
+    assert sorted(item["key"] for item in docs) == [f"doc{i}" for i in range(5)]
+    odd = (await client.store.search_items([root, "docs", "odd"]))["items"]
+    assert sorted(item["key"] for item in odd) == ["doc1", "doc3"]
+
+    notes = (await client.store.search_items([root], filter={"kind": "note"}))["items"]
+    assert [item["key"] for item in notes] == ["n1"]
+    docs_only = (await client.store.search_items([root], filter={"kind": "doc", "i": 2}, limit=100))["items"]
+    assert [item["key"] for item in docs_only] == ["doc2"]
+    big = (await client.store.search_items([root, "docs"], filter={"i": {"$gte": 3}}, limit=100))["items"]
+    assert sorted(item["key"] for item in big) == ["doc3", "doc4"]
+
+    page1 = (await client.store.search_items([root, "docs"], limit=2))["items"]
+    page2 = (await client.store.search_items([root, "docs"], limit=2, offset=2))["items"]
+    page3 = (await client.store.search_items([root, "docs"], limit=2, offset=4))["items"]
+    assert [len(page1), len(page2), len(page3)] == [2, 2, 1]
+    keys = [item["key"] for item in page1 + page2 + page3]
+    assert sorted(keys) == [f"doc{i}" for i in range(5)]  # no overlap, nothing lost
+
+    assert (await client.store.search_items([tag()]))["items"] == []
+
+
+async def test_list_namespaces(client):
+    root = tag()
+    await _fill(client, root)
+    await client.store.put_item([root, "deep", "a", "b", "odd"], "x", {"v": 1})
+
+    found = (await client.store.list_namespaces(prefix=[root]))["namespaces"]
+    assert sorted(found) == sorted(
+        [[root, "docs", "even"], [root, "docs", "odd"], [root, "notes"], [root, "deep", "a", "b", "odd"]]
+    )
+    odd = (await client.store.list_namespaces(prefix=[root], suffix=["odd"]))["namespaces"]
+    assert sorted(odd) == sorted([[root, "docs", "odd"], [root, "deep", "a", "b", "odd"]])
+    shallow = (await client.store.list_namespaces(prefix=[root], max_depth=2))["namespaces"]
+    assert sorted(shallow) == sorted([[root, "docs"], [root, "notes"], [root, "deep"]])
+    limited = (await client.store.list_namespaces(prefix=[root], limit=2))["namespaces"]
+    rest = (await client.store.list_namespaces(prefix=[root], limit=10, offset=2))["namespaces"]
+    assert len(limited) == 2 and len(rest) == 2
+    assert sorted(limited + rest) == sorted(found)
+
+
+async def test_namespace_validation(client, http):
+    root = tag()
+    dotted = await http.put("/store/items", json={"namespace": [root, "has.dot"], "key": "k", "value": {"v": 1}})
+    assert dotted.status_code == 422
+    assert "has.dot" in dotted.json()["detail"]
+    with pytest.raises(UnprocessableEntityError):
+        await client.store.put_item([root, ""], "k", {"v": 1})
+    dotted_prefix = await http.post("/store/items/search", json={"namespace_prefix": [root, "a.b"]})
+    assert dotted_prefix.status_code == 422
+    response = await http.put("/store/items", json={"namespace": [], "key": "k", "value": {"v": 1}})
+    assert response.status_code == 422
+    assert "namespace" in response.json()["detail"]
+    empty_label = await http.get("/store/items", params={"namespace": f"{root}.", "key": "k"})
+    assert empty_label.status_code == 422
+    not_an_object = await http.put("/store/items", json={"namespace": [root], "key": "k", "value": [1, 2]})
+    assert not_an_object.status_code == 422
+    bad_filter = await http.post("/store/items/search", json={"namespace_prefix": [root], "filter": {"$bad key": 1}})
+    assert bad_filter.status_code == 422
+    assert (await client.store.search_items([root]))["items"] == []

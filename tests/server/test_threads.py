@@ -1,0 +1,463 @@
+"""Threads: lifecycle, search/count, copy, state reads and edits, history, status."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from langgraph_sdk.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableEntityError
+
+from tests.server.helpers import default_assistant_id, human, new_thread, tag, texts, wait_status
+
+
+async def _echo_thread(client, *messages: str, **create) -> str:
+    thread_id = await new_thread(client, **create)
+    for text in messages:
+        await client.runs.wait(thread_id, "echo", input=human(text))
+    return thread_id
+
+
+# ---- create / get / update / delete ---------------------------------------------------------------------------
+
+
+async def test_new_thread_shape(client):
+    marker = tag()
+    thread = await client.threads.create(metadata={"marker": marker, "n": 1})
+    uuid.UUID(thread["thread_id"])
+    assert thread["metadata"] == {"marker": marker, "n": 1}
+    assert thread["status"] == "idle"
+    assert thread["values"] == {}
+    assert thread["interrupts"] == {}
+    for key in ("created_at", "updated_at", "state_updated_at"):
+        assert thread[key].endswith("+00:00")
+    assert await client.threads.get(thread["thread_id"]) == thread
+
+
+async def test_create_with_id_and_if_exists(client):
+    thread_id = str(uuid.uuid4())
+    created = await client.threads.create(thread_id=thread_id, metadata={"v": 1})
+    assert created["thread_id"] == thread_id
+    with pytest.raises(ConflictError):
+        await client.threads.create(thread_id=thread_id)
+    existing = await client.threads.create(thread_id=thread_id, metadata={"v": 2}, if_exists="do_nothing")
+    assert existing["metadata"] == {"v": 1}
+    with pytest.raises(UnprocessableEntityError):
+        await client.threads.create(thread_id="not-a-uuid")
+
+
+async def test_create_with_graph_id_stamps_metadata(client):
+    thread = await client.threads.create(graph_id="echo", metadata={"a": 1})
+    assert thread["metadata"] == {"a": 1, "graph_id": "echo"}
+
+
+async def test_create_with_supersteps_makes_state_without_running(client):
+    thread = await client.threads.create(
+        graph_id="echo",
+        supersteps=[
+            {"updates": [{"values": {"messages": [{"role": "user", "content": "seeded"}], "note": "n"}, "as_node": "echo"}]},
+            {"updates": [{"values": {"turns": 5}, "as_node": "tally"}]},
+        ],
+    )
+    thread_id = thread["thread_id"]
+    assert thread["values"]["turns"] == 5
+    assert thread["values"]["note"] == "n"
+    assert texts(thread["values"]) == ["seeded"]
+    assert thread["status"] == "idle"
+    assert await client.runs.list(thread_id) == []
+    state = await client.threads.get_state(thread_id)
+    assert state["next"] == []
+    assert state["metadata"]["source"] == "update"
+    history = await client.threads.get_history(thread_id)
+    assert [h["values"].get("turns") for h in history] == [5, 0]
+    # the seeded thread then runs like any other
+    output = await client.runs.wait(thread_id, "echo", input=human("next"))
+    assert texts(output) == ["seeded", "next", "echo: next"]
+    assert output["turns"] == 6
+
+
+async def test_supersteps_leaving_a_pending_node_mark_the_thread_interrupted(client):
+    thread = await client.threads.create(
+        graph_id="echo", supersteps=[{"updates": [{"values": {"note": "half"}, "as_node": "echo"}]}]
+    )
+    assert thread["status"] == "interrupted"
+    assert (await client.threads.get_state(thread["thread_id"]))["next"] == ["tally"]
+    output = await client.runs.wait(thread["thread_id"], "echo", input=None)
+    assert output == {"messages": [], "note": "half", "turns": 1}
+
+
+async def test_bad_supersteps_leave_no_thread(client):
+    thread_id = str(uuid.uuid4())
+    with pytest.raises(BadRequestError):
+        await client.threads.create(
+            thread_id=thread_id,
+            graph_id="echo",
+            supersteps=[{"updates": [{"values": {"note": "x"}, "as_node": "no_such_node"}]}],
+        )
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread_id)
+    with pytest.raises(UnprocessableEntityError):  # no graph to apply them to
+        await client.threads.create(thread_id=thread_id, supersteps=[{"updates": [{"values": {}, "as_node": "echo"}]}])
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread_id)
+
+
+async def test_get_returns_values_and_interrupts(client):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "hitl", input={"topic": "cats"})
+    thread = await client.threads.get(thread_id)
+    assert thread["status"] == "interrupted"
+    assert thread["values"] == {"messages": [], "topic": "cats", "draft": "draft for cats"}
+    [(task_id, interrupts)] = thread["interrupts"].items()
+    assert interrupts[0]["value"] == {"question": "approve?", "draft": "draft for cats"}
+    state = await client.threads.get_state(thread_id)
+    assert state["tasks"][0]["id"] == task_id
+
+
+async def test_get_missing_is_404(client):
+    with pytest.raises(NotFoundError):
+        await client.threads.get(str(uuid.uuid4()))
+
+
+async def test_update_merges_metadata(client):
+    thread = await client.threads.create(metadata={"a": 1, "b": {"x": 1}})
+    updated = await client.threads.update(thread["thread_id"], metadata={"b": {"y": 2}, "c": 3})
+    assert updated["metadata"] == {"a": 1, "b": {"y": 2}, "c": 3}  # top-level merge, as langgraph-api
+    assert updated["updated_at"] >= thread["updated_at"]
+    assert (await client.threads.get(thread["thread_id"]))["metadata"] == updated["metadata"]
+    with pytest.raises(NotFoundError):
+        await client.threads.update(str(uuid.uuid4()), metadata={"a": 1})
+
+
+async def test_update_return_minimal(client, http):
+    thread = await client.threads.create()
+    response = await http.patch(
+        f"/threads/{thread['thread_id']}", json={"metadata": {"quiet": True}}, headers={"Prefer": "return=minimal"}
+    )
+    assert response.status_code == 204
+    assert response.content == b""
+    assert await client.threads.update(thread["thread_id"], metadata={"sdk": 1}, return_minimal=True) is None
+    assert (await client.threads.get(thread["thread_id"]))["metadata"] == {"quiet": True, "sdk": 1}
+
+
+async def test_delete_removes_thread_runs_and_checkpoints(client, http):
+    thread_id = await _echo_thread(client, "one", "two")
+    runs = await client.runs.list(thread_id)
+    assert len(runs) == 2
+    response = await http.delete(f"/threads/{thread_id}")
+    assert response.status_code == 204
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread_id)
+    with pytest.raises(NotFoundError):
+        await client.runs.get(thread_id, runs[0]["run_id"])
+    # the same id again, on the same graph: nothing of the old checkpoints is visible
+    again = await client.threads.create(thread_id=thread_id, graph_id="echo")
+    assert again["values"] == {}
+    assert (await client.threads.get_state(thread_id))["values"] == {}
+    assert await client.threads.get_history(thread_id) == []
+    output = await client.runs.wait(thread_id, "echo", input=human("fresh"))
+    assert texts(output) == ["fresh", "echo: fresh"] and output["turns"] == 1
+    with pytest.raises(NotFoundError):
+        await client.threads.delete(str(uuid.uuid4()))
+
+
+async def test_delete_busy_thread_stops_its_run(client):
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "slow", input={"steps": 50, "delay": 0.1})
+    await wait_status(client, thread_id, run["run_id"], "running")
+    await client.threads.delete(thread_id)
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread_id)
+
+
+# ---- search / count -------------------------------------------------------------------------------------------
+
+
+async def test_search_by_metadata_values_ids_status(client):
+    marker = tag()
+    plain = await client.threads.create(metadata={"marker": marker, "kind": "plain"})
+    ran = await _echo_thread(client, "hello", metadata={"marker": marker, "kind": "ran"})
+    paused = await new_thread(client, metadata={"marker": marker, "kind": "paused"})
+    await client.runs.wait(paused, "hitl", input={"topic": marker})
+
+    def ids(found):
+        return {t["thread_id"] for t in found}
+
+    assert ids(await client.threads.search(metadata={"marker": marker})) == {plain["thread_id"], ran, paused}
+    assert ids(await client.threads.search(metadata={"marker": marker, "kind": "ran"})) == {ran}
+    assert ids(await client.threads.search(metadata={"marker": marker, "graph_id": "hitl"})) == {paused}
+    assert ids(await client.threads.search(values={"topic": marker})) == {paused}
+    assert ids(await client.threads.search(metadata={"marker": marker}, values={"turns": 1})) == {ran}
+    assert ids(await client.threads.search(metadata={"marker": marker}, status="interrupted")) == {paused}
+    assert ids(await client.threads.search(metadata={"marker": marker}, status="idle")) == {plain["thread_id"], ran}
+    assert ids(await client.threads.search(ids=[ran, paused, str(uuid.uuid4())])) == {ran, paused}
+    assert ids(await client.threads.search(ids=[ran], metadata={"kind": "plain"})) == set()
+
+
+async def test_search_sort_and_pagination(client, http):
+    marker = tag()
+    made = [(await client.threads.create(metadata={"marker": marker, "i": i}))["thread_id"] for i in range(3)]
+    assert [t["thread_id"] for t in await client.threads.search(metadata={"marker": marker})] == made[::-1]
+    ascending = await client.threads.search(metadata={"marker": marker}, sort_by="created_at", sort_order="asc")
+    assert [t["thread_id"] for t in ascending] == made
+    # touching a thread moves it to the front when sorted by updated_at
+    await client.threads.update(made[0], metadata={"touched": True})
+    by_update = await client.threads.search(metadata={"marker": marker}, sort_by="updated_at", sort_order="desc")
+    assert by_update[0]["thread_id"] == made[0]
+    page = await client.threads.search(metadata={"marker": marker}, sort_by="created_at", sort_order="asc", limit=1, offset=1)
+    assert [t["thread_id"] for t in page] == [made[1]]
+
+    first = await http.post("/threads/search", json={"metadata": {"marker": marker}, "limit": 2})
+    assert first.headers["x-pagination-total"] == "3"
+    assert first.headers["x-pagination-next"] == "2"
+    last = await http.post("/threads/search", json={"metadata": {"marker": marker}, "limit": 2, "offset": 2})
+    assert "x-pagination-next" not in last.headers
+    assert len(last.json()) == 1
+    selected = await client.threads.search(metadata={"marker": marker}, select=["thread_id", "status"], limit=1)
+    assert set(selected[0]) == {"thread_id", "status"}
+
+
+async def test_count(client, http):
+    marker = tag()
+    await client.threads.create(metadata={"marker": marker})
+    await _echo_thread(client, "x", metadata={"marker": marker})
+    assert await client.threads.count(metadata={"marker": marker}) == 2
+    assert await client.threads.count(metadata={"marker": marker, "graph_id": "echo"}) == 1
+    assert await client.threads.count(metadata={"marker": marker}, status="busy") == 0
+    assert await client.threads.count(metadata={"marker": marker}, values={"turns": 1}) == 1
+    raw = await http.post("/threads/count", json={"metadata": {"marker": marker}})
+    assert raw.content == b"2"
+
+
+# ---- copy -----------------------------------------------------------------------------------------------------
+
+
+async def test_copy_is_an_independent_thread(client):
+    marker = tag()
+    source = await _echo_thread(client, "one", metadata={"marker": marker})
+    copy = await client.threads.copy(source)
+    assert copy["thread_id"] != source
+    assert copy["metadata"] == (await client.threads.get(source))["metadata"]
+    assert copy["values"] == (await client.threads.get(source))["values"]
+    source_history = await client.threads.get_history(source)
+    copy_history = await client.threads.get_history(copy["thread_id"])
+    assert [h["values"] for h in copy_history] == [h["values"] for h in source_history]
+    assert all(h["checkpoint"]["thread_id"] == copy["thread_id"] for h in copy_history)
+
+    await client.runs.wait(copy["thread_id"], "echo", input=human("copy only"))
+    await client.runs.wait(source, "echo", input=human("source only"))
+    assert texts((await client.threads.get_state(copy["thread_id"]))["values"]) == [
+        "one", "echo: one", "copy only", "echo: copy only"
+    ]
+    assert texts((await client.threads.get_state(source))["values"]) == [
+        "one", "echo: one", "source only", "echo: source only"
+    ]
+    with pytest.raises(NotFoundError):
+        await client.threads.copy(str(uuid.uuid4()))
+
+
+async def test_copy_of_interrupted_thread_can_be_resumed_separately(client):
+    source = await new_thread(client)
+    await client.runs.wait(source, "hitl", input={"topic": "t"})
+    copy = await client.threads.copy(source)
+    assert copy["status"] == "interrupted"
+    done = await client.runs.wait(copy["thread_id"], "hitl", command={"resume": "copy says yes"})
+    assert done["decision"] == "copy says yes"
+    assert (await client.threads.get(source))["status"] == "interrupted"
+
+
+# ---- state ----------------------------------------------------------------------------------------------------
+
+
+async def test_state_of_a_thread_never_run(client):
+    thread_id = await new_thread(client)
+    state = await client.threads.get_state(thread_id)
+    assert state["values"] == {}
+    assert state["next"] == []
+    assert state["tasks"] == []
+    assert await client.threads.get_history(thread_id) == []
+
+
+async def test_state_latest_and_at_checkpoint(client):
+    thread_id = await _echo_thread(client, "first", "second")
+    latest = await client.threads.get_state(thread_id)
+    assert texts(latest["values"]) == ["first", "echo: first", "second", "echo: second"]
+    assert latest["values"]["turns"] == 2
+    assert latest["next"] == []
+    assert latest["checkpoint"]["thread_id"] == thread_id
+    assert latest["checkpoint"]["checkpoint_ns"] == ""
+    assert latest["metadata"]["graph_id"] == "echo"
+    assert latest["parent_checkpoint"]["checkpoint_id"] != latest["checkpoint"]["checkpoint_id"]
+
+    history = await client.threads.get_history(thread_id, limit=100)
+    after_first = next(h for h in history if h["values"].get("turns") == 1 and not h["next"])
+    checkpoint_id = after_first["checkpoint"]["checkpoint_id"]
+    by_id = await client.threads.get_state(thread_id, checkpoint_id=checkpoint_id)  # GET /state/{id}
+    assert texts(by_id["values"]) == ["first", "echo: first"]
+    assert by_id["checkpoint"]["checkpoint_id"] == checkpoint_id
+    by_body = await client.threads.get_state(thread_id, checkpoint={"checkpoint_id": checkpoint_id})  # POST
+    assert by_body == by_id
+    midway = next(h for h in history if h["next"] == ["tally"])
+    state = await client.threads.get_state(thread_id, checkpoint=midway["checkpoint"])
+    assert state["next"] == ["tally"]
+    assert [t["name"] for t in state["tasks"]] == ["tally"]
+
+
+async def test_state_with_subgraphs(client):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "subgraph", input={"value": 1}, interrupt_before=["child"])
+    flat = await client.threads.get_state(thread_id)
+    [task] = flat["tasks"]
+    assert task["name"] == "child"
+    assert task["state"] is None
+    assert task["checkpoint"]["checkpoint_ns"] == f"child:{task['id']}"
+    nested = await client.threads.get_state(thread_id, subgraphs=True)
+    [task] = nested["tasks"]
+    assert task["state"]["checkpoint"]["checkpoint_ns"] == f"child:{task['id']}"
+
+    output = await client.runs.wait(thread_id, "subgraph", input=None)
+    assert output == {"trail": ["inner_a", "inner_b", "after"], "value": 20}
+    # the child's own checkpoints, the way Studio opens a subgraph
+    child = await client.threads.get_state(thread_id, checkpoint={"checkpoint_ns": f"child:{task['id']}"})
+    assert child["values"] == {"trail": ["inner_a", "inner_b"], "value": 20}
+    assert child["checkpoint"]["checkpoint_ns"] == f"child:{task['id']}"
+
+
+async def test_update_state_values_and_as_node(client):
+    thread_id = await _echo_thread(client, "hi")
+    result = await client.threads.update_state(thread_id, {"note": "edited", "turns": 10})
+    checkpoint = result["checkpoint"]
+    assert checkpoint["thread_id"] == thread_id and checkpoint["checkpoint_id"]
+    state = await client.threads.get_state(thread_id)
+    assert state["checkpoint"]["checkpoint_id"] == checkpoint["checkpoint_id"]
+    assert state["values"]["note"] == "edited"
+    assert state["values"]["turns"] == 11  # the reducer adds
+    assert state["metadata"]["source"] == "update"
+    thread = await client.threads.get(thread_id)
+    assert thread["values"]["note"] == "edited"  # the thread row follows edits too
+
+    # as if `echo` had just run: `tally` is next, and the thread waits for it
+    await client.threads.update_state(thread_id, {"note": "as echo"}, as_node="echo")
+    state = await client.threads.get_state(thread_id)
+    assert state["next"] == ["tally"]
+    assert (await client.threads.get(thread_id))["status"] == "interrupted"
+    output = await client.runs.wait(thread_id, "echo", input=None)
+    assert output["turns"] == 12 and output["note"] == "as echo"
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+
+
+async def test_update_state_of_thread_without_graph_is_400(client):
+    thread_id = await new_thread(client)
+    with pytest.raises(BadRequestError):
+        await client.threads.update_state(thread_id, {"note": "x"})
+
+
+async def test_update_state_copy_reruns_from_a_checkpoint(client):
+    """Studio's "Re-run from here": values null, as_node __copy__, checkpoint_id."""
+    thread_id = await _echo_thread(client, "one")
+    history = await client.threads.get_history(thread_id)
+    before_tally = next(h for h in history if h["next"] == ["tally"])
+    result = await client.threads.update_state(
+        thread_id, None, as_node="__copy__", checkpoint_id=before_tally["checkpoint"]["checkpoint_id"]
+    )
+    head = await client.threads.get_state(thread_id)
+    assert head["checkpoint"]["checkpoint_id"] == result["checkpoint"]["checkpoint_id"]
+    assert head["checkpoint"]["checkpoint_id"] != before_tally["checkpoint"]["checkpoint_id"]
+    assert head["values"] == before_tally["values"]
+    assert head["next"] == ["tally"]
+    assert len(await client.threads.get_history(thread_id, limit=100)) == len(history) + 1
+    output = await client.runs.wait(thread_id, "echo", input=None)
+    assert output["turns"] == 1  # tally ran once more on the copied state, not on the finished one
+    assert texts(output) == ["one", "echo: one"]
+
+
+# ---- history --------------------------------------------------------------------------------------------------
+
+
+async def test_history_post_and_get(client, http):
+    thread_id = await _echo_thread(client, "a", "b")
+    history = await client.threads.get_history(thread_id, limit=100)
+    # per run: input, before echo, before tally, final → 4 checkpoints each, newest first
+    assert len(history) == 8
+    steps = [h["metadata"]["step"] for h in history]
+    assert steps == sorted(steps, reverse=True)
+    assert history[0]["checkpoint"] == (await client.threads.get_state(thread_id))["checkpoint"]
+    assert [h["parent_checkpoint"]["checkpoint_id"] for h in history[:-1]] == [
+        h["checkpoint"]["checkpoint_id"] for h in history[1:]
+    ]
+    assert history[-1]["parent_checkpoint"] is None
+
+    assert len(await client.threads.get_history(thread_id)) == 8  # default limit 10
+    assert await client.threads.get_history(thread_id, limit=3) == history[:3]
+    older = await client.threads.get_history(thread_id, before=history[2]["checkpoint"], limit=100)
+    assert older == history[3:]
+    assert await client.threads.get_history(thread_id, before=history[2]["checkpoint"]["checkpoint_id"], limit=2) == history[3:5]
+
+    runs = await client.runs.list(thread_id)
+    second_run = runs[0]["run_id"]
+    of_second = await client.threads.get_history(thread_id, metadata={"run_id": second_run}, limit=100)
+    assert len(of_second) == 4 and of_second == history[:4]
+    inputs = await client.threads.get_history(thread_id, metadata={"source": "input"}, limit=100)
+    assert len(inputs) == 2
+
+    got = await http.get(f"/threads/{thread_id}/history", params={"limit": 2})
+    assert got.status_code == 200
+    assert got.json() == history[:2]
+    got_before = await http.get(
+        f"/threads/{thread_id}/history", params={"limit": 1, "before": history[0]["checkpoint"]["checkpoint_id"]}
+    )
+    assert got_before.json() == history[1:2]
+
+
+# ---- metadata stamping and status -----------------------------------------------------------------------------
+
+
+async def test_first_run_stamps_graph_and_assistant(client):
+    assistant = await client.assistants.create(graph_id="echo")
+    thread = await client.threads.create(metadata={"own": "kept"})
+    assert "graph_id" not in thread["metadata"]
+    await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input=human("x"))
+    metadata = (await client.threads.get(thread["thread_id"]))["metadata"]
+    assert metadata == {"own": "kept", "graph_id": "echo", "assistant_id": assistant["assistant_id"]}
+    # Agent Chat UI lists threads by exactly this metadata
+    found = await client.threads.search(metadata={"assistant_id": assistant["assistant_id"]})
+    assert [t["thread_id"] for t in found] == [thread["thread_id"]]
+
+    by_name = await new_thread(client)
+    await client.runs.wait(by_name, "echo", input=human("x"))
+    assert (await client.threads.get(by_name))["metadata"]["assistant_id"] == default_assistant_id("echo")
+
+
+async def test_thread_statuses(client):
+    thread_id = await new_thread(client)
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+
+    run = await client.runs.create(thread_id, "slow", input={"steps": 3, "delay": 0.2})
+    await wait_status(client, thread_id, run["run_id"], "running")
+    assert (await client.threads.get(thread_id))["status"] == "busy"
+    await client.runs.join(thread_id, run["run_id"])
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+
+    failing = await new_thread(client)
+    await client.runs.wait(failing, "failing", input={}, raise_error=False)
+    assert (await client.threads.get(failing))["status"] == "error"
+    # the next successful run clears it
+    await client.runs.wait(failing, "echo", input=human("x"))
+    assert (await client.threads.get(failing))["status"] == "idle"
+
+    paused = await new_thread(client)
+    await client.runs.wait(paused, "hitl", input={"topic": "t"})
+    assert (await client.threads.get(paused))["status"] == "interrupted"
+    await client.runs.wait(paused, "hitl", command={"resume": "ok"})
+    assert (await client.threads.get(paused))["status"] == "idle"
+
+
+async def test_busy_while_queued_runs_remain(client):
+    thread_id = await new_thread(client)
+    first = await client.runs.create(thread_id, "slow", input={"steps": 2, "delay": 0.1, "label": "a"})
+    second = await client.runs.create(thread_id, "slow", input={"steps": 1, "delay": 0.5, "label": "b"})
+    await client.runs.join(thread_id, first["run_id"])
+    # the first run is over, but the second still holds the thread
+    assert (await client.runs.get(thread_id, second["run_id"]))["status"] in ("pending", "running")
+    assert (await client.threads.get(thread_id))["status"] == "busy"
+    await client.runs.join(thread_id, second["run_id"])
+    assert (await client.threads.get(thread_id))["status"] == "idle"
