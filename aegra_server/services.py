@@ -17,6 +17,7 @@ from aegra_server.settings import Settings
 from aegra_server.storage.connections import postgres_pool, sqlite_connection
 from aegra_server.storage.database import Database
 from aegra_server.store import open_store
+from aegra_server.sweeper import ThreadSweeper
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.tables import metadata
 from aegra_server.storage.urls import DatabaseUrl, parse_database_url
@@ -32,6 +33,7 @@ class Services:
     store: Any
     runs: RunManager
     crons: CronScheduler
+    sweeper: ThreadSweeper
 
 
 async def _open_checkpointer(url: DatabaseUrl, stack: AsyncExitStack) -> Any:
@@ -73,4 +75,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack) -> Services:
     crons = CronScheduler(repos, runs)
     crons.start()
     stack.push_async_callback(crons.stop)
-    return Services(settings, config, registry, repos, checkpointer, store, runs, crons=crons)
+    sweeper = ThreadSweeper(repos, runs, settings.thread_sweep_seconds)
+    sweeper.start()
+    stack.push_async_callback(sweeper.stop)
+    return Services(settings, config, registry, repos, checkpointer, store, runs, crons=crons, sweeper=sweeper)

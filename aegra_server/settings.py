@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # A run's owner renews its claim this often (a third of it); another process resumes the run once the
     # claim has gone unrenewed this long (the owner died).
     run_lease_seconds: float = Field(default=30.0, gt=0, alias="AEGRA_RUN_LEASE_SECONDS")
+    # How often threads whose `ttl` has passed are deleted.
+    thread_sweep_seconds: float = Field(default=60.0, gt=0, alias="AEGRA_THREAD_SWEEP_SECONDS")
     # On shutdown (SIGTERM), how long running runs may finish before they are handed back to be resumed.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, alias="AEGRA_SHUTDOWN_GRACE_SECONDS")
 

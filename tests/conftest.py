@@ -22,3 +22,13 @@ def graphs_config() -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here, before any folder's conftest is imported, so marks in fixture params do not warn.
     config.addinivalue_line("markers", "postgres: needs a Postgres server (embedded or AEGRA_TEST_POSTGRES_URL)")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One Postgres server for the whole test session (embedded, or AEGRA_TEST_POSTGRES_URL); tests create their
+    own databases on it."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url

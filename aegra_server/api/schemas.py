@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
@@ -90,17 +90,31 @@ class Superstep(Body):
     updates: list[StateUpdate]
 
 
+class ThreadTTL(Body):
+    """A thread's time to live in minutes; when it has passed, the sweeper deletes the thread."""
+
+    ttl: float = Field(gt=0)
+    strategy: Literal["delete"] = "delete"
+
+
+def _ttl(value: Any) -> Any:
+    return {"ttl": value} if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+TTL = Annotated[ThreadTTL, BeforeValidator(_ttl)]
+
+
 class ThreadCreate(Body):
     thread_id: str | None = None
     metadata: dict[str, Any] | None = None
     if_exists: IfExists = "raise"
     supersteps: list[Superstep] | None = None
-    ttl: dict[str, Any] | float | None = None
+    ttl: TTL | None = None
 
 
 class ThreadPatch(Body):
     metadata: dict[str, Any] | None = None
-    ttl: dict[str, Any] | float | None = None
+    ttl: TTL | None = None
 
 
 class ThreadSearch(Body):

@@ -60,8 +60,24 @@ async def delete_item(body: schemas.StoreDelete, services: ServicesDep) -> Respo
     return Response(status_code=204)
 
 
+# The comparison operators LangGraph's stores understand inside a field's filter, e.g. {"n": {"$gt": 2}}.
+FILTER_OPERATORS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
+
+
+def _check_filter(filter: dict[str, Any] | None) -> None:
+    """Reject what one backend would refuse and another silently ignore, so both answer alike."""
+    for key, value in (filter or {}).items():
+        if key.startswith("$"):
+            raise HTTPException(422, f"filter: {key!r} is not a field; operators go inside a field, like {{\"n\": {{\"$gt\": 1}}}}")
+        if isinstance(value, dict) and any(k.startswith("$") for k in value):
+            unknown = sorted(k for k in value if k not in FILTER_OPERATORS)
+            if unknown:
+                raise HTTPException(422, f"filter.{key}: unknown operator {unknown[0]!r}; use one of {sorted(FILTER_OPERATORS)}")
+
+
 @router.post("/items/search")
 async def search_items(body: schemas.StoreSearch, services: ServicesDep) -> JSONResponse:
+    _check_filter(body.filter)
     try:
         items = await services.store.asearch(
             _namespace(body.namespace_prefix, "namespace_prefix"),

@@ -69,7 +69,10 @@ async def create_thread(body: schemas.ThreadCreate, services: ServicesDep) -> JS
     if body.thread_id:
         validate_uuid(body.thread_id, "thread_id")
     row, created = await services.repos.threads.create(
-        thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists
+        thread_id=body.thread_id,
+        metadata=body.metadata,
+        if_exists=body.if_exists,
+        ttl=body.ttl.model_dump() if body.ttl else None,
     )
     if created and body.supersteps:
         try:
@@ -123,14 +126,21 @@ async def prune_threads(body: schemas.ThreadsPrune, services: ServicesDep) -> JS
 
 
 @router.get("/{thread_id}")
-async def get_thread(thread_id: str, services: ServicesDep) -> JSONResponse:
-    return JSONResponse(_public(await _thread(services, thread_id)))
+async def get_thread(thread_id: str, services: ServicesDep, include: str = "") -> JSONResponse:
+    """`include=ttl` adds the thread's time to live (`{strategy, ttl, expires_at}`, or null)."""
+    row = await _thread(services, thread_id)
+    data = _public(row)
+    if "ttl" in {part.strip() for part in include.split(",")}:
+        data["ttl"] = {**row["ttl"], "expires_at": row["expires_at"]} if row.get("ttl") else None
+    return JSONResponse(data)
 
 
 @router.patch("/{thread_id}")
 async def update_thread(thread_id: str, body: schemas.ThreadPatch, request: Request, services: ServicesDep) -> Response:
     validate_uuid(thread_id, "thread_id")
-    row = await services.repos.threads.update_metadata(thread_id, body.metadata or {})
+    row = await services.repos.threads.update_metadata(
+        thread_id, body.metadata or {}, body.ttl.model_dump() if body.ttl else None
+    )
     if "return=minimal" in request.headers.get("prefer", ""):
         return Response(status_code=204)
     return JSONResponse(_public(row))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -31,6 +32,12 @@ def new_thread_row(thread_id: str | None, metadata: dict | None) -> dict[str, An
     }
 
 
+def _ttl_columns(ttl: dict[str, Any] | None) -> dict[str, Any]:
+    if not ttl:
+        return {}
+    return {"ttl": ttl, "expires_at": utcnow() + timedelta(minutes=ttl["ttl"])}
+
+
 def by_id(thread_id: str):
     return select(threads).where(threads.c.thread_id == thread_id)
 
@@ -40,10 +47,15 @@ class ThreadRepository:
         self.db = db
 
     async def create(
-        self, *, thread_id: str | None = None, metadata: dict | None = None, if_exists: str = "raise"
+        self,
+        *,
+        thread_id: str | None = None,
+        metadata: dict | None = None,
+        if_exists: str = "raise",
+        ttl: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """The thread and whether it was created now (False when `do_nothing` found an existing one)."""
-        row = new_thread_row(thread_id, metadata)
+        row = {**new_thread_row(thread_id, metadata), **_ttl_columns(ttl)}
 
         def create(conn: Connection) -> tuple[dict[str, Any], bool]:
             if thread_id is not None:  # a fresh uuid4 cannot collide; skip the lookup
@@ -63,18 +75,22 @@ class ThreadRepository:
             raise NotFound(f"thread {thread_id} not found")
         return row
 
-    async def update_metadata(self, thread_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    async def update_metadata(
+        self, thread_id: str, metadata: dict[str, Any], ttl: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Merge metadata; a given `ttl` restarts the thread's time to live from now."""
+
         def merge(conn: Connection) -> dict[str, Any]:
             row = first(conn, by_id(thread_id))
             if row is None:
                 raise NotFound(f"thread {thread_id} not found")
             row["metadata"] = {**row["metadata"], **metadata}
             row["updated_at"] = utcnow()
-            conn.execute(
-                update(threads)
-                .where(threads.c.thread_id == thread_id)
-                .values(metadata=row["metadata"], updated_at=row["updated_at"])
-            )
+            changes = {"metadata": row["metadata"], "updated_at": row["updated_at"]}
+            if ttl is not None:
+                changes.update(_ttl_columns(ttl))
+                row.update(_ttl_columns(ttl))
+            conn.execute(update(threads).where(threads.c.thread_id == thread_id).values(changes))
             return row
 
         return await self.db.write(merge)
@@ -92,6 +108,11 @@ class ThreadRepository:
         query = delete(threads).where(threads.c.thread_id == thread_id)
         if await self.db.write(lambda conn: conn.execute(query).rowcount) == 0:
             raise NotFound(f"thread {thread_id} not found")
+
+    async def expired(self, limit: int = 100) -> list[str]:
+        """Threads whose time to live has passed."""
+        query = select(threads.c.thread_id).where(threads.c.expires_at <= utcnow()).limit(limit)
+        return await self.db.read(lambda conn: list(conn.execute(query).scalars()))
 
     def _filtered(self, query, *, metadata=None, values=None, ids=None, status=None):
         if metadata:

@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from postgres import fresh_database, postgres_server  # noqa: E402
+from postgres import fresh_database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "tests" / "graphs" / "aegra.json"
@@ -71,12 +71,6 @@ class Instance:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture

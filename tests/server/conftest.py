@@ -26,10 +26,12 @@ from langgraph_sdk import get_client
 from aegra_server.app import create_app
 from aegra_server.settings import Settings
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 # Short, so that heartbeat comments and /wait keep-alive newlines show up within a test's slow node.
 HEARTBEAT_SECONDS = 0.5
+# Short, so that threads created with a tiny `ttl` are swept within a test.
+THREAD_SWEEP_SECONDS = 0.3
 STARTUP_TIMEOUT = 60.0
 HTTP_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
@@ -40,16 +42,25 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database for the session's server on `backend`."""
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('aegra-server') / 'aegra.db'}"
-    raise NotImplementedError(f"no test database for backend {backend!r}")
+        yield f"sqlite:///{tmp_path_factory.mktemp('aegra-server') / 'aegra.db'}"
+        return
+    from tests.postgres import fresh_database
+
+    with fresh_database(request.getfixturevalue("pg_server"), prefix="aegra_server") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def server_settings(graphs_config: Path, database_url: str) -> Settings:
-    return Settings(AEGRA_CONFIG=graphs_config, DATABASE_URL=database_url, AEGRA_HEARTBEAT_SECONDS=HEARTBEAT_SECONDS)
+    return Settings(
+        AEGRA_CONFIG=graphs_config,
+        DATABASE_URL=database_url,
+        AEGRA_HEARTBEAT_SECONDS=HEARTBEAT_SECONDS,
+        AEGRA_THREAD_SWEEP_SECONDS=THREAD_SWEEP_SECONDS,
+    )
 
 
 class _ServerThread:
