@@ -2,75 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.postgres import fresh_database
+from tests.scaleout.instances import Instance
 
-from postgres import fresh_database  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-GRAPHS = ROOT / "tests" / "graphs" / "aegra.json"
-LEASE_SECONDS = 2.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Instance:
-    """One `aegra serve` process."""
-
-    def __init__(self, database_url: str, log_dir: Path, name: str, grace: float = 30.0) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"{name}.log"
-        env = {
-            **os.environ,
-            "AEGRA_RUN_LEASE_SECONDS": str(LEASE_SECONDS),
-            "AEGRA_SHUTDOWN_GRACE_SECONDS": str(grace),
-            "AEGRA_HEARTBEAT_SECONDS": "0.5",
-        }
-        cmd = [sys.executable, "-m", "aegra_cli", "serve", "--config", str(GRAPHS), "--host", "127.0.0.1",
-               "--port", str(self.port), "--database-url", database_url]
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"instance {name} exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/ok", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError(f"instance {name} did not start:\n{self.log_path.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self, timeout: float = 60) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture

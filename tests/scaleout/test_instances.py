@@ -9,7 +9,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from conftest import LEASE_SECONDS
+from tests.scaleout.instances import LEASE_SECONDS
 
 TERMINAL = {"success", "error", "interrupted", "timeout"}
 
