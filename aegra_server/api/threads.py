@@ -45,9 +45,13 @@ async def _graph_of(services: Services, thread: dict[str, Any]):
     )
 
 
-def _checkpoint_config(thread_id: str, checkpoint: dict[str, Any] | None = None, checkpoint_id: str | None = None) -> dict:
+def _checkpoint_config(
+    thread_id: str, checkpoint: schemas.CheckpointRef | None = None, checkpoint_id: str | None = None
+) -> dict:
+    """A LangGraph config for a checkpoint of this thread (the latest when none is named)."""
     conf: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
-    conf.update({k: v for k, v in (checkpoint or {}).items() if v is not None and k != "thread_id"})
+    if checkpoint is not None:
+        conf.update({k: v for k, v in checkpoint.model_dump().items() if v is not None and k != "thread_id"})
     if checkpoint_id:
         conf["checkpoint_id"] = checkpoint_id
     return {"configurable": conf}
@@ -211,11 +215,7 @@ async def _history(services: Services, thread_id: str, query: schemas.HistoryQue
     graph = await _graph_of(services, thread)
     if graph is None:
         return []
-    before = query.before
-    if isinstance(before, str):
-        before = {"configurable": {"checkpoint_id": before}}
-    elif isinstance(before, dict) and "configurable" not in before:
-        before = {"configurable": before}
+    before = _checkpoint_config(thread_id, query.before) if query.before else None
     config = _checkpoint_config(thread_id, query.checkpoint)
     return [
         thread_state(s)

@@ -84,3 +84,17 @@ async def test_prune_delete_and_keep_latest(client):
     history = await client.threads.get_history(kept, limit=100)
     assert len(history) == 1 and history[0]["values"]["turns"] == 2
     assert (await client.threads.get_state(kept))["values"]["turns"] == 2
+
+
+async def test_malformed_checkpoint_references_are_422(client, http):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "echo", input=human("c"))
+    for path, body in [
+        (f"/threads/{thread_id}/history", {"before": {"configurable": 5}}),
+        (f"/threads/{thread_id}/history", {"checkpoint": {"checkpoint_ns": 7}}),
+        (f"/threads/{thread_id}/state/checkpoint", {"checkpoint": {"checkpoint_ns": 7}}),
+    ]:
+        response = await http.post(path, json=body)
+        assert response.status_code == 422, (path, body, response.text)
+    listed = await http.get(f"/threads/{thread_id}/runs", params={"status": "bogus"})
+    assert listed.status_code == 422 and "status" in str(listed.json()["detail"])

@@ -23,10 +23,6 @@ if _ROOT not in sys.path:
 from tests.postgres import ENV_VAR, fresh_database, postgres_server  # noqa: E402
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"postgres: needs a Postgres server (embedded, or {ENV_VAR})")
-
-
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """URL of a Postgres server for the whole session, where databases may be created."""
