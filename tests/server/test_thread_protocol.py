@@ -165,6 +165,16 @@ async def test_sdk_explicit_thread_id_and_second_stream_session(client) -> None:
     assert again == first
 
 
+async def test_sdk_subgraph_handles(client) -> None:
+    async with client.threads.stream(assistant_id="subgraph") as thread:
+        await thread.run.start(input={"value": 1})
+        handles = [h async for h in thread.subgraphs]
+        final = await thread.output.with_timeout(OUTPUT_TIMEOUT)
+    assert [(h.graph_name, h.status) for h in handles] == [("child", "completed")]
+    assert handles[0].namespace[0].startswith("child:") and handles[0].trigger_call_id
+    assert final["trail"] == ["inner_a", "inner_b", "after"]
+
+
 async def test_sdk_failed_run_raises_from_output(client) -> None:
     async with client.threads.stream(assistant_id="failing") as thread:
         await thread.run.start(input={})
