@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from aegra_cli import database, doctor as checkup, envfile, postgres, scaffold, server, ui
 from aegra_cli.docker_postgres import DEFAULT_IMAGE as DEFAULT_POSTGRES_IMAGE
-from aegra_cli.options import ConfigOpt, DatabaseUrlOpt, HostOpt, PortOpt
+from aegra_cli.options import ConfigOpt, DatabaseUrlOpt, HostOpt, PortOpt, ProviderOpt
 from aegra_cli.project import Project, resolve_project
 
 
@@ -127,16 +127,6 @@ def migrate(
     ui.success(f"{url}: at revision {database.migrate(project.database_url)}")
 
 
-ProviderOpt = Annotated[
-    scaffold.Provider | None,
-    typer.Option(
-        "--provider",
-        help="Model provider used when its API key is set; until then, and with `none`, a fake model.",
-        show_default=False,
-    ),
-]
-
-
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new project; it must be empty.")] = Path("."),
@@ -193,7 +183,11 @@ def update(
     if not updated.changed:
         ui.success(f"Already up to date (template {updated.new_version})")
         return
-    ui.success(f"Updated from template {updated.old_version} to {updated.new_version}: {len(updated.changed)} files changed")
+    changed = f"{len(updated.changed)} files changed"
+    if updated.old_version == updated.new_version:
+        ui.success(f"Re-rendered template {updated.new_version} with your answers: {changed}")
+    else:
+        ui.success(f"Updated from template {updated.old_version} to {updated.new_version}: {changed}")
     for path in updated.conflicts:
         ui.warn(f"{path}: resolve the <<<<<<< conflict markers")
     ui.info("Review the changes with `git diff`, then commit them.")
@@ -231,7 +225,9 @@ def up(
     embedded: Annotated[
         bool, typer.Option("--embedded", help="Run Postgres without Docker (needs aegra's `embedded` extra).")
     ] = False,
-    write_env: Annotated[bool, typer.Option("--write-env", help="Also set DATABASE_URL in the project's .env.")] = False,
+    write_env: Annotated[
+        bool, typer.Option("--write-env", help="Also set DATABASE_URL in the project's .env.")
+    ] = False,
 ) -> None:
     """Start the project's Postgres in Docker (or embedded), migrate it and print its DATABASE_URL.
 

@@ -6,17 +6,15 @@ those. The port is published on 127.0.0.1 only. The superuser password is chosen
 and kept as a label of the volume: Postgres writes it into the data at its first start, so it has to live as
 long as the data does, not as long as a container.
 
-The names, labels, port choice, password rule and error wording are plain functions (tested without an
-engine); the rest talks to the engine.
+The names, labels, port choice and password rule are plain functions (tested without an engine); the rest talks
+to the engine, reached through docker_engine.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
-import shutil
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, unquote
 
 from aegra_server.errors import AegraError
+
+from aegra_cli.docker_engine import ALTERNATIVES, connect
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -39,7 +39,6 @@ HOST = "127.0.0.1"
 USER = "aegra"
 DATABASE = "aegra"
 DATA_PATH = "/var/lib/postgresql/data"
-ENGINE_TIMEOUT_SECONDS = 10
 STOP_TIMEOUT_SECONDS = 30
 
 LABEL_PROJECT = "dev.aegra.project"
@@ -48,13 +47,6 @@ LABEL_ROLE = "dev.aegra.role"
 LABEL_PASSWORD = "dev.aegra.postgres-password"
 LABEL_IMAGE = "dev.aegra.postgres-image"
 ROLE = "postgres"
-
-ALTERNATIVES = "run `aegra up --embedded` for Postgres without Docker, or set DATABASE_URL to a Postgres you have"
-
-
-class DockerUnavailable(AegraError):
-    """No Docker engine answers: not installed, not running, or not ours to use."""
-
 
 class Reporter(Protocol):
     """Where progress goes: one line per step, and the layers of an image being pulled."""
@@ -150,24 +142,6 @@ def choose_password(given: str | None, stored: str | None, *, volume_exists: boo
     return given or secrets.token_urlsafe(24)
 
 
-def engine_unavailable(host: str, reason: str, *, installed: bool) -> DockerUnavailable:
-    """The one message for an engine that cannot be used, with what to do instead."""
-    if "permission denied" in reason.lower():
-        return DockerUnavailable(
-            f"permission denied on the Docker engine at {host}",
-            f"add your user to the `docker` group and log in again, or {ALTERNATIVES}",
-        )
-    if not installed:
-        return DockerUnavailable(
-            f"Docker is not installed (no engine answers at {host})",
-            f"install Docker (https://docs.docker.com/get-docker/), or {ALTERNATIVES}",
-        )
-    return DockerUnavailable(
-        f"the Docker engine is not running (nothing answers at {host})",
-        f"start Docker (Docker Desktop, or `sudo systemctl start docker`), or {ALTERNATIVES}",
-    )
-
-
 def bind_in_use(port: int, host: str = HOST) -> bool:
     """Whether something listens on host:port (including 0.0.0.0:port), found by trying to bind it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -191,22 +165,6 @@ def hide(text: str, secret: str | None) -> str:
 # The engine
 
 
-def connect(environ: Mapping[str, str]) -> DockerClient:
-    """A client for the engine that DOCKER_HOST (or the default socket) names, checked to answer."""
-    import docker
-    from docker.errors import DockerException
-    from requests import RequestException
-
-    host = environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    try:
-        client = docker.from_env(environment=dict(environ), timeout=ENGINE_TIMEOUT_SECONDS)
-        client.ping()
-    except (DockerException, RequestException, OSError) as exc:
-        installed = bool(shutil.which("docker") or shutil.which("dockerd")) or os.path.exists("/var/run/docker.sock")
-        raise engine_unavailable(host, str(exc), installed=installed) from None
-    return client
-
-
 def up(
     folder: Path,
     *,
@@ -221,62 +179,88 @@ def up(
 
     client = connect(environ)
     try:
-        names = project_names(folder)
-        volume = _volume_labels(client, names)
-        password = choose_password(
-            password, (volume or {}).get(LABEL_PASSWORD), volume_exists=volume is not None, volume=names.volume
-        )
-        container = _find(client, names)
-        current = _image_name(container) if container is not None else (volume or {}).get(LABEL_IMAGE)
-        image, explicit_image = choose_image(image, environ, current)
-        change = _change(container, port, image if explicit_image else None) if container is not None else None
-        if change:
-            _ensure_image(client, image, report)  # before removing anything, so a failed pull changes nothing
-            report.step(f"recreating {names.container} {change} (the data volume is kept)")
-            _remove(container)
-            container = None
-        if container is None:
-            action = "created"
-            if volume is None:
-                labels = {**names.labels, LABEL_PASSWORD: password, LABEL_IMAGE: image}
-                client.volumes.create(names.volume, labels=labels)
-            _ensure_image(client, image, report)
-            chosen = choose_port(port, _in_use_checker(client))
-            report.step(f"creating {names.container} on {HOST}:{chosen}")
-            container = client.containers.create(
-                image,
-                name=names.container,
-                labels={**names.labels, LABEL_FOLDER: str(folder.resolve())},
-                environment={"POSTGRES_USER": USER, "POSTGRES_DB": DATABASE, PASSWORD_ENV: password},
-                ports={"5432/tcp": (HOST, chosen)},
-                volumes={names.volume: {"bind": DATA_PATH, "mode": "rw"}},
-                restart_policy={"Name": "unless-stopped"},
-            )
-            _start(container, names, password)
-        elif container.status != "running":
-            action = "started"
-            report.step(f"starting {names.container}")
-            _start(container, names, password)
-        else:
-            action = "running"
-        container.reload()
-        published = _published_port(container)
-        if published is None:
-            raise AegraError(f"{names.container} publishes no port for Postgres",
-                             "`aegra down` and `aegra up` again to recreate it (the data is kept)")
-        return Started(
-            url=database_url(password, published),
-            container=names.container,
-            volume=names.volume,
-            image=_image_name(container),
-            port=published,
-            action=action,
-        )
+        return _up(client, folder, port=port, image=image, password=password, environ=environ, report=report)
     except APIError as exc:
         raise AegraError(f"the Docker engine refused: {hide(_explain(exc), password)}",
                          "see `docker ps -a` and the engine's log") from None
     finally:
         client.close()
+
+
+def _up(
+    client: DockerClient,
+    folder: Path,
+    *,
+    port: int | None,
+    image: str | None,
+    password: str | None,
+    environ: Mapping[str, str],
+    report: Reporter,
+) -> Started:
+    names = project_names(folder)
+    volume = _volume_labels(client, names)
+    password = choose_password(
+        password, (volume or {}).get(LABEL_PASSWORD), volume_exists=volume is not None, volume=names.volume
+    )
+    container = _find(client, names)
+    current = _image_name(container) if container is not None else (volume or {}).get(LABEL_IMAGE)
+    image, explicit_image = choose_image(image, environ, current)
+    change = _change(container, port, image if explicit_image else None) if container is not None else None
+    if change:
+        # Whatever can fail is checked before the old container goes: the image, and a requested port.
+        ensure_image(client, image, report)
+        if port is not None:
+            choose_port(port, _in_use_checker(client))
+        report.step(f"recreating {names.container} {change} (the data volume is kept)")
+        _remove(container)
+        container = None
+    if container is None:
+        action = "created"
+        container = _create(client, names, folder, image=image, port=port, password=password,
+                            new_volume=volume is None, report=report)
+    elif container.status != "running":
+        action = "started"
+        report.step(f"starting {names.container}")
+    else:
+        action = "running"
+    if action != "running":
+        _start(container, names, password)
+    container.reload()
+    published = _published_port(container)
+    if published is None:
+        raise AegraError(f"{names.container} publishes no port for Postgres",
+                         "`aegra down` and `aegra up` again to recreate it (the data is kept)")
+    return Started(url=database_url(password, published), container=names.container, volume=names.volume,
+                   image=_image_name(container), port=published, action=action)
+
+
+def _create(
+    client: DockerClient,
+    names: Names,
+    folder: Path,
+    *,
+    image: str,
+    port: int | None,
+    password: str,
+    new_volume: bool,
+    report: Reporter,
+) -> Container:
+    ensure_image(client, image, report)
+    chosen = choose_port(port, _in_use_checker(client))
+    if new_volume:
+        # The password and image live with the data: a later container on this volume must use the same.
+        client.volumes.create(names.volume, labels={**names.labels, LABEL_PASSWORD: password, LABEL_IMAGE: image})
+    report.step(f"creating {names.container} on {HOST}:{chosen}")
+    return client.containers.create(
+        image,
+        name=names.container,
+        labels={**names.labels, LABEL_FOLDER: str(folder.resolve())},
+        environment={"POSTGRES_USER": USER, "POSTGRES_DB": DATABASE, PASSWORD_ENV: password},
+        ports={"5432/tcp": (HOST, chosen)},
+        volumes={names.volume: {"bind": DATA_PATH, "mode": "rw"}},
+        # No restart policy: a crash-looping Postgres would look "restarting" rather than failed to the wait
+        # after `up`, and a stopped container is what `aegra up` starts anyway.
+    )
 
 
 def failure(folder: Path, environ: Mapping[str, str]) -> str | None:
@@ -298,7 +282,7 @@ def failure(folder: Path, environ: Mapping[str, str]) -> str | None:
 
 def down(folder: Path, *, volumes: bool, environ: Mapping[str, str]) -> list[str]:
     """Stop and remove the project's container (and with `volumes`, its data); what was done, one line each."""
-    from docker.errors import NotFound
+    from docker.errors import APIError, NotFound
 
     client = connect(environ)
     done = []
@@ -316,6 +300,8 @@ def down(folder: Path, *, volumes: bool, environ: Mapping[str, str]) -> list[str
         elif done:
             done.append(f"kept volume {names.volume}: `aegra up` brings the data back")
         return done
+    except APIError as exc:  # e.g. the volume is used by a container that is not ours
+        raise AegraError(f"the Docker engine refused: {_explain(exc)}", "see `docker ps -a`") from None
     finally:
         client.close()
 
@@ -382,7 +368,7 @@ def _start(container: Container, names: Names, password: str) -> None:
                 f"cannot start {names.container}: port {_published_port(container)} on {HOST} is taken",
                 "stop what uses it, or `aegra up --port N` to move the container (the data is kept)",
             ) from None
-        raise AegraError(f"cannot start {names.container}: {reason}", "see `docker logs " + names.container + "`") from None
+        raise AegraError(f"cannot start {names.container}: {reason}", f"see `docker logs {names.container}`") from None
 
 
 def _remove(container: Container) -> None:
@@ -396,19 +382,22 @@ def _remove(container: Container) -> None:
         pass  # removed meanwhile: what we wanted
 
 
-def _ensure_image(client: DockerClient, image: str, report: Reporter) -> None:
+def ensure_image(client: DockerClient, image: str, report: Reporter) -> None:
+    """Pull `image` unless the engine has it, reporting each layer's progress from the engine's event stream."""
     from docker.errors import APIError, ImageNotFound
 
+    hint = (
+        "check the network and the image name, or pass a local image with --image (or AEGRA_POSTGRES_IMAGE); "
+        f"or {ALTERNATIVES}"
+    )
     try:
         client.images.get(image)
         return
     except ImageNotFound:
         pass
+    except APIError as exc:  # not even a valid reference
+        raise AegraError(f"{image!r} is not an image name: {_explain(exc)}", hint) from None
     report.step(f"pulling {image}")
-    hint = (
-        "check the network and the image name, or pass a local image with --image (or AEGRA_POSTGRES_IMAGE); "
-        f"or {ALTERNATIVES}"
-    )
     try:
         for event in client.api.pull(image, stream=True, decode=True):
             if event.get("error"):

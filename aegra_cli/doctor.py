@@ -2,9 +2,9 @@
 
 Checks are yielded as they finish, so a slow one (a Postgres host that does not answer) never hides the lines
 before it, and none raises, so one broken thing never hides the others. Python, the config, every graph and the
-database are required. Docker is a warning only: `aegra dev` and `aegra serve` never need it (SQLite, or a
-Postgres reached over the network, work without it); only containers do (compose.yaml, a Postgres in Docker).
-When the database is a local Postgres that does not answer, the Docker line says whether Docker could be why.
+database are required. Docker is a warning only: `aegra dev` and `aegra serve` never need it (SQLite, a Postgres
+reached over the network, or `aegra up --embedded` work without it); only containers do (`aegra up`,
+compose.yaml). When the database is a local Postgres that does not answer, the Docker line says if that may be why.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
 from aegra_server.errors import AegraError
 from aegra_server.storage.urls import DatabaseUrl, parse_database_url
 
-from aegra_cli import database
+from aegra_cli import database, docker_engine
+from aegra_cli.docker_engine import DockerUnavailable
+from aegra_cli.docker_postgres import hide
 from aegra_cli.project import Project, resolve_project
 from aegra_cli.server import check_graphs
 
 MIN_PYTHON = (3, 11)
 POSTGRES_TIMEOUT_SECONDS = 3
-DOCKER_TIMEOUT_SECONDS = 3
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "")
 
 
@@ -135,9 +135,9 @@ def _check_postgres(url: str, parsed: DatabaseUrl) -> Check:
             connection.execute("SELECT 1")
             server = connection.info.server_version
     except psycopg.Error as exc:
-        reason = _without_secret(" ".join(str(exc).split()), parsed.password)
+        reason = hide(" ".join(str(exc).split()), parsed.password)  # libpq does not echo it; be sure
         if _is_local_postgres(url):
-            hint = "start Postgres on this machine, or point DATABASE_URL at one that runs"
+            hint = "start it: `aegra up` runs one in Docker, `aegra up --embedded` without; or fix DATABASE_URL"
         else:
             hint = "check the host, port, user and password in DATABASE_URL, and that this machine may connect"
         return Check("fail", "database", f"cannot connect to {shown}: {reason}", hint)
@@ -151,15 +151,6 @@ def _schema_status(url: str) -> str:
     except Exception as exc:  # reported, not raised: the connection itself worked
         return f"schema revision unknown: {type(exc).__name__}"
     return f"schema at revision {current}" if current else "not migrated yet: the server migrates it on start"
-
-
-def _without_secret(text: str, secret: str | None) -> str:
-    # libpq does not echo passwords, but a message must never be the one place one leaks.
-    if not secret:
-        return text
-    for form in {secret, unquote(secret), quote(unquote(secret), safe="")}:
-        text = text.replace(form, "***")
-    return text
 
 
 def _is_local_postgres(url: str) -> bool:
@@ -182,20 +173,14 @@ def _is_local_postgres(url: str) -> bool:
 def check_docker(environ: Mapping[str, str], *, needed: bool) -> Check:
     """Whether a Docker engine answers. `needed`: the database is a local Postgres that did not answer."""
     try:
-        import docker
-
-        client = docker.from_env(timeout=DOCKER_TIMEOUT_SECONDS, environment=dict(environ))
-        try:
-            client.ping()
-            engine = client.version().get("Version", "?")
-        finally:
-            client.close()
-    except Exception as exc:  # DockerException, requests' connection errors, a broken DOCKER_HOST
-        reason = " ".join(str(exc).split())
-        reason = reason if len(reason) <= 120 else reason[:117] + "..."
-        if needed:
-            hint = "if your Postgres runs in Docker, start Docker and then that container"
-        else:
-            hint = "not needed by aegra dev or serve; start Docker to use compose.yaml or containers"
-        return Check("warn", "docker", f"no engine answers ({reason})", hint)
+        client = docker_engine.connect(environ)
+    except DockerUnavailable as exc:
+        hint = exc.hint if needed else "only `aegra up` and compose.yaml need it; aegra dev and serve do not"
+        return Check("warn", "docker", exc.message, hint)
+    try:
+        engine = client.version().get("Version", "?")
+    except Exception:  # it answered the ping; the version is only a detail
+        engine = "?"
+    finally:
+        client.close()
     return Check("ok", "docker", f"engine {engine} answers")

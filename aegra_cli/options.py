@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from aegra_cli.scaffold import Provider
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -28,3 +30,11 @@ DatabaseUrlOpt = Annotated[
 ]
 HostOpt = Annotated[str, typer.Option("--host", help="Interface to listen on.")]
 PortOpt = Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to listen on.")]
+ProviderOpt = Annotated[
+    Provider | None,
+    typer.Option(
+        "--provider",
+        help="Model provider the graph uses once its API key is set; until then (and with `none`) a fake model.",
+        show_default=False,
+    ),
+]

@@ -17,7 +17,8 @@ from aegra_server.errors import AegraError, DatabaseError
 from aegra_server.storage.urls import parse_database_url
 
 from aegra_cli import database, docker_postgres, embedded
-from aegra_cli.docker_postgres import Reporter
+from aegra_cli.docker_engine import DockerUnavailable
+from aegra_cli.docker_postgres import Reporter, hide
 from aegra_cli.project import Project
 
 READY_TIMEOUT_SECONDS = 120.0
@@ -72,7 +73,7 @@ def down(project: Project, *, volumes: bool, environ: Mapping[str, str]) -> list
     done = embedded.down(project.root, remove_data=volumes)
     try:
         return (done or []) + docker_postgres.down(project.root, volumes=volumes, environ=environ)
-    except docker_postgres.DockerUnavailable:
+    except DockerUnavailable:
         if done is None:
             raise
         return done
@@ -100,7 +101,7 @@ def wait_until_ready(
             with psycopg.connect(parsed.conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS):
                 return
         except psycopg.Error as exc:
-            reason = docker_postgres.hide(" ".join(str(exc).split()), parsed.password)
+            reason = hide(" ".join(str(exc).split()), parsed.password)
             if "password authentication failed" in reason:
                 raise DatabaseError(f"Postgres at {parsed.redacted} refused the password", auth_hint) from None
             if isinstance(exc, psycopg.ProgrammingError):  # a malformed URL: waiting will not fix it

@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import yaml
-from aegra_server.errors import AegraError
+from aegra_server.errors import AegraError, UsageError
 
 ANSWERS_FILE = ".copier-answers.yml"
 DEFAULT_TEMPLATE = "chatbot"
 Provider = Literal["none", "openai", "anthropic"]  # the choices of `model_provider` in every copier.yml
-PROVIDERS: tuple[str, ...] = get_args(Provider)
 STORE_ENV = "AEGRA_TEMPLATE_STORE"
 
 # Store commits must not depend on who runs aegra, or need a git identity to be configured at all.
@@ -52,10 +51,10 @@ class Template:
 
 @dataclass(frozen=True)
 class Source:
-    """What copier renders from: a path and, for a git repository, the commit (None: a plain folder)."""
+    """A template version in the store, as Copier takes it: the repository and the commit."""
 
     url: str
-    ref: str | None
+    ref: str
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def find_template(name: str, root: Path | None = None) -> Template:
         return templates[name]
     close = difflib.get_close_matches(name, templates, n=1)
     choices = f"did you mean {close[0]}?" if close else f"choose one of {', '.join(templates)}"
-    raise AegraError(f"there is no template named {name!r}", f"{choices} (`aegra init --list-templates`)")
+    raise UsageError(f"there is no template named {name!r}", f"{choices} (`aegra init --list-templates`)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -269,8 +268,8 @@ def init(
         )
     except CopierAnswersInterrupt:
         raise AegraError("cancelled; no files were written") from None
-    except (CopierError, ValueError) as exc:
-        raise AegraError(str(exc), "aegra init --help shows the options") from None
+    except (CopierError, ValueError) as exc:  # a ValueError is an answer the template rejects
+        raise AegraError(str(exc), "give another value with --name or --provider") from None
     answers = {key: value for key, value in read_answers(directory).items() if not key.startswith("_")}
     return Created(directory, template.name, answers, updatable=source is not None)
 
@@ -308,6 +307,12 @@ def _template_of(answers: dict[str, Any], directory: Path, root: Path | None) ->
             f"the template history this project was made from ({source}) is not on this machine",
             "run aegra update where the project was created, or copy that folder here",
         )
+    # Tags (v0.1.0) exist in every store that saw that aegra version; untagged commits only where they were made.
+    if not _has_ref(repository, f"{version}^{{commit}}"):
+        raise AegraError(
+            f"the template version this project was made from ({version}) is not in {source}",
+            "run aegra update where the project was created",
+        )
     return find_template(repository.name, root), repository
 
 
@@ -341,14 +346,10 @@ def update(
         )
     except CopierAnswersInterrupt:
         raise AegraError("cancelled; the project was not changed") from None
-    except ProcessExecutionError as exc:
-        raise AegraError(
-            f"cannot read template version {answers['_commit']} from {answers['_src_path']}: "
-            f"{(exc.stderr or '').strip() or exc}",
-            "run aegra update on the machine where the project was created",
-        ) from None
-    except (CopierError, ValueError) as exc:
-        raise AegraError(str(exc), "aegra update --help shows the options") from None
+    except ProcessExecutionError as exc:  # git, run by Copier
+        raise AegraError(f"copier update failed: {(exc.stderr or '').strip() or exc}") from None
+    except (CopierError, ValueError) as exc:  # e.g. "Downgrades are not supported"
+        raise AegraError(str(exc)) from None
     changed = _changed_files(directory)
     return Updated(
         directory,

@@ -69,8 +69,9 @@ def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
         "reload": launch.reload,
         # "auto" would log a failed start-up and serve anyway; "on" makes it fatal.
         "lifespan": "on",
-        # A line per request helps while developing; in production it costs throughput for little.
-        "access_log": launch.dev,
+        # Aegra logs one line per request itself (with its request id, in the LOG_FORMAT), so uvicorn's would
+        # only repeat it.
+        "access_log": False,
     }
     if launch.reload:
         dirs = [launch.project.root, *launch.project.dependency_paths]

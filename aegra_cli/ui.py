@@ -17,8 +17,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.prompt import Prompt
 from rich.table import Table
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# emoji=False: text such as an image reference `name:x:1` must print as is, not with `:x:` turned into an emoji.
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 
 def error(message: str, hint: str | None = None) -> None:

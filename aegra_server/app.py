@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,38 +11,107 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from aegra_server.api import assistants, crons, meta, runs, store, thread_protocol, threads
+from aegra_server.api import assistants, crons, meta, openapi, runs, store, thread_protocol, threads
+from aegra_server.api.gate import RequestGate
 from aegra_server.api.http import JSONBodyMiddleware, JSONResponse, install_error_handlers
-from aegra_server.config import load_config
+from aegra_server.auth import AuthSetup
+from aegra_server.config import HttpConfig, load_config
+from aegra_server.custom_app import CustomRoutes, custom_lifespan, load_custom_app, warn_shadowed
+from aegra_server.observability import Observability
+from aegra_server.observability.logs import configure_logging
+from aegra_server.observability.middleware import ObservabilityMiddleware
 from aegra_server.services import open_services
-from aegra_server.settings import Settings, apply_env_file
+from aegra_server.settings import Settings, apply_env_file, settings_from_env
 
 # Browser clients (Agent Chat UI, Studio) must be able to read these.
-EXPOSED_HEADERS = ["content-location", "location", "x-pagination-total", "x-pagination-next"]
+EXPOSED_HEADERS = ["content-location", "location", "x-pagination-total", "x-pagination-next", "x-request-id"]
+
+# The route groups `http.disable_<group>` switches off, as in langgraph.json, in registration order.
+ROUTE_GROUPS = (
+    ("meta", meta.router),
+    ("assistants", assistants.router),
+    ("threads", threads.router),
+    ("threads", thread_protocol.router),
+    ("runs", crons.router),
+    ("runs", runs.router),
+    ("store", store.router),
+)
+DOCS = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
 
 
 def create_app(settings: Settings) -> FastAPI:
+    """The server. Refuses (ConfigError) when `auth.path` or `http.app` cannot be loaded: it never serves
+    without the auth it was configured with."""
+    observability = Observability(settings.observability)
+    config = load_config(settings.config_path)
+    http = config.http or HttpConfig()
+    auth = AuthSetup.from_config(config, dev_mode=settings.dev_mode)
+    custom = load_custom_app(config)
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict | None]:
         async with AsyncExitStack() as stack:
-            app.state.services = await open_services(settings, stack)
-            yield
+            # Started first and so stopped last: the runs' final spans are exported on the way out.
+            observability.start()
+            stack.push_async_callback(asyncio.to_thread, observability.shutdown)
+            app.state.services = await open_services(settings, stack, observability.runs)
+            app.state.services.runs.webhooks_enabled = not http.disable_webhooks
+            # The custom app starts once the services are open and stops before they close.
+            state = await stack.enter_async_context(custom_lifespan(custom)) if custom is not None else None
+            yield state
 
     app = FastAPI(
         title="Aegra",
         description="Self-hosted LangGraph Agent Protocol server",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # `http.disable_meta` takes the docs with the probes, as langgraph-api does.
+        **({k: None for k in DOCS} if http.disable_meta else DOCS),
     )
-    for router in (
-        meta.router, assistants.router, threads.router, thread_protocol.router, crons.router, runs.router, store.router
-    ):
+    public_paths = set() if http.disable_meta else {*DOCS.values(), "/docs/oauth2-redirect"}
+    for group, router in ROUTE_GROUPS:
+        if getattr(http, f"disable_{group}"):
+            continue  # `http.disable_<group>`: those paths are 404s (or a custom route's)
         # Registered flat rather than with include_router, which resolves included routers anew on every
         # request in current FastAPI; the routes already carry their full paths.
         app.router.routes.extend(router.routes)
+        if group == "meta":
+            public_paths.update(route.path for route in router.routes)
+    if observability.metrics is not None:
+        from aegra_server.observability.metrics import router as metrics_router
+
+        app.router.routes.extend(metrics_router.routes)
+        public_paths.update(route.path for route in metrics_router.routes)
+    protocol_routes = list(app.router.routes)
+    custom_route = None
+    if custom is not None:
+        warn_shadowed(custom, protocol_routes)
+        custom_route = CustomRoutes(custom)
+        app.router.routes.append(custom_route)  # last: the protocol's routes always win
+    app.state.observability = observability
+    app.state.auth = auth
     install_error_handlers(app)
-    cors = load_config(settings.config_path).http
-    cors = cors.cors if cors and cors.cors else None
+    openapi.install(app, public_paths)
+    cors = http.cors
+    # Added innermost first (each add_middleware wraps the ones before): JSON bodies, the custom app's
+    # middleware when auth comes first, the gate (limits and authentication), the custom middleware by
+    # default, CORS (so refusals carry CORS headers too), and observability outermost.
+    app.add_middleware(JSONBodyMiddleware)
+    auth_first = http.middleware_order == "auth_first"
+    if custom is not None and auth_first:
+        app.user_middleware[0:0] = custom.user_middleware
+    app.add_middleware(
+        RequestGate,
+        auth=auth,
+        protocol_routes=protocol_routes,
+        public_paths=public_paths,
+        custom_route=custom_route,
+        custom_route_auth=http.enable_custom_route_auth,
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
+    if custom is not None and not auth_first:
+        app.user_middleware[0:0] = custom.user_middleware
     app.add_middleware(
         CORSMiddleware,
         allow_origins=cors.allow_origins if cors else ["*"],
@@ -51,8 +120,10 @@ def create_app(settings: Settings) -> FastAPI:
         allow_credentials=cors.allow_credentials if cors else False,
         allow_origin_regex=cors.allow_origin_regex if cors else None,
         expose_headers=sorted({*EXPOSED_HEADERS, *(cors.expose_headers if cors else [])}),
+        max_age=cors.max_age if cors else 600,
     )
-    app.add_middleware(JSONBodyMiddleware)
+    # Added last, so outermost: every request gets an id and an access-log line, whatever answers it.
+    app.add_middleware(ObservabilityMiddleware, observability=observability)
     return app
 
 
@@ -63,5 +134,7 @@ def app_from_env() -> FastAPI:
     """
     env_file = os.environ.get("AEGRA_ENV_FILE")
     apply_env_file(Path(env_file) if env_file else None)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(name)s: %(message)s")
-    return create_app(Settings())
+    settings = settings_from_env()
+    observability = settings.observability
+    configure_logging(observability.resolved_log_format(settings.dev_mode), observability.log_level)
+    return create_app(settings)

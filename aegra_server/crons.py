@@ -101,7 +101,10 @@ def run_payload(cron: dict[str, Any]) -> dict[str, Any]:
     fields = {**cron["payload"], "assistant_id": cron["assistant_id"], "metadata": cron["metadata"]}
     if cron["thread_id"] is None:
         fields["on_completion"] = cron.get("on_run_completed") or "delete"
-    return RunCreate.model_validate(fields).payload()
+    payload = RunCreate.model_validate(fields).payload()
+    if cron["payload"].get("auth"):
+        payload["auth"] = cron["payload"]["auth"]  # the cron's creator, whom its runs act for
+    return payload
 
 
 class CronScheduler:

@@ -284,6 +284,43 @@ def _load_entry(config: AegraConfig, graph_id: str, spec: GraphSpec) -> _Entry:
         ) from exc
 
 
+def load_object(config: AegraConfig, reference: str, what: str) -> Any:
+    """The object `reference` (`./file.py:attr` or `package.module:attr`) names, imported the way graphs are.
+
+    `env` and local `dependencies` are applied first, so an auth module or a custom app can import the
+    project's own packages. `what` names the setting in messages (e.g. "auth.path"). Every failure is one
+    ConfigError carrying the cause, so the server refuses to start rather than run without the object.
+    """
+    target, sep, attribute = reference.rpartition(":")
+    if not sep or not target or not attribute:
+        raise ConfigError(
+            f"{what} {reference!r} must name a file or module and an attribute",
+            "write it like './auth.py:auth' or 'my_package.auth:auth'",
+        )
+    _apply_env(config)
+    _prepare_dependencies(config)
+    file_path = config.resolve(target) if _is_file_reference(target) else None
+    try:
+        module = _import_file(file_path) if file_path is not None else importlib.import_module(target)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{what} {reference!r} cannot be loaded: {exc}",
+            f"check the path in {config.path.name}; relative paths start from {config.root}",
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything while being imported
+        raise ConfigError(
+            f"{what} {reference!r} cannot be loaded: {type(exc).__name__}: {exc}",
+            f"fix {file_path or target}; run it with python to see the full traceback",
+        ) from exc
+    value = getattr(module, attribute, _MISSING)
+    if value is _MISSING:
+        public = [name for name in vars(module) if not name.startswith("_")]
+        close = difflib.get_close_matches(attribute, public, n=1)
+        hint = f"did you mean {target}:{close[0]}?" if close else f"define {attribute} in {target}, or fix the name after ':'"
+        raise ConfigError(f"{what} {reference!r} cannot be loaded: {target} has no attribute {attribute!r}", hint)
+    return value
+
+
 def _named(graph: Pregel, graph_id: str) -> Pregel:
     """Like langgraph-api: a graph left with the default name is named after its id (a copy; never mutate)."""
     if graph.name == _DEFAULT_GRAPH_NAME:

@@ -11,6 +11,7 @@ from aegra_server import migrations
 from aegra_server.config import AegraConfig, load_config
 from aegra_server.crons import CronScheduler
 from aegra_server.graphs import GraphRegistry, default_assistant_id
+from aegra_server.observability.runs import RunObserver
 from aegra_server.runs.bus import LocalBus, PostgresBus
 from aegra_server.runs.manager import RunManager
 from aegra_server.settings import Settings
@@ -50,7 +51,7 @@ async def _open_checkpointer(url: DatabaseUrl, stack: AsyncExitStack) -> Any:
     return checkpointer
 
 
-async def open_services(settings: Settings, stack: AsyncExitStack) -> Services:
+async def open_services(settings: Settings, stack: AsyncExitStack, observer: RunObserver | None = None) -> Services:
     config = load_config(settings.config_path)
     registry = await asyncio.to_thread(GraphRegistry.load, config)
     stack.push_async_callback(registry.aclose)
@@ -69,7 +70,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack) -> Services:
         {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}
     )
     bus = PostgresBus(url.conninfo) if url.dialect == "postgresql" else LocalBus()
-    runs = RunManager(repos, registry, checkpointer, store, settings, bus)
+    runs = RunManager(repos, registry, checkpointer, store, settings, bus, observer)
     await runs.start()
     stack.push_async_callback(runs.shutdown)
     crons = CronScheduler(repos, runs)

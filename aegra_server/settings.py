@@ -13,8 +13,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from dotenv import dotenv_values
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aegra_server.errors import ConfigError
+from aegra_server.observability.settings import ObservabilitySettings
 
 DEFAULT_PORT = 2026
 DEV_HOST = "127.0.0.1"
@@ -40,9 +43,27 @@ class Settings(BaseSettings):
     thread_sweep_seconds: float = Field(default=60.0, gt=0, alias="AEGRA_THREAD_SWEEP_SECONDS")
     # On shutdown (SIGTERM), how long running runs may finish before they are handed back to be resumed.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, alias="AEGRA_SHUTDOWN_GRACE_SECONDS")
+    # Protocol request bodies larger than this are refused with 413 (custom routes set their own limits).
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0, alias="AEGRA_MAX_BODY_BYTES")
+    # JSON nested deeper than this is refused with 422, before anything parses it.
+    max_json_depth: int = Field(default=100, ge=8, le=200, alias="AEGRA_MAX_JSON_DEPTH")
+    # Logging, tracing and metrics (LOG_*, OTEL_*, LANGFUSE_*, PHOENIX_*, ENABLE_METRICS).
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
     def resolved_database_url(self) -> str:
         return self.database_url or default_database_url(self.config_path.resolve().parent)
+
+
+def settings_from_env() -> Settings:
+    """Settings from the environment; a bad value is a ConfigError naming the variable, not a traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{error['loc'][-1] if error['loc'] else 'settings'}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"invalid server setting: {problems}", "fix it in the environment or in .env") from None
 
 
 def default_database_url(project_dir: Path) -> str:

@@ -34,6 +34,8 @@ fi
 
 echo "postgres image: building $image (PostgreSQL $pg_major + pgvector on $base)"
 # Host networking: the build's apt-get reaches the mirror the way this machine does, with no bridge/NAT setup.
-docker build --quiet --network host --build-arg "BASE=$base" --build-arg "PG_MAJOR=$pg_major" \
-    --tag "$image" "$here" > /dev/null
+build_log=$(mktemp)
+docker build --network host --build-arg "BASE=$base" --build-arg "PG_MAJOR=$pg_major" --tag "$image" "$here" \
+    > "$build_log" 2>&1 || { tail -40 "$build_log"; rm -f "$build_log"; exit 1; }
+rm -f "$build_log"
 echo "postgres image: built $image"

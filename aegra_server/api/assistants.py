@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
+from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.api.http import JSONResponse, paged, validate_uuid
 from aegra_server.graphs import default_assistant_id
 from aegra_server.services import Services
@@ -22,30 +23,43 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row.get(k) for k in _FIELDS}
 
 
-async def _assistant_for_introspection(services: Services, assistant_id: str) -> dict[str, Any]:
+async def _readable(services: Services, auth: RequestAuth, assistant_id: str) -> dict[str, Any]:
+    validate_uuid(assistant_id, "assistant_id")
+    auth_filter = await auth.check("assistants", "read", {"assistant_id": assistant_id})
+    return await services.repos.assistants.get(assistant_id, auth_filter=auth_filter)
+
+
+async def _assistant_for_introspection(services: Services, auth: RequestAuth, assistant_id: str) -> dict[str, Any]:
     """These routes accept a graph name in place of the id, as langgraph-api does."""
     if assistant_id in services.registry:
         assistant_id = default_assistant_id(assistant_id)
-    validate_uuid(assistant_id, "assistant_id")
-    assistant = await services.repos.assistants.get(assistant_id)
+    assistant = await _readable(services, auth, assistant_id)
     if assistant["graph_id"] not in services.registry:
         raise NotFound(f"graph {assistant['graph_id']!r} is not loaded")
     return assistant
 
 
 @router.post("")
-async def create_assistant(body: schemas.AssistantCreate, services: ServicesDep) -> JSONResponse:
+async def create_assistant(body: schemas.AssistantCreate, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     if body.graph_id not in services.registry:
         raise HTTPException(404, f"graph {body.graph_id!r} not found; known graphs: {', '.join(services.registry.ids)}")
     if body.assistant_id:
         validate_uuid(body.assistant_id, "assistant_id")
-    row = await services.repos.assistants.create(**body.model_dump())
+    fields = body.model_dump()
+    fields["metadata"] = dict(fields["metadata"] or {})
+    # The handler may stamp metadata (an owner, say); what it leaves in `value` is what is stored.
+    value = dict(fields)
+    auth_filter = await auth.check("assistants", "create", value)
+    fields["metadata"] = value.get("metadata")
+    row = await services.repos.assistants.create(**fields, auth_filter=auth_filter)
     return JSONResponse(_public(row))
 
 
 @router.post("/search")
-async def search_assistants(body: schemas.AssistantSearch, services: ServicesDep) -> JSONResponse:
-    page = await services.repos.assistants.search(**body.model_dump(exclude={"select"}))
+async def search_assistants(body: schemas.AssistantSearch, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    query = body.model_dump(exclude={"select"})
+    auth_filter = await auth.check("assistants", "search", search_value(query))
+    page = await services.repos.assistants.search(**query, auth_filter=auth_filter)
     return paged(page, [_select(_public(r), body.select) for r in page.items])
 
 
@@ -54,52 +68,82 @@ def _select(row: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
 
 
 @router.post("/count")
-async def count_assistants(body: schemas.AssistantCount, services: ServicesDep) -> int:
-    return await services.repos.assistants.count(**body.model_dump())
+async def count_assistants(body: schemas.AssistantCount, services: ServicesDep, auth: AuthDep) -> int:
+    query = body.model_dump()
+    auth_filter = await auth.check("assistants", "search", search_value(query))
+    return await services.repos.assistants.count(**query, auth_filter=auth_filter)
 
 
 @router.get("/{assistant_id}")
-async def get_assistant(assistant_id: str, services: ServicesDep) -> JSONResponse:
-    return JSONResponse(_public(await services.repos.assistants.get(validate_uuid(assistant_id, "assistant_id"))))
+async def get_assistant(assistant_id: str, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    return JSONResponse(_public(await _readable(services, auth, assistant_id)))
 
 
 @router.patch("/{assistant_id}")
-async def update_assistant(assistant_id: str, body: schemas.AssistantPatch, services: ServicesDep) -> JSONResponse:
+async def update_assistant(
+    assistant_id: str, body: schemas.AssistantPatch, services: ServicesDep, auth: AuthDep
+) -> JSONResponse:
     validate_uuid(assistant_id, "assistant_id")
     if body.graph_id is not None and body.graph_id not in services.registry:
         raise HTTPException(404, f"graph {body.graph_id!r} not found")
-    row = await services.repos.assistants.update(assistant_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    value = {"assistant_id": assistant_id, **changes, "metadata": dict(changes.get("metadata") or {})}
+    auth_filter = await auth.check("assistants", "update", value)
+    if value.get("metadata") or "metadata" in changes:
+        changes["metadata"] = value.get("metadata")
+    row = await services.repos.assistants.update(assistant_id, changes, auth_filter=auth_filter)
     return JSONResponse(_public(row))
 
 
 @router.delete("/{assistant_id}", status_code=204)
-async def delete_assistant(assistant_id: str, services: ServicesDep, delete_threads: bool = False) -> Response:
+async def delete_assistant(
+    assistant_id: str, services: ServicesDep, auth: AuthDep, delete_threads: bool = False
+) -> Response:
     validate_uuid(assistant_id, "assistant_id")
-    await services.repos.assistants.delete(assistant_id)
+    auth_filter = await auth.check("assistants", "delete", {"assistant_id": assistant_id})
+    # Before the assistant goes: a caller who may not delete the threads must not get halfway.
+    thread_filter = await auth.check("threads", "delete", {"thread_id": None}) if delete_threads else None
+    await services.repos.assistants.delete(assistant_id, auth_filter=auth_filter)
     if delete_threads:
-        page = await services.repos.threads.search(metadata={"assistant_id": assistant_id}, limit=100_000)
+        page = await services.repos.threads.search(
+            metadata={"assistant_id": assistant_id}, limit=100_000, auth_filter=thread_filter
+        )
         for thread in page.items:
             await services.runs.delete_thread_data(thread["thread_id"])
     return Response(status_code=204)
 
 
 @router.post("/{assistant_id}/versions")
-async def assistant_versions(assistant_id: str, body: schemas.AssistantVersions, services: ServicesDep) -> JSONResponse:
+async def assistant_versions(
+    assistant_id: str, body: schemas.AssistantVersions, services: ServicesDep, auth: AuthDep
+) -> JSONResponse:
     validate_uuid(assistant_id, "assistant_id")
-    return JSONResponse(await services.repos.assistants.versions(assistant_id, **body.model_dump()))
+    auth_filter = await auth.check("assistants", "read", {"assistant_id": assistant_id})
+    return JSONResponse(
+        await services.repos.assistants.versions(assistant_id, **body.model_dump(), auth_filter=auth_filter)
+    )
 
 
 @router.post("/{assistant_id}/latest")
-async def set_latest_version(assistant_id: str, body: schemas.SetLatest, services: ServicesDep) -> JSONResponse:
+async def set_latest_version(
+    assistant_id: str, body: schemas.SetLatest, services: ServicesDep, auth: AuthDep
+) -> JSONResponse:
     validate_uuid(assistant_id, "assistant_id")
-    return JSONResponse(_public(await services.repos.assistants.set_latest(assistant_id, body.version)))
+    value = {"assistant_id": assistant_id, "version": body.version}
+    auth_filter = await auth.check("assistants", "update", value)
+    return JSONResponse(
+        _public(await services.repos.assistants.set_latest(assistant_id, body.version, auth_filter=auth_filter))
+    )
 
 
 @router.get("/{assistant_id}/graph")
 async def assistant_graph(
-    assistant_id: str, services: ServicesDep, xray: str = Query("false", description="true/false or a depth")
+    assistant_id: str,
+    services: ServicesDep,
+    auth: AuthDep,
+    xray: str = Query("false", description="true/false or a depth"),
 ) -> JSONResponse:
-    assistant = await _assistant_for_introspection(services, assistant_id)
+    assistant = await _assistant_for_introspection(services, auth, assistant_id)
     return JSONResponse(await services.registry.drawable(assistant["graph_id"], assistant["config"], _xray(xray)))
 
 
@@ -116,18 +160,22 @@ def _xray(value: str) -> bool | int:
 
 
 @router.get("/{assistant_id}/schemas")
-async def assistant_schemas(assistant_id: str, services: ServicesDep) -> JSONResponse:
-    assistant = await _assistant_for_introspection(services, assistant_id)
+async def assistant_schemas(assistant_id: str, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    assistant = await _assistant_for_introspection(services, auth, assistant_id)
     return JSONResponse(await services.registry.schemas(assistant["graph_id"], assistant["config"]))
 
 
 @router.get("/{assistant_id}/subgraphs")
-async def assistant_subgraphs(assistant_id: str, services: ServicesDep, recurse: bool = False, namespace: str | None = None) -> JSONResponse:
-    assistant = await _assistant_for_introspection(services, assistant_id)
+async def assistant_subgraphs(
+    assistant_id: str, services: ServicesDep, auth: AuthDep, recurse: bool = False, namespace: str | None = None
+) -> JSONResponse:
+    assistant = await _assistant_for_introspection(services, auth, assistant_id)
     return JSONResponse(await services.registry.subgraphs(assistant["graph_id"], assistant["config"], namespace, recurse))
 
 
 @router.get("/{assistant_id}/subgraphs/{namespace}")
-async def assistant_subgraphs_in(assistant_id: str, namespace: str, services: ServicesDep, recurse: bool = False) -> JSONResponse:
-    assistant = await _assistant_for_introspection(services, assistant_id)
+async def assistant_subgraphs_in(
+    assistant_id: str, namespace: str, services: ServicesDep, auth: AuthDep, recurse: bool = False
+) -> JSONResponse:
+    assistant = await _assistant_for_introspection(services, auth, assistant_id)
     return JSONResponse(await services.registry.subgraphs(assistant["graph_id"], assistant["config"], namespace, recurse))

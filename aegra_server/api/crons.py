@@ -15,6 +15,7 @@ from pydantic import Field
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, paged, validate_uuid
 from aegra_server.api.schemas import Body, Limit, Offset, RunnableConfig, SortOrder, StreamMode
+from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.crons import InvalidCron, next_run, zone
 from aegra_server.services import Services
 from aegra_server.storage.crons import utc
@@ -138,7 +139,11 @@ class CronCount(Body):
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row.get(k) for k in _FIELDS}
+    data = {k: row.get(k) for k in _FIELDS}
+    if isinstance(data["payload"], dict) and "auth" in data["payload"]:
+        # The creator's user goes to the runs the cron fires (aegra_server.auth), not to API readers.
+        data["payload"] = {k: v for k, v in data["payload"].items() if k != "auth"}
+    return data
 
 
 def _invalid(exc: InvalidCron) -> HTTPException:
@@ -155,7 +160,7 @@ def _check(schedule: str | None, timezone: str | None) -> None:
         raise _invalid(exc) from None
 
 
-async def _create(services: Services, thread_id: str | None, body: ThreadCronCreate) -> JSONResponse:
+async def _create(services: Services, auth: RequestAuth, thread_id: str | None, body: ThreadCronCreate) -> JSONResponse:
     try:
         next_run_date = services.crons.next_run_date(body.schedule, body.timezone)
     except InvalidCron as exc:
@@ -163,13 +168,37 @@ async def _create(services: Services, thread_id: str | None, body: ThreadCronCre
     # A graph name stands for its default assistant; an unknown one is a 404 from the repository.
     assistant_id = services.runs.assistant_id_of(body.assistant_id)
     stateless = thread_id is None
+    payload = {"assistant_id": assistant_id, **body.run_fields()}
+    metadata = body.metadata
+    thread_filter = None
+    if auth.enabled:
+        # The handler may stamp metadata (an owner, say); what it leaves in `value` is what is stored.
+        value = {
+            "payload": payload,
+            "schedule": body.schedule,
+            "cron_id": None,
+            "thread_id": thread_id,
+            "user_id": auth.user.identity if auth.user else None,
+            "end_time": body.end_time,
+            "metadata": dict(body.metadata or {}),
+        }
+        await auth.check("crons", "create", value)
+        metadata = value.get("metadata")
+        if thread_id is not None:
+            # A cron on a thread runs on it: the caller must be allowed to create runs there.
+            thread_filter = await auth.check(
+                "threads", "create_run", {"thread_id": thread_id, "assistant_id": assistant_id, "metadata": {}}
+            )
+        payload = {**payload, "auth": auth.run_context()}
     row = await services.repos.crons.create(
         assistant_id=assistant_id,
         thread_id=thread_id,
         schedule=body.schedule,
         timezone=body.timezone,
-        payload={"assistant_id": assistant_id, **body.run_fields()},
-        metadata=body.metadata,
+        payload=payload,
+        metadata=metadata,
+        user_id=auth.user.identity if auth.enabled and auth.user else None,
+        thread_filter=thread_filter,
         on_run_completed=body.on_run_completed if stateless and isinstance(body, CronCreate) else None,
         enabled=body.enabled,
         end_time=body.end_time,
@@ -180,21 +209,24 @@ async def _create(services: Services, thread_id: str | None, body: ThreadCronCre
 
 
 @router.post("/threads/{thread_id}/runs/crons")
-async def create_thread_cron(thread_id: str, body: ThreadCronCreate, services: ServicesDep) -> JSONResponse:
-    return await _create(services, validate_uuid(thread_id, "thread_id"), body)
+async def create_thread_cron(
+    thread_id: str, body: ThreadCronCreate, services: ServicesDep, auth: AuthDep
+) -> JSONResponse:
+    return await _create(services, auth, validate_uuid(thread_id, "thread_id"), body)
 
 
 @router.post("/runs/crons")
-async def create_cron(body: CronCreate, services: ServicesDep) -> JSONResponse:
-    return await _create(services, None, body)
+async def create_cron(body: CronCreate, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    return await _create(services, auth, None, body)
 
 
 @router.post("/runs/crons/search")
-async def search_crons(body: CronSearch, services: ServicesDep) -> JSONResponse:
+async def search_crons(body: CronSearch, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     filters = body.model_dump(exclude={"select"})
     if body.assistant_id:
         filters["assistant_id"] = services.runs.assistant_id_of(body.assistant_id)
-    page = await services.repos.crons.search(**filters)
+    auth_filter = await auth.check("crons", "search", search_value(filters))
+    page = await services.repos.crons.search(**filters, auth_filter=auth_filter)
     items = [_public(r) for r in page.items]
     if body.select:
         now = services.crons.now()
@@ -203,23 +235,32 @@ async def search_crons(body: CronSearch, services: ServicesDep) -> JSONResponse:
 
 
 @router.post("/runs/crons/count")
-async def count_crons(body: CronCount, services: ServicesDep) -> JSONResponse:
+async def count_crons(body: CronCount, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     filters = body.model_dump()
     if body.assistant_id:
         filters["assistant_id"] = services.runs.assistant_id_of(body.assistant_id)
-    return JSONResponse(await services.repos.crons.count(**filters))
+    auth_filter = await auth.check("crons", "search", search_value(filters))
+    return JSONResponse(await services.repos.crons.count(**filters, auth_filter=auth_filter))
 
 
 @router.get("/runs/crons/{cron_id}")
-async def get_cron(cron_id: str, services: ServicesDep) -> JSONResponse:
-    return JSONResponse(_public(await services.repos.crons.get(validate_uuid(cron_id, "cron_id"))))
+async def get_cron(cron_id: str, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    validate_uuid(cron_id, "cron_id")
+    auth_filter = await auth.check("crons", "read", {"cron_id": cron_id})
+    return JSONResponse(_public(await services.repos.crons.get(cron_id, auth_filter=auth_filter)))
 
 
 @router.patch("/runs/crons/{cron_id}")
-async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep) -> JSONResponse:
+async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     validate_uuid(cron_id, "cron_id")
     given = body.model_fields_set
     _check(body.schedule, body.timezone)
+    value = {"cron_id": cron_id, "payload": body.run_fields() or None, "schedule": body.schedule}
+    if body.metadata is not None:
+        value["metadata"] = dict(body.metadata)
+    auth_filter = await auth.check("crons", "update", value)
+    if isinstance(value.get("metadata"), dict):
+        body = body.model_copy(update={"metadata": value["metadata"]})
 
     def change(cron: dict[str, Any]) -> dict[str, Any]:
         changes: dict[str, Any] = {}
@@ -247,7 +288,7 @@ async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep) -> J
         return changes
 
     try:
-        row = await services.repos.crons.update(cron_id, change)
+        row = await services.repos.crons.update(cron_id, change, auth_filter=auth_filter)
     except InvalidCron as exc:
         raise _invalid(exc) from None
     services.crons.wake()
@@ -255,6 +296,8 @@ async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep) -> J
 
 
 @router.delete("/runs/crons/{cron_id}", status_code=204)
-async def delete_cron(cron_id: str, services: ServicesDep) -> Response:
-    await services.repos.crons.delete(validate_uuid(cron_id, "cron_id"))
+async def delete_cron(cron_id: str, services: ServicesDep, auth: AuthDep) -> Response:
+    validate_uuid(cron_id, "cron_id")
+    auth_filter = await auth.check("crons", "delete", {"cron_id": cron_id})
+    await services.repos.crons.delete(cron_id, auth_filter=auth_filter)
     return Response(status_code=204)

@@ -7,10 +7,13 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from aegra_server.auth import AuthFailure
 from aegra_server.serde import dumps
 from aegra_server.storage.common import Conflict, NotFound, Page
 from aegra_server.storage.filters import FilterError
@@ -45,8 +48,27 @@ def _detail(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (a path is often several routes, one per method)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and getattr(route, "methods", None) and regex.match(request.url.path):
+            methods.update(route.methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """One error shape, `{"detail": ...}`, as langgraph-api sends; never exception text in a 500."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # The router names only the one route it tried; a 405 must list all the path's methods.
+            allowed = _allowed_methods(request)
+            if allowed:
+                exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -55,6 +77,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return _detail(409, str(exc))
+
+    @app.exception_handler(AuthFailure)
+    async def _refused(_: Request, exc: AuthFailure) -> JSONResponse:
+        # An authorization handler said no (403), or raised Auth.exceptions.HTTPException with its own status.
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers or None)
 
     @app.exception_handler(FilterError)
     async def _bad_filter(_: Request, exc: FilterError) -> JSONResponse:
@@ -74,14 +101,19 @@ def install_error_handlers(app: FastAPI) -> None:
 class JSONBodyMiddleware:
     """Treat every request body as JSON, whatever its Content-Type.
 
-    Studio posts JSON labelled text/plain; langgraph-api parses it regardless, so we must too.
+    Studio posts JSON labelled text/plain; langgraph-api parses it regardless, so we must too. Custom routes
+    (`http.app`, marked by the RequestGate) get their requests as sent.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("POST", "PUT", "PATCH", "DELETE")
+            and scope.get("aegra.route") != "custom"
+        ):
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             headers.append((b"content-type", b"application/json"))
             scope = {**scope, "headers": headers}

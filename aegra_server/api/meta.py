@@ -5,10 +5,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter
-from sqlalchemy import text
 
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
+from aegra_server.observability.probes import check_components
+from aegra_server.services import Services
 
 router = APIRouter(tags=["meta"])
 
@@ -31,14 +32,24 @@ async def ok() -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
+async def _readiness(services: Services) -> JSONResponse:
+    checks = await check_components(services)
+    failing = [part for part, outcome in checks.items() if outcome != "ok"]
+    if failing:
+        return JSONResponse({"status": "unhealthy", "failing": failing, "checks": checks}, status_code=503)
+    return JSONResponse({"status": "healthy", "checks": checks})
+
+
 @router.get("/health")
 async def health(services: ServicesDep) -> JSONResponse:
-    """Readiness: the database answers."""
-    try:
-        await services.repos.db.read(lambda conn: conn.execute(text("SELECT 1")))
-    except Exception:
-        return JSONResponse({"status": "unhealthy", "failing": ["database"]}, status_code=503)
-    return JSONResponse({"status": "healthy"})
+    """The database, the checkpointer and the store each answer; a 503 names the part that does not."""
+    return await _readiness(services)
+
+
+@router.get("/ready")
+async def ready(services: ServicesDep) -> JSONResponse:
+    """Readiness probe for orchestrators (same checks as /health): route traffic here only while it is 200."""
+    return await _readiness(services)
 
 
 @router.get("/info")

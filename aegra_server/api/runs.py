@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, validate_uuid
+from aegra_server.auth import AuthDep, RequestAuth
 from aegra_server.runs.execute import run_output as output_of
 from aegra_server.serde import dumps
 from aegra_server.services import Services
@@ -25,7 +26,23 @@ _FIELDS = ("run_id", "thread_id", "assistant_id", "created_at", "updated_at", "s
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row.get(k) for k in _FIELDS}
+    data = {k: row.get(k) for k in _FIELDS}
+    if isinstance(data["kwargs"], dict) and "auth" in data["kwargs"]:
+        # The run's user (aegra_server.auth) is for its graph, not for whoever lists runs.
+        data["kwargs"] = {k: v for k, v in data["kwargs"].items() if k != "auth"}
+    return data
+
+
+async def _thread_for(
+    services: Services, auth: RequestAuth, thread_id: str, resource_action: str, **value: Any
+) -> dict[str, Any]:
+    """Runs are their thread's: the thread's authorization for `resource_action` decides (hidden → 404).
+    `value` is what the handler sees besides the thread id (run_id, a cancel's action)."""
+    validate_uuid(thread_id, "thread_id")
+    if value.get("run_id") is not None:
+        validate_uuid(value["run_id"], "run_id")  # both ids are checked before either is looked up
+    auth_filter = await auth.check("threads", resource_action, {"thread_id": thread_id, **value})
+    return await services.repos.threads.get(thread_id, auth_filter=auth_filter)
 
 
 def _paths(run: dict[str, Any], stateless: bool) -> tuple[str, str]:
@@ -110,28 +127,58 @@ def _canceller(services: Services, run: dict[str, Any], wanted: bool):
 # ---- create ------------------------------------------------------------------------------------------------
 
 
-async def _create(services: Services, thread_id: str | None, body: schemas.RunCreate) -> dict[str, Any]:
+async def create_authorized(
+    services: Services, auth: RequestAuth, thread_id: str | None, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """Create a run as `threads.create_run` allows: the handler sees (and may stamp) the run's metadata, and its
+    filter must let the thread through; the run carries the user to its graph."""
+    thread_filter = None
+    if auth.enabled:
+        value = {
+            "thread_id": thread_id,
+            "assistant_id": payload.get("assistant_id"),
+            "run_id": None,
+            "status": "pending",
+            "metadata": dict(payload.get("metadata") or {}),
+            "prevent_insert_if_inflight": payload.get("multitask_strategy") == "reject",
+            "multitask_strategy": payload.get("multitask_strategy"),
+            "if_not_exists": payload.get("if_not_exists"),
+            "after_seconds": payload.get("after_seconds"),
+            "kwargs": {k: v for k, v in payload.items() if k not in ("metadata", "assistant_id")},
+        }
+        thread_filter = await auth.check("threads", "create_run", value)
+        payload = {**payload, "metadata": value.get("metadata"), "auth": auth.run_context()}
+    return await services.runs.create(thread_id, payload, thread_filter=thread_filter)
+
+
+async def _create(services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate) -> dict[str, Any]:
     if thread_id is not None:
         validate_uuid(thread_id, "thread_id")
-    return await services.runs.create(thread_id, body.payload())
+    return await create_authorized(services, auth, thread_id, body.payload())
 
 
-async def _respond_created(services: Services, thread_id: str | None, body: schemas.RunCreate) -> JSONResponse:
-    run = await _create(services, thread_id, body)
+async def _respond_created(
+    services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate
+) -> JSONResponse:
+    run = await _create(services, auth, thread_id, body)
     content_location, _ = _paths(run, thread_id is None)
     return JSONResponse(_public(run), headers={"Content-Location": content_location})
 
 
-async def _respond_stream(services: Services, thread_id: str | None, body: schemas.RunCreate) -> StreamingResponse:
-    run = await _create(services, thread_id, body)
+async def _respond_stream(
+    services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate
+) -> StreamingResponse:
+    run = await _create(services, auth, thread_id, body)
     content_location, base = _paths(run, thread_id is None)
     events = _sse(services, run, 0, on_disconnect=_canceller(services, run, body.on_disconnect == "cancel"))
     headers = {**SSE_HEADERS, "Location": f"{base}/stream", "Content-Location": content_location}
     return StreamingResponse(events, media_type=SSE_MEDIA_TYPE, headers=headers)
 
 
-async def _respond_wait(services: Services, thread_id: str | None, body: schemas.RunCreate) -> Response:
-    run = await _create(services, thread_id, body)
+async def _respond_wait(
+    services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate
+) -> Response:
+    run = await _create(services, auth, thread_id, body)
     content_location, base = _paths(run, thread_id is None)
     headers = {"Location": f"{base}/join", "Content-Location": content_location}
     output = asyncio.ensure_future(_output(services, run["run_id"], run["thread_id"]))
@@ -141,38 +188,40 @@ async def _respond_wait(services: Services, thread_id: str | None, body: schemas
 
 
 @router.post("/threads/{thread_id}/runs")
-async def create_run(thread_id: str, body: schemas.RunCreate, services: ServicesDep) -> JSONResponse:
-    return await _respond_created(services, thread_id, body)
+async def create_run(thread_id: str, body: schemas.RunCreate, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    return await _respond_created(services, auth, thread_id, body)
 
 
 @router.post("/threads/{thread_id}/runs/stream")
-async def stream_run(thread_id: str, body: schemas.RunCreate, services: ServicesDep) -> StreamingResponse:
-    return await _respond_stream(services, thread_id, body)
+async def stream_run(
+    thread_id: str, body: schemas.RunCreate, services: ServicesDep, auth: AuthDep
+) -> StreamingResponse:
+    return await _respond_stream(services, auth, thread_id, body)
 
 
 @router.post("/threads/{thread_id}/runs/wait")
-async def wait_run(thread_id: str, body: schemas.RunCreate, services: ServicesDep) -> Response:
-    return await _respond_wait(services, thread_id, body)
+async def wait_run(thread_id: str, body: schemas.RunCreate, services: ServicesDep, auth: AuthDep) -> Response:
+    return await _respond_wait(services, auth, thread_id, body)
 
 
 @router.post("/runs")
-async def create_stateless_run(body: schemas.RunCreate, services: ServicesDep) -> JSONResponse:
-    return await _respond_created(services, None, body)
+async def create_stateless_run(body: schemas.RunCreate, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    return await _respond_created(services, auth, None, body)
 
 
 @router.post("/runs/stream")
-async def stream_stateless_run(body: schemas.RunCreate, services: ServicesDep) -> StreamingResponse:
-    return await _respond_stream(services, None, body)
+async def stream_stateless_run(body: schemas.RunCreate, services: ServicesDep, auth: AuthDep) -> StreamingResponse:
+    return await _respond_stream(services, auth, None, body)
 
 
 @router.post("/runs/wait")
-async def wait_stateless_run(body: schemas.RunCreate, services: ServicesDep) -> Response:
-    return await _respond_wait(services, None, body)
+async def wait_stateless_run(body: schemas.RunCreate, services: ServicesDep, auth: AuthDep) -> Response:
+    return await _respond_wait(services, auth, None, body)
 
 
 @router.post("/runs/batch")
-async def create_run_batch(body: list[schemas.RunCreate], services: ServicesDep) -> JSONResponse:
-    return JSONResponse([_public(await _create(services, None, item)) for item in body])
+async def create_run_batch(body: list[schemas.RunCreate], services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    return JSONResponse([_public(await _create(services, auth, None, item)) for item in body])
 
 
 # ---- observe and control -------------------------------------------------------------------------------------
@@ -182,23 +231,24 @@ async def create_run_batch(body: list[schemas.RunCreate], services: ServicesDep)
 async def list_runs(
     thread_id: str,
     services: ServicesDep,
+    auth: AuthDep,
     limit: int = Query(10, ge=0, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET),
     status: Literal["pending", "running", "error", "success", "timeout", "interrupted"] | None = None,
 ) -> JSONResponse:
-    await services.repos.threads.get(validate_uuid(thread_id, "thread_id"))
+    await _thread_for(services, auth, thread_id, "read")
     return JSONResponse([_public(r) for r in await services.repos.runs.list(thread_id, limit=limit, offset=offset, status=status)])
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
-async def get_run(thread_id: str, run_id: str, services: ServicesDep) -> JSONResponse:
-    validate_uuid(thread_id, "thread_id")
+async def get_run(thread_id: str, run_id: str, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    await _thread_for(services, auth, thread_id, "read", run_id=run_id)
     return JSONResponse(_public(await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
-async def delete_run(thread_id: str, run_id: str, services: ServicesDep) -> Response:
-    validate_uuid(thread_id, "thread_id")
+async def delete_run(thread_id: str, run_id: str, services: ServicesDep, auth: AuthDep) -> Response:
+    await _thread_for(services, auth, thread_id, "delete", run_id=run_id)
     await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     await services.runs.cancel(run_id, wait=True)
     await services.repos.runs.delete(run_id, thread_id)
@@ -206,8 +256,8 @@ async def delete_run(thread_id: str, run_id: str, services: ServicesDep) -> Resp
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_run(thread_id: str, run_id: str, services: ServicesDep) -> Response:
-    validate_uuid(thread_id, "thread_id")
+async def join_run(thread_id: str, run_id: str, services: ServicesDep, auth: AuthDep) -> Response:
+    await _thread_for(services, auth, thread_id, "read", run_id=run_id)
     await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     headers = {"Content-Location": f"/threads/{thread_id}/runs/{run_id}"}
     return await _respond_when_done(services, asyncio.ensure_future(_output(services, run_id, thread_id)), headers)
@@ -236,11 +286,12 @@ async def join_run_stream(
     thread_id: str,
     run_id: str,
     services: ServicesDep,
+    auth: AuthDep,
     stream_mode: list[str] = Query(default_factory=list),
     cancel_on_disconnect: bool = False,
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
-    validate_uuid(thread_id, "thread_id")
+    await _thread_for(services, auth, thread_id, "read", run_id=run_id)
     run = await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     start = None  # without Last-Event-ID: from now on
     if last_event_id is not None:
@@ -259,10 +310,11 @@ async def cancel_run(
     thread_id: str,
     run_id: str,
     services: ServicesDep,
+    auth: AuthDep,
     wait: bool = False,
     action: str = Query("interrupt", pattern="^(interrupt|rollback)$"),
 ) -> Response:
-    validate_uuid(thread_id, "thread_id")
+    await _thread_for(services, auth, thread_id, "update", run_id=run_id, action=action)
     run = await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     headers = {"Content-Location": f"/threads/{thread_id}/runs/{run_id}", "Location": f"/threads/{thread_id}/runs/{run_id}/join"}
     await services.runs.cancel(run_id, action=action, wait=wait)
@@ -277,12 +329,19 @@ async def cancel_run(
 async def cancel_runs(
     body: schemas.RunsCancel,
     services: ServicesDep,
+    auth: AuthDep,
     action: str = Query("interrupt", pattern="^(interrupt|rollback)$"),
 ) -> Response:
     if body.thread_id is None and body.run_ids is None and body.status is None:
         raise HTTPException(422, "give thread_id, run_ids or status")
+    # Only runs of threads the caller may update are touched; the others are left alone, unmentioned.
+    thread_filter = await auth.check("threads", "update", {"thread_id": body.thread_id, "action": action})
     await services.runs.cancel_many(
-        thread_id=body.thread_id, run_ids=body.run_ids, status=body.status or "all", action=action
+        thread_id=body.thread_id,
+        run_ids=body.run_ids,
+        status=body.status or "all",
+        action=action,
+        thread_filter=thread_filter,
     )
     return Response(status_code=204)
 
@@ -291,6 +350,7 @@ async def cancel_runs(
 async def join_thread_stream(
     thread_id: str,
     services: ServicesDep,
+    auth: AuthDep,
     stream_mode: list[str] = Query(default_factory=list),
     stream_modes: list[str] = Query(default_factory=list),
     last_event_id: str | None = Header(None),
@@ -300,7 +360,7 @@ async def join_thread_stream(
     The SDK sends `stream_mode`, langgraph-api reads `stream_modes`: both are accepted. `run_modes` (the default)
     passes run events, `lifecycle` only the metadata events that start and end runs.
     """
-    await services.repos.threads.get(validate_uuid(thread_id, "thread_id"))
+    await _thread_for(services, auth, thread_id, "read")
     log = services.runs.streams.thread_log(thread_id)
     start = log.end
     if last_event_id is not None:

@@ -12,8 +12,13 @@ StreamMode = Literal[
 ]
 SortOrder = Literal["asc", "desc"]
 IfExists = Literal["raise", "do_nothing"]
+# Upper bounds keep hostile numbers out of SQL (an offset past 2**63 overflows the driver) and out of date
+# arithmetic (a ttl or delay of 1e308 overflows timedelta): a 422 naming the field, not a 500.
+MAX_OFFSET = 2**31 - 1
+MAX_TTL_MINUTES = 10 * 365 * 24 * 60  # ten years
+MAX_DELAY_SECONDS = 365 * 24 * 60 * 60  # one year
 Limit = Field(default=10, ge=0, le=1000)
-Offset = Field(default=0, ge=0)
+Offset = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +119,7 @@ class Superstep(Body):
 class ThreadTTL(Body):
     """A thread's time to live in minutes; when it has passed, the sweeper deletes the thread."""
 
-    ttl: float = Field(gt=0)
+    ttl: float = Field(gt=0, le=MAX_TTL_MINUTES)
     strategy: Literal["delete"] = "delete"
 
 
@@ -201,7 +206,7 @@ class RunCreate(Body):
     on_completion: Literal["delete", "keep"] = "delete"
     multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "enqueue"
     if_not_exists: Literal["create", "reject"] = "reject"
-    after_seconds: float | None = Field(default=None, ge=0)
+    after_seconds: float | None = Field(default=None, ge=0, le=MAX_DELAY_SECONDS)
     durability: Literal["sync", "async", "exit"] | None = None
 
     def payload(self) -> dict[str, Any]:
@@ -218,7 +223,7 @@ class StorePut(Body):
     key: str
     value: dict[str, Any]
     index: Literal[False] | list[str] | None = None
-    ttl: float | None = None
+    ttl: float | None = Field(default=None, ge=0, le=MAX_TTL_MINUTES)
 
 
 class StoreDelete(Body):
@@ -238,7 +243,7 @@ class StoreSearch(Body):
 class StoreNamespaces(Body):
     prefix: list[str] | None = None
     suffix: list[str] | None = None
-    max_depth: int | None = Field(default=None, ge=1)
+    max_depth: int | None = Field(default=None, ge=1, le=1000)
     limit: int = Field(default=100, ge=0, le=1000)
     offset: int = Offset
 

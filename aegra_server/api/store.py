@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
+from aegra_server.auth import AuthDep, RequestAuth
 
 router = APIRouter(prefix="/store", tags=["store"])
 
@@ -21,6 +22,18 @@ def _namespace(labels: list[str] | None, field: str = "namespace", required: boo
         if not label or "." in label:
             raise HTTPException(422, f"{field}: labels must be non-empty and may not contain '.', got {label!r}")
     return tuple(labels)
+
+
+async def _authorized(auth: RequestAuth, action: str, value: dict[str, Any], field: str = "namespace") -> tuple[str, ...]:
+    """Run the store handler for `action`; it may rewrite `value["namespace"]` (to the user's own, say), and the
+    namespace it leaves is the one used. A filter it returns has nothing to apply to and is ignored."""
+    await auth.check("store", action, value)
+    namespace = value.get("namespace")
+    if namespace is None:
+        return ()
+    if isinstance(namespace, str) or not all(isinstance(label, str) for label in namespace):
+        raise TypeError(f"the store.{action} auth handler left a namespace that is not a list of strings")
+    return _namespace(list(namespace), field)
 
 
 def _item(item: Any) -> dict[str, Any] | None:
@@ -39,24 +52,33 @@ def _item(item: Any) -> dict[str, Any] | None:
 
 
 @router.put("/items", status_code=204)
-async def put_item(body: schemas.StorePut, services: ServicesDep) -> Response:
+async def put_item(body: schemas.StorePut, services: ServicesDep, auth: AuthDep) -> Response:
     extra = {} if body.ttl is None else {"ttl": body.ttl}
-    await services.store.aput(_namespace(body.namespace, required=True), body.key, body.value, index=body.index, **extra)
+    namespace = _namespace(body.namespace, required=True)
+    if auth.enabled:
+        value = {"namespace": namespace, "key": body.key, "value": body.value, "index": body.index}
+        namespace = await _authorized(auth, "put", value)
+    await services.store.aput(namespace, body.key, body.value, index=body.index, **extra)
     return Response(status_code=204)
 
 
 @router.get("/items")
 async def get_item(
-    services: ServicesDep, key: str, namespace: str = Query(""), refresh_ttl: bool | None = None
+    services: ServicesDep, auth: AuthDep, key: str, namespace: str = Query(""), refresh_ttl: bool | None = None
 ) -> JSONResponse:
     labels = _namespace(namespace.split(".")) if namespace else ()
+    if auth.enabled:
+        labels = await _authorized(auth, "get", {"namespace": labels, "key": key})
     item = await services.store.aget(labels, key, refresh_ttl=refresh_ttl)
     return JSONResponse(_item(item))
 
 
 @router.delete("/items", status_code=204)
-async def delete_item(body: schemas.StoreDelete, services: ServicesDep) -> Response:
-    await services.store.adelete(_namespace(body.namespace), body.key)
+async def delete_item(body: schemas.StoreDelete, services: ServicesDep, auth: AuthDep) -> Response:
+    namespace = _namespace(body.namespace)
+    if auth.enabled:
+        namespace = await _authorized(auth, "delete", {"namespace": namespace, "key": body.key})
+    await services.store.adelete(namespace, body.key)
     return Response(status_code=204)
 
 
@@ -76,11 +98,21 @@ def _check_filter(filter: dict[str, Any] | None) -> None:
 
 
 @router.post("/items/search")
-async def search_items(body: schemas.StoreSearch, services: ServicesDep) -> JSONResponse:
+async def search_items(body: schemas.StoreSearch, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     _check_filter(body.filter)
+    prefix = _namespace(body.namespace_prefix, "namespace_prefix")
+    if auth.enabled:
+        value = {
+            "namespace": prefix,
+            "filter": body.filter,
+            "limit": body.limit,
+            "offset": body.offset,
+            "query": body.query,
+        }
+        prefix = await _authorized(auth, "search", value, "namespace_prefix")
     try:
         items = await services.store.asearch(
-            _namespace(body.namespace_prefix, "namespace_prefix"),
+            prefix,
             query=body.query,
             filter=body.filter,
             limit=body.limit,
@@ -93,9 +125,19 @@ async def search_items(body: schemas.StoreSearch, services: ServicesDep) -> JSON
 
 
 @router.post("/namespaces")
-async def list_namespaces(body: schemas.StoreNamespaces, services: ServicesDep) -> JSONResponse:
+async def list_namespaces(body: schemas.StoreNamespaces, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    prefix = _namespace(body.prefix, "prefix")
+    if auth.enabled:
+        value = {
+            "namespace": prefix,
+            "suffix": _namespace(body.suffix, "suffix") or None,
+            "max_depth": body.max_depth,
+            "limit": body.limit,
+            "offset": body.offset,
+        }
+        prefix = await _authorized(auth, "list_namespaces", value, "prefix")
     namespaces = await services.store.alist_namespaces(
-        prefix=_namespace(body.prefix, "prefix") or None,
+        prefix=prefix or None,
         suffix=_namespace(body.suffix, "suffix") or None,
         max_depth=body.max_depth,
         limit=body.limit,

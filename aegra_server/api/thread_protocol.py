@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import uuid
@@ -33,6 +34,8 @@ from pydantic import ValidationError
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, validate_uuid
+from aegra_server.api.runs import create_authorized
+from aegra_server.auth import AuthDep, AuthFailure, RequestAuth, request_auth
 from aegra_server.serde import dumps, jsonable
 from aegra_server.services import Services
 from aegra_server.storage.common import Conflict, NotFound
@@ -63,6 +66,11 @@ _RUN_FIELDS = (
     "after_seconds",
     "durability",
 )
+
+
+# The caller's auth while a command runs (set by the HTTP route per request, by the WebSocket per connection):
+# reads go through the thread's `read` authorization, runs through `create_run` (aegra_server.auth).
+_AUTH: contextvars.ContextVar[RequestAuth | None] = contextvars.ContextVar("aegra_protocol_auth", default=None)
 
 
 class ProtocolError(Exception):
@@ -132,8 +140,12 @@ async def _create_run(services: Services, registry: ProtocolRegistry, thread_id:
     """Start a run; returns its id and the thread's last seq before it (what `since` must be to see all of it)."""
     plog = await registry.synced(thread_id)
     head = plog.last_seq
+    auth = _AUTH.get()
     try:
-        created = await services.runs.create(thread_id, payload)
+        if auth is not None:
+            created = await create_authorized(services, auth, thread_id, payload)
+        else:
+            created = await services.runs.create(thread_id, payload)
     except NotFound as exc:
         raise ProtocolError("invalid_argument", str(exc)) from None
     except Conflict as exc:
@@ -145,8 +157,10 @@ async def _create_run(services: Services, registry: ProtocolRegistry, thread_id:
 
 
 async def _thread(services: Services, thread_id: str) -> dict[str, Any]:
+    auth = _AUTH.get()
     try:
-        return await services.repos.threads.get(thread_id)
+        auth_filter = await auth.check("threads", "read", {"thread_id": thread_id}) if auth is not None else None
+        return await services.repos.threads.get(thread_id, auth_filter=auth_filter)
     except NotFound:
         raise ProtocolError("invalid_argument", f"thread {thread_id} not found") from None
 
@@ -312,6 +326,8 @@ async def run_command(services: Services, registry: ProtocolRegistry, thread_id:
         elif method == "input.respond":
             result, seq = await _input_respond(services, registry, thread_id, params)
         elif method == "agent.getTree":
+            if _AUTH.get() is not None:
+                await _thread(services, thread_id)  # the run tree is the thread's: a read
             result, seq = await _agent_get_tree(registry, thread_id, params)
         elif method == "state.get":
             result, seq = await _state_get(services, thread_id, params), None
@@ -331,9 +347,12 @@ async def run_command(services: Services, registry: ProtocolRegistry, thread_id:
             raise ProtocolError("unknown_command", f"unknown command {method!r}")
     except ProtocolError as exc:
         return _error(command_id, exc.code, exc.message)
-    except Exception as exc:
+    except AuthFailure as exc:
+        return _error(command_id, "permission_denied" if exc.status_code == 403 else "unknown_error", exc.detail)
+    except Exception:
+        # The cause goes to the log, never to the client.
         log.exception("thread %s: command %s failed", thread_id, method)
-        return _error(command_id, "unknown_error", f"{type(exc).__name__}: {exc}")
+        return _error(command_id, "unknown_error", "the command failed on the server")
     return _success(command_id, result, seq)
 
 
@@ -350,7 +369,7 @@ def _body_json(raw: bytes) -> Any:
 
 
 @router.post("/threads/{thread_id}/commands")
-async def thread_command(thread_id: str, request: Request, services: ServicesDep) -> JSONResponse:
+async def thread_command(thread_id: str, request: Request, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     validate_uuid(thread_id, "thread_id")
     try:
         command = _body_json(await request.body())
@@ -359,11 +378,15 @@ async def thread_command(thread_id: str, request: Request, services: ServicesDep
     problem = _envelope_problem(command)
     if problem is not None:
         return JSONResponse(_error(_command_id(command), "invalid_argument", problem), status_code=400)
-    return JSONResponse(await run_command(services, registry_of(request.app), thread_id, command))
+    token = _AUTH.set(auth if auth.enabled else None)
+    try:
+        return JSONResponse(await run_command(services, registry_of(request.app), thread_id, command))
+    finally:
+        _AUTH.reset(token)
 
 
 @router.post("/threads/{thread_id}/stream/events")
-async def thread_events(thread_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
+async def thread_events(thread_id: str, request: Request, services: ServicesDep, auth: AuthDep) -> StreamingResponse:
     validate_uuid(thread_id, "thread_id")
     try:
         body = _body_json(await request.body())
@@ -371,7 +394,8 @@ async def thread_events(thread_id: str, request: Request, services: ServicesDep)
         since = parse_since(body.get("since"))
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    await services.repos.threads.get(thread_id)  # 404 for an unknown thread
+    auth_filter = await auth.check("threads", "read", {"thread_id": thread_id})
+    await services.repos.threads.get(thread_id, auth_filter=auth_filter)  # 404 for an unknown (or hidden) thread
     registry = registry_of(request.app)
 
     async def events() -> AsyncIterator[bytes]:
@@ -468,10 +492,17 @@ class _Socket:
 @router.websocket("/threads/{thread_id}/stream/events")
 async def thread_events_socket(websocket: WebSocket, thread_id: str) -> None:
     services: Services = websocket.app.state.services
+    auth = request_auth(websocket)
     await websocket.accept()
     try:
         uuid.UUID(thread_id)
-        await services.repos.threads.get(thread_id)
+        auth_filter = await auth.check("threads", "read", {"thread_id": thread_id})
+        await services.repos.threads.get(thread_id, auth_filter=auth_filter)
+        # Commands on this socket act as its user (see _AUTH); this handler's context is the socket's.
+        _AUTH.set(auth if auth.enabled else None)
+    except AuthFailure as exc:
+        await websocket.close(code=4000 + exc.status_code, reason=exc.detail[:120])
+        return
     except ValueError:
         await websocket.close(code=4422, reason="thread_id must be a UUID")
         return

@@ -11,6 +11,7 @@ from langgraph.types import Command, StateUpdate
 
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
+from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.api.http import JSONResponse, paged, validate_uuid
 from aegra_server.serde import jsonable
 from aegra_server.services import Services
@@ -30,8 +31,13 @@ def _public(row: dict[str, Any], select: list[str] | None = None) -> dict[str, A
     return {k: data[k] for k in select if k in data} if select else data
 
 
-async def _thread(services: Services, thread_id: str) -> dict[str, Any]:
-    return await services.repos.threads.get(validate_uuid(thread_id, "thread_id"))
+async def _thread(
+    services: Services, auth: RequestAuth, thread_id: str, action: str = "read", **value: Any
+) -> dict[str, Any]:
+    """The thread, if the caller may do `action` on it (a thread its authorization hides is a 404)."""
+    validate_uuid(thread_id, "thread_id")
+    auth_filter = await auth.check("threads", action, {"thread_id": thread_id, **value})
+    return await services.repos.threads.get(thread_id, auth_filter=auth_filter)
 
 
 async def _graph_of(services: Services, thread: dict[str, Any]):
@@ -69,14 +75,19 @@ async def _sync_thread_state(services: Services, thread_id: str, graph) -> None:
 
 
 @router.post("")
-async def create_thread(body: schemas.ThreadCreate, services: ServicesDep) -> JSONResponse:
+async def create_thread(body: schemas.ThreadCreate, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     if body.thread_id:
         validate_uuid(body.thread_id, "thread_id")
+    ttl = body.ttl.model_dump() if body.ttl else None
+    # The handler may stamp metadata (an owner, say); what it leaves in `value` is what is stored.
+    value = {"thread_id": body.thread_id, "metadata": dict(body.metadata or {}), "if_exists": body.if_exists, "ttl": ttl}
+    auth_filter = await auth.check("threads", "create", value)
     row, created = await services.repos.threads.create(
         thread_id=body.thread_id,
-        metadata=body.metadata,
+        metadata=value.get("metadata"),
         if_exists=body.if_exists,
-        ttl=body.ttl.model_dump() if body.ttl else None,
+        ttl=ttl,
+        auth_filter=auth_filter,
     )
     if created and body.supersteps:
         try:
@@ -100,24 +111,33 @@ async def create_thread(body: schemas.ThreadCreate, services: ServicesDep) -> JS
 
 
 @router.post("/search")
-async def search_threads(body: schemas.ThreadSearch, services: ServicesDep) -> JSONResponse:
-    page = await services.repos.threads.search(**body.model_dump(exclude={"select"}))
+async def search_threads(body: schemas.ThreadSearch, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    query = body.model_dump(exclude={"select"})
+    auth_filter = await auth.check("threads", "search", search_value(query))
+    page = await services.repos.threads.search(**query, auth_filter=auth_filter)
     return paged(page, [_public(r, body.select) for r in page.items])
 
 
 @router.post("/count")
-async def count_threads(body: schemas.ThreadCount, services: ServicesDep) -> int:
-    return await services.repos.threads.count(**body.model_dump())
+async def count_threads(body: schemas.ThreadCount, services: ServicesDep, auth: AuthDep) -> int:
+    query = body.model_dump()
+    auth_filter = await auth.check("threads", "search", search_value(query))
+    return await services.repos.threads.count(**query, auth_filter=auth_filter)
 
 
 @router.post("/prune")
-async def prune_threads(body: schemas.ThreadsPrune, services: ServicesDep) -> JSONResponse:
-    """`delete` removes the threads; `keep_latest` keeps only each thread's newest checkpoint."""
+async def prune_threads(body: schemas.ThreadsPrune, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    """`delete` removes the threads; `keep_latest` keeps only each thread's newest checkpoint.
+
+    Each thread is authorized as a delete (or, for keep_latest, an update); one the caller may not touch is
+    skipped like a missing one."""
     pruned = 0
+    action = "delete" if body.strategy == "delete" else "update"
     for thread_id in body.thread_ids:
         validate_uuid(thread_id, "thread_ids")
+    for thread_id in body.thread_ids:
         try:
-            await services.repos.threads.get(thread_id)
+            await _thread(services, auth, thread_id, action)
         except NotFound:
             continue
         if body.strategy == "delete":
@@ -130,9 +150,9 @@ async def prune_threads(body: schemas.ThreadsPrune, services: ServicesDep) -> JS
 
 
 @router.get("/{thread_id}")
-async def get_thread(thread_id: str, services: ServicesDep, include: str = "") -> JSONResponse:
+async def get_thread(thread_id: str, services: ServicesDep, auth: AuthDep, include: str = "") -> JSONResponse:
     """`include=ttl` adds the thread's time to live (`{strategy, ttl, expires_at}`, or null)."""
-    row = await _thread(services, thread_id)
+    row = await _thread(services, auth, thread_id)
     data = _public(row)
     if "ttl" in {part.strip() for part in include.split(",")}:
         data["ttl"] = {**row["ttl"], "expires_at": row["expires_at"]} if row.get("ttl") else None
@@ -140,10 +160,15 @@ async def get_thread(thread_id: str, services: ServicesDep, include: str = "") -
 
 
 @router.patch("/{thread_id}")
-async def update_thread(thread_id: str, body: schemas.ThreadPatch, request: Request, services: ServicesDep) -> Response:
+async def update_thread(
+    thread_id: str, body: schemas.ThreadPatch, request: Request, services: ServicesDep, auth: AuthDep
+) -> Response:
     validate_uuid(thread_id, "thread_id")
+    ttl = body.ttl.model_dump() if body.ttl else None
+    value = {"thread_id": thread_id, "metadata": dict(body.metadata or {}), "ttl": ttl}
+    auth_filter = await auth.check("threads", "update", value)
     row = await services.repos.threads.update_metadata(
-        thread_id, body.metadata or {}, body.ttl.model_dump() if body.ttl else None
+        thread_id, value.get("metadata") or {}, ttl, auth_filter=auth_filter
     )
     if "return=minimal" in request.headers.get("prefer", ""):
         return Response(status_code=204)
@@ -151,18 +176,21 @@ async def update_thread(thread_id: str, body: schemas.ThreadPatch, request: Requ
 
 
 @router.delete("/{thread_id}", status_code=204)
-async def delete_thread(thread_id: str, services: ServicesDep) -> Response:
-    await _thread(services, thread_id)
+async def delete_thread(thread_id: str, services: ServicesDep, auth: AuthDep) -> Response:
+    await _thread(services, auth, thread_id, "delete", run_id=None)
     await services.runs.cancel_thread(thread_id)
     await services.runs.delete_thread_data(thread_id)
     return Response(status_code=204)
 
 
 @router.post("/{thread_id}/copy")
-async def copy_thread_route(thread_id: str, services: ServicesDep) -> JSONResponse:
-    source = await _thread(services, thread_id)
+async def copy_thread_route(thread_id: str, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    source = await _thread(services, auth, thread_id)
     new_id = str(uuid.uuid4())
-    await services.repos.threads.create(thread_id=new_id, metadata=source["metadata"])
+    # The copy is a new thread of the caller's: it is authorized (and stamped) as a create.
+    value = {"thread_id": new_id, "metadata": dict(source["metadata"]), "if_exists": "raise", "ttl": None}
+    await auth.check("threads", "create", value)
+    await services.repos.threads.create(thread_id=new_id, metadata=value.get("metadata"))
     await copy_thread(services.checkpointer, thread_id, new_id)
     await services.repos.threads.set_state(
         new_id, values=source["values"], interrupts=source["interrupts"], status=source["status"] if source["status"] != "busy" else "idle"
@@ -170,8 +198,10 @@ async def copy_thread_route(thread_id: str, services: ServicesDep) -> JSONRespon
     return JSONResponse(_public(await services.repos.threads.get(new_id)))
 
 
-async def _state(services: Services, thread_id: str, config: dict, subgraphs: bool) -> dict[str, Any]:
-    thread = await _thread(services, thread_id)
+async def _state(
+    services: Services, auth: RequestAuth, thread_id: str, config: dict, subgraphs: bool
+) -> dict[str, Any]:
+    thread = await _thread(services, auth, thread_id)
     graph = await _graph_of(services, thread)
     if graph is None:
         return empty_state(thread_id)
@@ -179,25 +209,31 @@ async def _state(services: Services, thread_id: str, config: dict, subgraphs: bo
 
 
 @router.get("/{thread_id}/state")
-async def get_state(thread_id: str, services: ServicesDep, subgraphs: bool = False) -> JSONResponse:
-    return JSONResponse(await _state(services, thread_id, _checkpoint_config(thread_id), subgraphs))
+async def get_state(thread_id: str, services: ServicesDep, auth: AuthDep, subgraphs: bool = False) -> JSONResponse:
+    return JSONResponse(await _state(services, auth, thread_id, _checkpoint_config(thread_id), subgraphs))
 
 
 @router.get("/{thread_id}/state/{checkpoint_id}")
-async def get_state_at(thread_id: str, checkpoint_id: str, services: ServicesDep, subgraphs: bool = False) -> JSONResponse:
+async def get_state_at(
+    thread_id: str, checkpoint_id: str, services: ServicesDep, auth: AuthDep, subgraphs: bool = False
+) -> JSONResponse:
     config = _checkpoint_config(thread_id, checkpoint_id=checkpoint_id)
-    return JSONResponse(await _state(services, thread_id, config, subgraphs))
+    return JSONResponse(await _state(services, auth, thread_id, config, subgraphs))
 
 
 @router.post("/{thread_id}/state/checkpoint")
-async def get_state_at_checkpoint(thread_id: str, body: schemas.CheckpointQuery, services: ServicesDep) -> JSONResponse:
+async def get_state_at_checkpoint(
+    thread_id: str, body: schemas.CheckpointQuery, services: ServicesDep, auth: AuthDep
+) -> JSONResponse:
     config = _checkpoint_config(thread_id, body.checkpoint)
-    return JSONResponse(await _state(services, thread_id, config, body.subgraphs))
+    return JSONResponse(await _state(services, auth, thread_id, config, body.subgraphs))
 
 
 @router.post("/{thread_id}/state")
-async def update_state(thread_id: str, body: schemas.ThreadStateUpdate, services: ServicesDep) -> JSONResponse:
-    thread = await _thread(services, thread_id)
+async def update_state(
+    thread_id: str, body: schemas.ThreadStateUpdate, services: ServicesDep, auth: AuthDep
+) -> JSONResponse:
+    thread = await _thread(services, auth, thread_id, "update")
     graph = await _graph_of(services, thread)
     if graph is None:
         raise HTTPException(400, f"thread {thread_id} has no graph yet: run it once, or create it with metadata.graph_id")
@@ -210,8 +246,10 @@ async def update_state(thread_id: str, body: schemas.ThreadStateUpdate, services
     return JSONResponse({"checkpoint": new_config["configurable"]})
 
 
-async def _history(services: Services, thread_id: str, query: schemas.HistoryQuery) -> list[dict[str, Any]]:
-    thread = await _thread(services, thread_id)
+async def _history(
+    services: Services, auth: RequestAuth, thread_id: str, query: schemas.HistoryQuery
+) -> list[dict[str, Any]]:
+    thread = await _thread(services, auth, thread_id)
     graph = await _graph_of(services, thread)
     if graph is None:
         return []
@@ -224,12 +262,18 @@ async def _history(services: Services, thread_id: str, query: schemas.HistoryQue
 
 
 @router.post("/{thread_id}/history")
-async def post_history(thread_id: str, body: schemas.HistoryQuery, services: ServicesDep) -> JSONResponse:
-    return JSONResponse(await _history(services, thread_id, body))
+async def post_history(
+    thread_id: str, body: schemas.HistoryQuery, services: ServicesDep, auth: AuthDep
+) -> JSONResponse:
+    return JSONResponse(await _history(services, auth, thread_id, body))
 
 
 @router.get("/{thread_id}/history")
 async def get_history(
-    thread_id: str, services: ServicesDep, limit: int = Query(10, ge=0, le=1000), before: str | None = None
+    thread_id: str,
+    services: ServicesDep,
+    auth: AuthDep,
+    limit: int = Query(10, ge=0, le=1000),
+    before: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse(await _history(services, thread_id, schemas.HistoryQuery(limit=limit, before=before)))
+    return JSONResponse(await _history(services, auth, thread_id, schemas.HistoryQuery(limit=limit, before=before)))

@@ -30,12 +30,15 @@ class EventPersister:
         self._repo = runs_repo
         self._bus = bus
         self._pending: dict[str, list[dict]] = defaultdict(list)
+        # The id after the last event seen per run: the end marker's id, whatever is still being written.
+        self._next_seq: dict[str, int] = {}
         self._flusher: asyncio.Task | None = None
         self._lock = asyncio.Lock()
 
     def sink(self, run_id: str) -> Callable[[Event], None]:
         def add(event: Event) -> None:
             self._pending[run_id].append({"run_id": run_id, "seq": event.id, "event": event.name, "data": event.data})
+            self._next_seq[run_id] = event.id + 1
             if self._flusher is None or self._flusher.done():
                 self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
@@ -61,15 +64,11 @@ class EventPersister:
 
     async def end(self, run_id: str) -> None:
         """Write what is left of a run's events and the end marker, before the run is seen as finished."""
-        seq = await self._next_seq(run_id)
+        seq = self._next_seq.pop(run_id, None)
+        if seq is None:
+            seq = await self._repo.last_event_seq(run_id) + 1
         self._pending[run_id].append({"run_id": run_id, "seq": seq, "event": END, "data": b""})
         await self.flush()
-
-    async def _next_seq(self, run_id: str) -> int:
-        pending = self._pending.get(run_id)
-        if pending:
-            return pending[-1]["seq"] + 1
-        return await self._repo.last_event_seq(run_id) + 1
 
     async def close(self) -> None:
         if self._flusher is not None:

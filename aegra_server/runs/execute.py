@@ -14,6 +14,7 @@ from typing import Any
 from langchain_core.messages import BaseMessageChunk
 from langgraph.types import Command, Send
 
+from aegra_server.observability.redact import redact
 from aegra_server.serde import dumps, jsonable
 from aegra_server.state import checkpoint_of
 from aegra_server.runs.stream import RunStream
@@ -159,7 +160,7 @@ async def execute(graph: Any, kwargs: dict[str, Any], config: dict, context: Any
         raise
     except Exception as exc:  # a graph's own failure ends the run, never the server
         outcome.status = "error"
-        outcome.error = {"error": type(exc).__name__, "message": str(exc)}
+        outcome.error = {"error": type(exc).__name__, "message": redact(str(exc))}  # no password leaves in it
         writer.emit("error", outcome.error)
     return outcome
 

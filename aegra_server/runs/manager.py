@@ -22,7 +22,10 @@ from typing import Any
 
 from langgraph.checkpoint.base.id import uuid6
 
+from aegra_server.auth import graph_configurable
+from aegra_server.observability.redact import redact
 from aegra_server.graphs import GraphRegistry, default_assistant_id
+from aegra_server.observability.runs import RunObserver
 from aegra_server.runs.bus import LocalBus
 from aegra_server.runs.events import EventPersister, follow_persisted
 from aegra_server.runs.execute import Outcome, execute, run_output
@@ -62,6 +65,7 @@ class Job:
     started: bool = False
     running_recorded: asyncio.Future | None = None
     marker: str | None = None  # a checkpoint id older than anything this run writes (for rollback)
+    events_ended: bool = False
 
     @property
     def run_id(self) -> str:
@@ -82,7 +86,14 @@ def merge_config(base: dict[str, Any] | None, override: dict[str, Any] | None) -
 
 class RunManager:
     def __init__(
-        self, repos: Repositories, registry: GraphRegistry, checkpointer, store, settings: Settings, bus=None
+        self,
+        repos: Repositories,
+        registry: GraphRegistry,
+        checkpointer,
+        store,
+        settings: Settings,
+        bus=None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.repos = repos
         self.registry = registry
@@ -90,6 +101,8 @@ class RunManager:
         self.store = store
         self.settings = settings
         self.bus = bus or LocalBus()
+        # Log correlation, spans and metrics for each run (aegra_server/observability).
+        self.observer = observer or RunObserver()
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.streams = StreamRegistry()
         self.webhooks = WebhookSender()
@@ -99,6 +112,8 @@ class RunManager:
         self._wake = asyncio.Event()
         self._accepting = True
         self._loops: list[asyncio.Task] = []
+        # `http.disable_webhooks`: runs keep their `webhook` but nothing is sent.
+        self.webhooks_enabled = True
 
     @property
     def lease_seconds(self) -> float:
@@ -146,17 +161,26 @@ class RunManager:
         """A graph name stands for that graph's default assistant."""
         return default_assistant_id(assistant_id) if assistant_id in self.registry else assistant_id
 
-    async def create(self, thread_id: str | None, payload: dict[str, Any]) -> dict[str, Any]:
-        """Create a run (pending); this process starts it at once when the thread is free. Returns the row."""
+    async def create(
+        self, thread_id: str | None, payload: dict[str, Any], *, thread_filter: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Create a run (pending); this process starts it at once when the thread is free. Returns the row.
+
+        `thread_filter` is the caller's authorization on the thread (a thread it hides is NotFound, before any
+        multitask strategy touches that thread's runs). `payload["auth"]` (RequestAuth.run_context) is the
+        user the graph sees; it is kept with the run so a run resumed elsewhere still has it.
+        """
         stateless = thread_id is None
         strategy = payload.get("multitask_strategy") or "enqueue"
         if stateless:
             thread_id = str(uuid.uuid4())
         elif strategy in ("interrupt", "rollback"):
-            for active in await self.repos.runs.active(thread_id=thread_id):
+            for active in await self.repos.runs.active(thread_id=thread_id, thread_filter=thread_filter):
                 await self.cancel(active["run_id"], action=strategy, wait=True)
         kwargs = {k: v for k, v in payload.items() if k not in ("metadata", "assistant_id", "multitask_strategy")}
         kwargs["stateless"] = stateless
+        # The creating request's id (and span, when tracing) go with the run to wherever it executes.
+        kwargs.update(self.observer.origin())
         after = float(payload.get("after_seconds") or 0)
         row = {
             "run_id": str(uuid6()),
@@ -173,6 +197,7 @@ class RunManager:
             claim_for=self.instance_id if self._has_capacity() else None,
             lease_seconds=self.lease_seconds,
             after_seconds=after,
+            thread_filter=thread_filter,
         )
         if assistant["graph_id"] not in self.registry:
             await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None)
@@ -271,6 +296,7 @@ class RunManager:
             assistant_id=job.run["assistant_id"],
             graph_id=job.graph_id,
         )
+        configurable.update(graph_configurable(kwargs.get("auth")))
         config["metadata"].update(job.run["metadata"])
         config["metadata"].update(
             run_id=job.run_id, thread_id=job.thread_id, assistant_id=job.run["assistant_id"], graph_id=job.graph_id
@@ -278,8 +304,19 @@ class RunManager:
         config["run_id"] = job.run_id
         return config
 
+    @property
+    def executing(self) -> int:
+        """How many runs this process is executing now."""
+        return len(self._jobs)
+
     async def _run(self, job: Job) -> None:
         config = self._graph_config(job)
+        with self.observer.observe(job.run, job.graph_id, config, job.attempt) as observed:
+            await self._execute(job, config)
+            if job.outcome is not None:
+                observed.status, observed.error = job.outcome.status, job.outcome.error
+
+    async def _execute(self, job: Job, config: dict[str, Any]) -> None:
         job.marker = str(uuid6())
         job.started = True
         # Recorded while the graph already runs; awaited before the final write so the order holds.
@@ -300,7 +337,8 @@ class RunManager:
                 await self._finish(job, graph, config, outcome)
         except Exception as exc:
             log.exception("run %s failed outside the graph", job.run_id)
-            error = {"error": type(exc).__name__, "message": str(exc)}
+            # Clients see the message (as from langgraph-api), never a password in it (a database URL, say).
+            error = {"error": type(exc).__name__, "message": redact(str(exc))}
             job.stream.append("error", dumps(error))
             await self._record(job, Outcome(status="error", error=error), "error", None, None)
 
@@ -348,11 +386,12 @@ class RunManager:
 
     async def _record(self, job, outcome, thread_status, values, interrupts, recorded: bool = False) -> None:
         job.outcome = outcome
+        more_waiting = True  # unless the final write says otherwise
         try:
             if job.running_recorded is not None:
                 await job.running_recorded
             if not recorded:
-                await self.repos.runs.finish(
+                more_waiting = await self.repos.runs.finish(
                     job.run,
                     status=outcome.status,
                     thread_status=thread_status,
@@ -361,26 +400,35 @@ class RunManager:
                     error=outcome.error,
                 )
             if job.temporary:
+                # Its events go first: deleting the thread deletes the run and, on Postgres, its event rows.
+                await self._end_events(job)
                 await self.delete_thread_data(job.thread_id)
         finally:
             # The status is stored before the stream closes: a client that sees the end and reads the run
-            # finds it finished.
-            if self.persister is not None:
-                await self.persister.end(job.run_id)
+            # finds it finished. Waiters here are released first; what other processes need comes after.
             self.streams.close(job.run_id)
             job.done.set()
             self._jobs.pop(job.run_id, None)
             self._signal_end(job.run_id)
             self._wake.set()  # the thread's next run may now be claimed
-            if self.bus.shared:
-                await self.bus.notify("aegra_wake")
-            if job.run["kwargs"].get("webhook"):
+            if job.run["kwargs"].get("webhook") and self.webhooks_enabled:
                 self.webhooks.send(job.run["kwargs"]["webhook"], self._webhook_payload(job))
+            await self._end_events(job)
+            if self.bus.shared and more_waiting:
+                await self.bus.notify("aegra_wake")
+
+    async def _end_events(self, job: Job) -> None:
+        """Persist the rest of a run's events and its end marker, once (Postgres: other processes read them)."""
+        if self.persister is not None and not job.events_ended:
+            job.events_ended = True
+            await self.persister.end(job.run_id)
 
     @staticmethod
     def _webhook_payload(job: Job) -> dict[str, Any]:
         outcome = job.outcome
         payload = {**job.run, "status": outcome.status if outcome else "error", "updated_at": utcnow()}
+        # The run's user stays on this server (see aegra_server.auth); the webhook gets the run as the API shows it.
+        payload["kwargs"] = {k: v for k, v in job.run["kwargs"].items() if k != "auth"}
         if outcome is not None and outcome.status == "error":
             payload["error"] = outcome.error
         else:
@@ -487,9 +535,20 @@ class RunManager:
         self.streams.wake_waiters(run_id)
         self._on_events_signal(run_id)
 
-    async def cancel_many(self, *, thread_id: str | None, run_ids: list[str] | None, status: str, action: str) -> int:
-        """Cancel the runs that match every given criterion; `status` is pending, running or all."""
-        chosen = await self.repos.runs.active(thread_id=thread_id, run_ids=run_ids, status=status)
+    async def cancel_many(
+        self,
+        *,
+        thread_id: str | None,
+        run_ids: list[str] | None,
+        status: str,
+        action: str,
+        thread_filter: dict[str, Any] | None = None,
+    ) -> int:
+        """Cancel the runs that match every given criterion; `status` is pending, running or all.
+        `thread_filter` (the caller's authorization) keeps the runs of threads it lets through."""
+        chosen = await self.repos.runs.active(
+            thread_id=thread_id, run_ids=run_ids, status=status, thread_filter=thread_filter
+        )
         for row in chosen:
             await self.cancel(row["run_id"], action=action)
         return len(chosen)

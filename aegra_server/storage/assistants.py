@@ -9,7 +9,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, order_by, row_dict
 from aegra_server.storage.database import Database, utcnow
-from aegra_server.storage.filters import json_contains
+from aegra_server.storage.filters import auth_filter_clause, json_contains
 from aegra_server.storage.tables import assistant_versions, assistants
 
 SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
@@ -18,6 +18,11 @@ _VERSION_FIELDS = ("graph_id", "name", "description", "config", "context", "meta
 
 def _by_id(assistant_id: str):
     return select(assistants).where(assistants.c.assistant_id == assistant_id)
+
+
+def _visible(query, auth_filter: dict[str, Any] | None, dialect: str):
+    """Only assistants an authorization filter lets through: the others look missing (404)."""
+    return query.where(auth_filter_clause(assistants.c.metadata, auth_filter, dialect)) if auth_filter else query
 
 
 def _version_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +49,7 @@ class AssistantRepository:
         name: str | None = None,
         description: str | None = None,
         if_exists: str = "raise",
+        auth_filter: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         now = utcnow()
         row = {
@@ -62,7 +68,8 @@ class AssistantRepository:
         def create(conn: Connection) -> dict[str, Any]:
             existing = first(conn, _by_id(row["assistant_id"]))
             if existing is not None:
-                if if_exists == "do_nothing":
+                visible = not auth_filter or first(conn, _visible(_by_id(row["assistant_id"]), auth_filter, self.db.dialect))
+                if if_exists == "do_nothing" and visible:
                     return existing
                 raise Conflict(f"assistant {row['assistant_id']} already exists")
             conn.execute(insert(assistants).values(row))
@@ -71,17 +78,19 @@ class AssistantRepository:
 
         return await self.db.write(create)
 
-    async def get(self, assistant_id: str) -> dict[str, Any]:
-        row = await self.db.read(first, _by_id(assistant_id))
+    async def get(self, assistant_id: str, *, auth_filter: dict[str, Any] | None = None) -> dict[str, Any]:
+        row = await self.db.read(first, _visible(_by_id(assistant_id), auth_filter, self.db.dialect))
         if row is None:
             raise NotFound(f"assistant {assistant_id} not found")
         return row
 
-    async def update(self, assistant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    async def update(
+        self, assistant_id: str, changes: dict[str, Any], *, auth_filter: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Apply a PATCH: metadata is merged, other given fields replace; the result is a new version."""
 
         def patch(conn: Connection) -> dict[str, Any]:
-            row = first(conn, _by_id(assistant_id))
+            row = first(conn, _visible(_by_id(assistant_id), auth_filter, self.db.dialect))
             if row is None:
                 raise NotFound(f"assistant {assistant_id} not found")
             latest = conn.execute(
@@ -102,15 +111,18 @@ class AssistantRepository:
 
         return await self.db.write(patch)
 
-    async def delete(self, assistant_id: str) -> None:
+    async def delete(self, assistant_id: str, *, auth_filter: dict[str, Any] | None = None) -> None:
         def remove(conn: Connection) -> int:
+            if auth_filter and first(conn, _visible(_by_id(assistant_id), auth_filter, self.db.dialect)) is None:
+                return 0
             conn.execute(delete(assistant_versions).where(assistant_versions.c.assistant_id == assistant_id))
             return conn.execute(delete(assistants).where(assistants.c.assistant_id == assistant_id)).rowcount
 
         if await self.db.write(remove) == 0:
             raise NotFound(f"assistant {assistant_id} not found")
 
-    def _filtered(self, query, *, graph_id=None, metadata=None, name=None):
+    def _filtered(self, query, *, graph_id=None, metadata=None, name=None, auth_filter=None):
+        query = _visible(query, auth_filter, self.db.dialect)
         if graph_id:
             query = query.where(assistants.c.graph_id == graph_id)
         if metadata:
@@ -120,20 +132,39 @@ class AssistantRepository:
         return query
 
     async def search(
-        self, *, graph_id=None, metadata=None, name=None, limit=10, offset=0, sort_by=None, sort_order=None
+        self,
+        *,
+        graph_id=None,
+        metadata=None,
+        name=None,
+        limit=10,
+        offset=0,
+        sort_by=None,
+        sort_order=None,
+        auth_filter=None,
     ) -> Page:
-        query = self._filtered(select(assistants), graph_id=graph_id, metadata=metadata, name=name).order_by(
+        query = self._filtered(
+            select(assistants), graph_id=graph_id, metadata=metadata, name=name, auth_filter=auth_filter
+        ).order_by(
             *order_by(assistants, sort_by, sort_order, SORTABLE, "created_at")
         )
         return await self.db.read(lambda conn: fetch_page(conn, query, limit=limit, offset=offset))
 
-    async def count(self, *, graph_id=None, metadata=None, name=None) -> int:
+    async def count(self, *, graph_id=None, metadata=None, name=None, auth_filter=None) -> int:
         query = self._filtered(
-            select(func.count()).select_from(assistants), graph_id=graph_id, metadata=metadata, name=name
+            select(func.count()).select_from(assistants),
+            graph_id=graph_id,
+            metadata=metadata,
+            name=name,
+            auth_filter=auth_filter,
         )
         return await self.db.read(lambda conn: conn.execute(query).scalar_one())
 
-    async def versions(self, assistant_id: str, *, metadata=None, limit=10, offset=0) -> list[dict[str, Any]]:
+    async def versions(
+        self, assistant_id: str, *, metadata=None, limit=10, offset=0, auth_filter=None
+    ) -> list[dict[str, Any]]:
+        if auth_filter:
+            await self.get(assistant_id, auth_filter=auth_filter)  # 404 for an assistant the caller may not see
         query = select(assistant_versions).where(assistant_versions.c.assistant_id == assistant_id)
         if metadata:
             query = query.where(json_contains(assistant_versions.c.metadata, metadata, self.db.dialect))
@@ -143,8 +174,12 @@ class AssistantRepository:
             await self.get(assistant_id)  # 404 for an unknown assistant, [] for a filter that matched nothing
         return rows
 
-    async def set_latest(self, assistant_id: str, version: int) -> dict[str, Any]:
+    async def set_latest(
+        self, assistant_id: str, version: int, *, auth_filter: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         def roll(conn: Connection) -> dict[str, Any]:
+            if auth_filter and first(conn, _visible(_by_id(assistant_id), auth_filter, self.db.dialect)) is None:
+                raise NotFound(f"assistant {assistant_id} not found")
             chosen = first(
                 conn,
                 select(assistant_versions).where(

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, s
 
 from aegra_server.storage.common import NotFound, Page, fetch_page, order_by, row_dict
 from aegra_server.storage.database import Database, utcnow
-from aegra_server.storage.filters import json_contains
+from aegra_server.storage.filters import auth_filter_clause, json_contains
 from aegra_server.storage.tables import assistants, crons, threads
 
 SORTABLE = {"cron_id", "assistant_id", "thread_id", "created_at", "updated_at", "next_run_date", "end_time"}
@@ -58,6 +58,11 @@ def _by_id(cron_id: str):
     return select(crons).where(crons.c.cron_id == cron_id)
 
 
+def _visible(query, auth_filter: dict[str, Any] | None, dialect: str):
+    """Only crons an authorization filter lets through: the others look missing (404)."""
+    return query.where(auth_filter_clause(crons.c.metadata, auth_filter, dialect)) if auth_filter else query
+
+
 def _live(now: datetime):
     """Enabled and not past its end_time at `now`."""
     return and_(crons.c.enabled == true(), or_(crons.c.end_time.is_(None), crons.c.end_time >= now))
@@ -81,8 +86,10 @@ class CronRepository:
         end_time: datetime | None,
         next_run_date: datetime | None,
         user_id: str | None = None,
+        thread_filter: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Insert a cron; NotFound when its assistant or thread does not exist (checked in the same transaction)."""
+        """Insert a cron; NotFound when its assistant or thread does not exist (checked in the same transaction),
+        or when `thread_filter` (the caller's authorization on threads) hides the thread."""
         now = utcnow()
         row = {
             "cron_id": str(uuid.uuid4()),
@@ -104,20 +111,31 @@ class CronRepository:
         def create(conn: Connection) -> dict[str, Any]:
             if conn.execute(_ASSISTANT_EXISTS, {"b_assistant_id": assistant_id}).first() is None:
                 raise NotFound(f"assistant {assistant_id} not found")
-            if thread_id is not None and conn.execute(_THREAD_EXISTS, {"b_thread_id": thread_id}).first() is None:
-                raise NotFound(f"thread {thread_id} not found")
+            if thread_id is not None:
+                query = _THREAD_EXISTS
+                if thread_filter:
+                    query = query.where(auth_filter_clause(threads.c.metadata, thread_filter, self.db.dialect))
+                if conn.execute(query, {"b_thread_id": thread_id}).first() is None:
+                    raise NotFound(f"thread {thread_id} not found")
             conn.execute(_INSERT, row)
             return row
 
         return await self.db.write(create)
 
-    async def get(self, cron_id: str) -> dict[str, Any]:
-        row = await self.db.read(lambda conn: conn.execute(_by_id(cron_id)).first())
+    async def get(self, cron_id: str, *, auth_filter: dict[str, Any] | None = None) -> dict[str, Any]:
+        query = _visible(_by_id(cron_id), auth_filter, self.db.dialect)
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         if row is None:
             raise NotFound(f"cron {cron_id} not found")
         return _cron(row)
 
-    async def update(self, cron_id: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    async def update(
+        self,
+        cron_id: str,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        auth_filter: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Read-modify-write in one transaction: `change(cron)` returns the columns to set (from MUTABLE).
 
         `change` runs inside the transaction, so a schedule recomputed from the stored one cannot race another
@@ -125,7 +143,7 @@ class CronRepository:
         """
 
         def patch(conn: Connection) -> dict[str, Any]:
-            found = conn.execute(_by_id(cron_id)).first()
+            found = conn.execute(_visible(_by_id(cron_id), auth_filter, self.db.dialect)).first()
             if found is None:
                 raise NotFound(f"cron {cron_id} not found")
             row = _cron(found)
@@ -142,12 +160,15 @@ class CronRepository:
 
         return await self.db.write(patch)
 
-    async def delete(self, cron_id: str) -> None:
+    async def delete(self, cron_id: str, *, auth_filter: dict[str, Any] | None = None) -> None:
         query = delete(crons).where(crons.c.cron_id == cron_id)
+        if auth_filter:
+            query = query.where(auth_filter_clause(crons.c.metadata, auth_filter, self.db.dialect))
         if await self.db.write(lambda conn: conn.execute(query).rowcount) == 0:
             raise NotFound(f"cron {cron_id} not found")
 
-    def _filtered(self, query, *, assistant_id=None, thread_id=None, enabled=None, metadata=None):
+    def _filtered(self, query, *, assistant_id=None, thread_id=None, enabled=None, metadata=None, auth_filter=None):
+        query = _visible(query, auth_filter, self.db.dialect)
         if assistant_id:
             query = query.where(crons.c.assistant_id == assistant_id)
         if thread_id:
@@ -169,9 +190,15 @@ class CronRepository:
         offset=0,
         sort_by=None,
         sort_order=None,
+        auth_filter=None,
     ) -> Page:
         query = self._filtered(
-            select(crons), assistant_id=assistant_id, thread_id=thread_id, enabled=enabled, metadata=metadata
+            select(crons),
+            assistant_id=assistant_id,
+            thread_id=thread_id,
+            enabled=enabled,
+            metadata=metadata,
+            auth_filter=auth_filter,
         ).order_by(*order_by(crons, sort_by, sort_order, SORTABLE, "created_at"))
 
         def search(conn: Connection) -> Page:
@@ -182,13 +209,14 @@ class CronRepository:
 
         return await self.db.read(search)
 
-    async def count(self, *, assistant_id=None, thread_id=None, enabled=None, metadata=None) -> int:
+    async def count(self, *, assistant_id=None, thread_id=None, enabled=None, metadata=None, auth_filter=None) -> int:
         query = self._filtered(
             select(func.count()).select_from(crons),
             assistant_id=assistant_id,
             thread_id=thread_id,
             enabled=enabled,
             metadata=metadata,
+            auth_filter=auth_filter,
         )
         return await self.db.read(lambda conn: conn.execute(query).scalar_one())
 

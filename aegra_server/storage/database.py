@@ -112,6 +112,19 @@ class Database:
 
         return await asyncio.get_running_loop().run_in_executor(threads, call)
 
+    def pool_usage(self) -> dict[str, tuple[int, int]]:
+        """(connections checked out, pool size) per connection pool of our tables, for metrics."""
+        if self._async_engine is not None:
+            engines = {"tables": self._async_engine.sync_engine}
+        else:
+            engines = {"tables_writer": self._writer, "tables_reader": self._reader}
+        usage: dict[str, tuple[int, int]] = {}
+        for name, engine in engines.items():
+            pool = engine.pool
+            if hasattr(pool, "checkedout") and hasattr(pool, "size"):  # a StaticPool (in-memory SQLite) has neither
+                usage[name] = (pool.checkedout(), pool.size())
+        return usage
+
     async def close(self) -> None:
         if self._async_engine is not None:
             await self._async_engine.dispose()

@@ -61,3 +61,66 @@ def _sqlite_leaf_clauses(column: Any, wanted: dict[str, Any], prefix: str) -> li
         else:
             raise FilterError(f"cannot filter on {key!r} with a value of type {type(value).__name__}")
     return clauses
+
+
+def auth_filter_clause(column: Any, auth_filter: dict[str, Any] | None, dialect: str) -> ColumnElement[bool]:
+    """An authorization handler's filter on a metadata column: `{"k": v}` and `{"k": {"$eq": v}}` are equality,
+    `{"k": {"$contains": v}}` and `{"k": {"$contains": [v, w]}}` mean the stored list holds every value; all
+    keys must match. Written as containment, so both backends share `json_contains`."""
+    if not auth_filter:
+        return true()
+    wanted: dict[str, Any] = {}
+    clauses: list[ColumnElement[bool]] = []
+    for key, condition in auth_filter.items():
+        if isinstance(condition, dict) and "$contains" in condition:
+            values = condition["$contains"]
+            clauses.append(json_contains(column, {key: list(values) if isinstance(values, (list, tuple)) else [values]}, dialect))
+        elif isinstance(condition, dict) and "$eq" in condition:
+            wanted[key] = condition["$eq"]
+        else:
+            wanted[key] = condition
+    if wanted:
+        clauses.append(json_contains(column, wanted, dialect))
+    return and_(*clauses)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # JSON equality: True is not 1, 1 is 1.0.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+def matches_filter(metadata: dict[str, Any] | None, auth_filter: dict[str, Any] | None) -> bool:
+    """Whether metadata passes a filter, in Python (the storage layer does the same in SQL)."""
+    metadata = metadata or {}
+    for key, condition in (auth_filter or {}).items():
+        if key not in metadata:
+            return False
+        actual = metadata[key]
+        if isinstance(condition, dict) and "$contains" in condition:
+            wanted = condition["$contains"]
+            wanted = list(wanted) if isinstance(wanted, (list, tuple)) else [wanted]
+            if not isinstance(actual, list) or not all(any(_same(w, a) for a in actual) for w in wanted):
+                return False
+        else:
+            expected = condition["$eq"] if isinstance(condition, dict) else condition
+            if not _same(actual, expected):
+                return False
+    return True
+
+
+def filter_stamp(auth_filter: dict[str, Any] | None) -> dict[str, Any]:
+    """The metadata a resource must carry to pass `auth_filter`'s equality conditions; a resource created
+    implicitly (a thread made by a run) is stamped with it so that its creator can reach it again."""
+    stamp: dict[str, Any] = {}
+    for key, condition in (auth_filter or {}).items():
+        if isinstance(condition, dict):
+            if "$eq" in condition:
+                stamp[key] = condition["$eq"]
+            elif "$contains" in condition:
+                value = condition["$contains"]
+                stamp[key] = list(value) if isinstance(value, (list, tuple)) else [value]
+        else:
+            stamp[key] = condition
+    return stamp

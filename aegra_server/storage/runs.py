@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from aegra_server.storage.common import Conflict, NotFound, first, row_dict
 from aegra_server.storage.database import Database, utcnow
+from aegra_server.storage.filters import auth_filter_clause, filter_stamp, matches_filter
 from aegra_server.storage.tables import assistants, run_events, runs, threads
 from aegra_server.storage.threads import new_thread_row
 
@@ -69,6 +70,7 @@ class RunRepository:
         claim_for: str | None,
         lease_seconds: float,
         after_seconds: float = 0,
+        thread_filter: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Insert a pending run and mark its thread busy, in one transaction; returns (run, its assistant).
 
@@ -77,6 +79,9 @@ class RunRepository:
         `claim_for` claims the run at once for that process when the thread is free, so the common case needs
         no separate claim. The thread's metadata gets `graph_id` and `assistant_id`, as langgraph-api stamps
         them: Agent Chat UI's thread list searches on exactly that.
+
+        `thread_filter` is the caller's authorization on the thread: an existing thread it hides is NotFound,
+        and a thread created here carries its equality conditions, so that its creator can reach it again.
         """
         thread_id = run["thread_id"]
         now = utcnow()
@@ -100,10 +105,13 @@ class RunRepository:
             stamp = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
             metadata = conn.execute(_THREAD_METADATA, {"b_thread_id": thread_id}).scalar()
             busy = False
+            if metadata is not None and thread_filter and not matches_filter(metadata, thread_filter):
+                raise NotFound(f"thread {thread_id} not found")
             if metadata is None:
                 if not create_thread:
                     raise NotFound(f"thread {thread_id} not found")
-                conn.execute(_INSERT_THREAD, {**new_thread_row(thread_id, stamp), "status": "busy"})
+                owned = {**filter_stamp(thread_filter), **stamp}
+                conn.execute(_INSERT_THREAD, {**new_thread_row(thread_id, owned), "status": "busy"})
             else:
                 busy = conn.execute(_THREAD_HAS_ACTIVE_RUNS, {"b_thread_id": thread_id}).scalar()
                 if busy and reject_if_busy:
@@ -241,8 +249,19 @@ class RunRepository:
 
         return await self.db.write(ask)
 
-    async def active(self, *, thread_id: str | None = None, run_ids: list[str] | None = None, status: str = "all") -> list[dict[str, Any]]:
+    async def active(
+        self,
+        *,
+        thread_id: str | None = None,
+        run_ids: list[str] | None = None,
+        status: str = "all",
+        thread_filter: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Pending and running runs; `thread_filter` keeps those of threads the caller may see."""
         query = select(runs).where(runs.c.status.in_(ACTIVE if status == "all" else (status,)))
+        if thread_filter:
+            visible = select(threads.c.thread_id).where(auth_filter_clause(threads.c.metadata, thread_filter, self.db.dialect))
+            query = query.where(runs.c.thread_id.in_(visible))
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
         if run_ids is not None:
@@ -274,16 +293,16 @@ class RunRepository:
         values: Any,
         interrupts: dict | None,
         error: dict | None = None,
-    ) -> None:
-        """Record a run's end and its thread's new state in one transaction.
+    ) -> bool:
+        """Record a run's end and its thread's new state in one transaction; True when another run of the
+        thread is still pending or running (the thread then stays busy).
 
-        The thread stays busy while another run of it is still pending or running; `interrupts=None` leaves
-        the thread's recorded state as it was.
+        `interrupts=None` leaves the thread's recorded state as it was.
         """
         now = utcnow()
         thread_id = run["thread_id"]
 
-        def finish(conn: Connection) -> None:
+        def finish(conn: Connection) -> bool:
             conn.execute(_SET_STATUS, {"b_run_id": run["run_id"], "b_status": status, "b_now": now})
             if error is not None:
                 conn.execute(_SET_ERROR, {"b_run_id": run["run_id"], "b_error": error})
@@ -293,8 +312,9 @@ class RunRepository:
                 conn.execute(_SET_THREAD_STATUS, params)
             else:
                 conn.execute(_SET_THREAD_STATE, {**params, "b_values": values, "b_interrupts": interrupts})
+            return bool(busy)
 
-        await self.db.write(finish)
+        return await self.db.write(finish)
 
     async def delete(self, run_id: str, thread_id: str | None = None) -> None:
         query = delete(runs).where(runs.c.run_id == run_id)
@@ -322,6 +342,19 @@ class RunRepository:
         query = select(func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)
         value = await self.db.read(lambda conn: conn.execute(query).scalar())
         return -1 if value is None else value
+
+    async def queue_stats(self) -> tuple[int, Any]:
+        """(how many runs are pending, when the oldest of them was created or None): the queue an operator
+        watches. Reads the status index only."""
+        from sqlalchemy import func
+
+        query = select(func.count(), func.min(runs.c.created_at)).where(runs.c.status == "pending")
+
+        def stats(conn: Connection) -> tuple[int, Any]:
+            count, oldest = conn.execute(query).one()
+            return int(count), oldest
+
+        return await self.db.read(stats)
 
 
 def _holds_turn(table, now):

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, order_by
 from aegra_server.storage.database import Database, utcnow
-from aegra_server.storage.filters import json_contains
+from aegra_server.storage.filters import auth_filter_clause, json_contains
 from aegra_server.storage.tables import threads
 
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
@@ -42,6 +42,11 @@ def by_id(thread_id: str):
     return select(threads).where(threads.c.thread_id == thread_id)
 
 
+def _visible(query, auth_filter: dict[str, Any] | None, dialect: str):
+    """Only threads an authorization filter lets through: the others look missing (404)."""
+    return query.where(auth_filter_clause(threads.c.metadata, auth_filter, dialect)) if auth_filter else query
+
+
 class ThreadRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -53,15 +58,21 @@ class ThreadRepository:
         metadata: dict | None = None,
         if_exists: str = "raise",
         ttl: dict[str, Any] | None = None,
+        auth_filter: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """The thread and whether it was created now (False when `do_nothing` found an existing one)."""
+        """The thread and whether it was created now (False when `do_nothing` found an existing one).
+
+        An existing thread that `auth_filter` hides is a conflict even with `do_nothing`: the caller may not
+        have it, and may not make one with its id."""
         row = {**new_thread_row(thread_id, metadata), **_ttl_columns(ttl)}
 
         def create(conn: Connection) -> tuple[dict[str, Any], bool]:
             if thread_id is not None:  # a fresh uuid4 cannot collide; skip the lookup
                 existing = first(conn, by_id(thread_id))
                 if existing is not None:
-                    if if_exists == "do_nothing":
+                    if if_exists == "do_nothing" and (
+                        not auth_filter or first(conn, _visible(by_id(thread_id), auth_filter, self.db.dialect))
+                    ):
                         return existing, False
                     raise Conflict(f"thread {thread_id} already exists")
             conn.execute(_INSERT, row)
@@ -69,19 +80,24 @@ class ThreadRepository:
 
         return await self.db.write(create)
 
-    async def get(self, thread_id: str) -> dict[str, Any]:
-        row = await self.db.read(first, by_id(thread_id))
+    async def get(self, thread_id: str, *, auth_filter: dict[str, Any] | None = None) -> dict[str, Any]:
+        row = await self.db.read(first, _visible(by_id(thread_id), auth_filter, self.db.dialect))
         if row is None:
             raise NotFound(f"thread {thread_id} not found")
         return row
 
     async def update_metadata(
-        self, thread_id: str, metadata: dict[str, Any], ttl: dict[str, Any] | None = None
+        self,
+        thread_id: str,
+        metadata: dict[str, Any],
+        ttl: dict[str, Any] | None = None,
+        *,
+        auth_filter: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Merge metadata; a given `ttl` restarts the thread's time to live from now."""
 
         def merge(conn: Connection) -> dict[str, Any]:
-            row = first(conn, by_id(thread_id))
+            row = first(conn, _visible(by_id(thread_id), auth_filter, self.db.dialect))
             if row is None:
                 raise NotFound(f"thread {thread_id} not found")
             row["metadata"] = {**row["metadata"], **metadata}
@@ -104,8 +120,10 @@ class ThreadRepository:
         query = update(threads).where(threads.c.thread_id == thread_id).values(changes)
         await self.db.write(lambda conn: conn.execute(query))
 
-    async def delete(self, thread_id: str) -> None:
+    async def delete(self, thread_id: str, *, auth_filter: dict[str, Any] | None = None) -> None:
         query = delete(threads).where(threads.c.thread_id == thread_id)
+        if auth_filter:
+            query = query.where(auth_filter_clause(threads.c.metadata, auth_filter, self.db.dialect))
         if await self.db.write(lambda conn: conn.execute(query).rowcount) == 0:
             raise NotFound(f"thread {thread_id} not found")
 
@@ -114,7 +132,8 @@ class ThreadRepository:
         query = select(threads.c.thread_id).where(threads.c.expires_at <= utcnow()).limit(limit)
         return await self.db.read(lambda conn: list(conn.execute(query).scalars()))
 
-    def _filtered(self, query, *, metadata=None, values=None, ids=None, status=None):
+    def _filtered(self, query, *, metadata=None, values=None, ids=None, status=None, auth_filter=None):
+        query = _visible(query, auth_filter, self.db.dialect)
         if metadata:
             query = query.where(json_contains(threads.c.metadata, metadata, self.db.dialect))
         if values:
@@ -126,15 +145,31 @@ class ThreadRepository:
         return query
 
     async def search(
-        self, *, metadata=None, values=None, ids=None, status=None, limit=10, offset=0, sort_by=None, sort_order=None
+        self,
+        *,
+        metadata=None,
+        values=None,
+        ids=None,
+        status=None,
+        limit=10,
+        offset=0,
+        sort_by=None,
+        sort_order=None,
+        auth_filter=None,
     ) -> Page:
-        query = self._filtered(select(threads), metadata=metadata, values=values, ids=ids, status=status).order_by(
+        query = self._filtered(
+            select(threads), metadata=metadata, values=values, ids=ids, status=status, auth_filter=auth_filter
+        ).order_by(
             *order_by(threads, sort_by, sort_order, SORTABLE, "created_at")
         )
         return await self.db.read(lambda conn: fetch_page(conn, query, limit=limit, offset=offset))
 
-    async def count(self, *, metadata=None, values=None, status=None) -> int:
+    async def count(self, *, metadata=None, values=None, status=None, auth_filter=None) -> int:
         query = self._filtered(
-            select(func.count()).select_from(threads), metadata=metadata, values=values, status=status
+            select(func.count()).select_from(threads),
+            metadata=metadata,
+            values=values,
+            status=status,
+            auth_filter=auth_filter,
         )
         return await self.db.read(lambda conn: conn.execute(query).scalar_one())

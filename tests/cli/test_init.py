@@ -138,7 +138,7 @@ def test_refuses_a_file(runner: CliRunner, tmp_path: Path) -> None:
 
 def test_unknown_template(runner: CliRunner, tmp_path: Path) -> None:
     result = init(runner, str(tmp_path / "x"), "--template", "react")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "error: there is no template named 'react'" in result.stderr
     assert "did you mean react-agent?" in result.stderr
     assert not (tmp_path / "x").exists()
@@ -251,6 +251,29 @@ def test_update_without_the_template_history(runner: CliRunner, project: Path, s
     assert result.exit_code == 1
     assert f"the template history this project was made from ({store / 'hitl-agent'}) is not on this machine" \
         in result.stderr
+
+
+def test_update_without_the_version_it_was_made_from(runner: CliRunner, project: Path) -> None:
+    path = project / ".copier-answers.yml"
+    path.write_text(re.sub(r"_commit: .*", "_commit: v0.0.1-3-gdeadbee", path.read_text()))
+    commit_all(project, "made elsewhere")
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 1
+    assert "the template version this project was made from (v0.0.1-3-gdeadbee) is not in" in result.stderr
+
+
+def test_update_refuses_to_go_back_to_an_older_template(
+    runner: CliRunner, tmp_path: Path, store: Path
+) -> None:
+    # The store has seen this aegra's template, then a newer one that made the project.
+    scaffold.publish(scaffold.find_template("hitl-agent"), store / "hitl-agent")
+    project = tmp_path / "from-the-future"
+    scaffold.init(project, scaffold.find_template("hitl-agent", newer_templates(tmp_path)), store=store)
+    commit_all(project)
+    result = runner.invoke(app, ["update", str(project)])
+    assert result.exit_code == 1
+    assert "Downgrades are not supported" in result.stderr
+    assert git(project, "status", "--porcelain") == ""
 
 
 def test_a_store_under_home_is_written_as_a_home_path(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:

@@ -28,7 +28,7 @@ def test_dev_kwargs(resolved) -> None:
         "port": 2026,
         "reload": True,
         "lifespan": "on",
-        "access_log": True,
+        "access_log": False,
         "reload_dirs": [str(root), str(root.parent / "shared")],
         "reload_includes": ["*.py", "aegra.json", "langgraph.json", ".env"],
         "timeout_graceful_shutdown": 3,
@@ -43,7 +43,7 @@ def test_dev_without_reload_kwargs(resolved) -> None:
         "port": 2030,
         "reload": False,
         "lifespan": "on",
-        "access_log": True,
+        "access_log": False,
         "timeout_graceful_shutdown": 3,
     }
 

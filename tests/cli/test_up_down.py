@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,9 +30,9 @@ from aegra_cli.docker_postgres import (
     choose_password,
     choose_port,
     database_url,
-    engine_unavailable,
     project_names,
 )
+from aegra_cli.docker_engine import engine_unavailable
 from aegra_cli.postgres import wait_until_ready
 from aegra_server.errors import AegraError, DatabaseError
 from aegra_server.settings import read_env_file
@@ -227,7 +229,8 @@ def test_dev_postgres_without_engine_fails_before_serving(
 
 def test_engine_messages() -> None:
     host = "unix:///var/run/docker.sock"
-    denied = engine_unavailable(host, "('Connection aborted.', PermissionError(13, 'Permission denied'))", installed=True)
+    refused = "('Connection aborted.', PermissionError(13, 'Permission denied'))"
+    denied = engine_unavailable(host, refused, installed=True)
     assert denied.message == f"permission denied on the Docker engine at {host}"
     assert "docker` group" in denied.hint
     missing = engine_unavailable(host, "FileNotFoundError(2, 'No such file or directory')", installed=False)
@@ -310,37 +313,48 @@ def printed_url(done: subprocess.CompletedProcess[str]) -> str:
     return last.removeprefix("DATABASE_URL=")
 
 
+@pytest.fixture
+def outside_project(make_project) -> Iterator[Path]:
+    """A project outside pytest's temporary tree: running as root, the embedded server runs as another user, who
+    must be able to enter every folder above its data, and pytest resets its own base folder to 0700."""
+    folder = Path(tempfile.mkdtemp(prefix="aegra-up-"))
+    make_project(folder)
+    try:
+        yield folder
+    finally:
+        if embedded.data_dir(folder).exists():
+            embedded.down(folder, remove_data=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.postgres
 @pytest.mark.timeout(300)
-def test_embedded_up_down(project: Path, dead_docker: dict[str, str]) -> None:
+def test_embedded_up_down(outside_project: Path, dead_docker: dict[str, str]) -> None:
+    project = outside_project
     data = project / ".aegra" / "postgres"
-    try:
-        url = printed_url(aegra(project, "up", "--embedded", "--write-env"))
-        assert url == f"postgresql://postgres@/aegra?host={data}"
-        assert read_env_file(project / ".env") == {"DATABASE_URL": url}
-        with psycopg.connect(url, autocommit=True) as conn:  # `aegra up` has exited; Postgres has not
-            assert conn.execute("SELECT version_num FROM alembic_version").fetchone()
-            conn.execute("CREATE TABLE kept (value text)")
-            conn.execute("INSERT INTO kept VALUES ('survives down')")
+    url = printed_url(aegra(project, "up", "--embedded", "--write-env"))
+    assert url == f"postgresql://postgres@/aegra?host={data}"
+    assert read_env_file(project / ".env") == {"DATABASE_URL": url}
+    with psycopg.connect(url, autocommit=True) as conn:  # `aegra up` has exited; Postgres has not
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        conn.execute("CREATE TABLE kept (value text)")
+        conn.execute("INSERT INTO kept VALUES ('survives down')")
 
-        assert printed_url(aegra(project, "up", "--embedded")) == url  # already running: reused
+    assert printed_url(aegra(project, "up", "--embedded")) == url  # already running: reused
 
-        # No engine: `down` still stops the embedded server, and does not ask for Docker.
-        stopped = aegra(project, "down", env=dead_docker)
-        assert stopped.returncode == 0, stopped.stderr
-        assert f"stopped embedded Postgres ({data})" in stopped.stdout
-        with pytest.raises(psycopg.OperationalError):
-            psycopg.connect(url, connect_timeout=2)
-        assert aegra(project, "down", env=dead_docker).returncode == 0  # idempotent
+    # No engine: `down` still stops the embedded server, and does not ask for Docker.
+    stopped = aegra(project, "down", env=dead_docker)
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"stopped embedded Postgres ({data})" in stopped.stdout
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2)
+    assert aegra(project, "down", env=dead_docker).returncode == 0  # idempotent
 
-        assert printed_url(aegra(project, "up", "--embedded")) == url
-        with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT value FROM kept").fetchall() == [("survives down",)]
+    assert printed_url(aegra(project, "up", "--embedded")) == url
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT value FROM kept").fetchall() == [("survives down",)]
 
-        removed = aegra(project, "down", "--volumes", env=dead_docker)
-        assert removed.returncode == 0, removed.stderr
-        assert f"deleted {data} (the data is gone)" in removed.stdout
-        assert not data.exists()
-    finally:
-        if data.exists():
-            embedded.down(project, remove_data=True)
+    removed = aegra(project, "down", "--volumes", env=dead_docker)
+    assert removed.returncode == 0, removed.stderr
+    assert f"deleted {data} (the data is gone)" in removed.stdout
+    assert not data.exists()

@@ -125,7 +125,9 @@ async def _converse(template: str, url: str) -> None:
         assert result["messages"][-1]["content"] == "[fake model] calculator returned: 6 * 7 = 42"
     elif template == "hitl-agent":
         request = {"messages": [{"role": "user", "content": "Say hi to Ada"}]}
-        await client.runs.wait(thread_id, "agent", input=request)
+        paused = await client.runs.wait(thread_id, "agent", input=request)
+        # What the README shows: the draft, from the run's own result.
+        assert paused["__interrupt__"][0]["value"]["draft"] == "[fake model] You said: Say hi to Ada"
         state = await client.threads.get_state(thread_id)
         assert state["next"] == ["review"]
         [pause] = state["tasks"][0]["interrupts"]
