@@ -375,7 +375,7 @@ class RunManager:
         if job.cancel_action != "rollback":
             await self._record(job, outcome, thread_status, values, interrupts)
             return
-        if getattr(job, "running_recorded", None) is not None:
+        if job.running_recorded is not None:
             await job.running_recorded
         # The thread must not stay busy: record the end, then remove the run.
         await self.repos.runs.finish(

@@ -181,13 +181,6 @@ class RunRepository:
 
         return await self.db.write(claim)
 
-    async def next_available_at(self):
-        """When the earliest delayed run (after_seconds) becomes available, or None."""
-        query = select(runs.c.available_at).where(runs.c.status == "pending", runs.c.owner.is_(None)).order_by(
-            runs.c.available_at
-        ).limit(1)
-        return await self.db.read(lambda conn: conn.execute(query).scalar())
-
     async def renew(self, owner: str, run_ids: list[str], lease_seconds: float) -> None:
         if not run_ids:
             return
