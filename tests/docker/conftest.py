@@ -18,36 +18,14 @@ from pathlib import Path
 import pytest
 
 from aegra_cli import docker_engine, docker_postgres
+from tests.projects import COUNTER_GRAPH, STEERING_ENV
 
 IMAGE_ENV = "AEGRA_TEST_POSTGRES_IMAGE"
 DEFAULT_TEST_IMAGE = "local/aegra-postgres:17"
 REQUIRE_ENV = "AEGRA_REQUIRE_DOCKER"
 REGISTRY_ENV = "AEGRA_TEST_REGISTRY"
 
-GRAPH = '''\
-from typing import TypedDict
 
-from langgraph.graph import END, START, StateGraph
-
-
-class State(TypedDict):
-    count: int
-
-
-def step(state: State) -> State:
-    return {"count": state["count"] + 1}
-
-
-builder = StateGraph(State)
-builder.add_node("step", step)
-builder.add_edge(START, "step")
-builder.add_edge("step", END)
-graph = builder.compile()
-'''
-
-# A developer's own settings must not steer these tests.
-STEERING = ("AEGRA_CONFIG", "DATABASE_URL", "AEGRA_ENV_FILE", "AEGRA_DEV", "AEGRA_POSTGRES_IMAGE", "POSTGRES_HOST",
-            "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,7 +79,7 @@ def registry(engine) -> str:
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in STEERING:
+    for name in STEERING_ENV:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -116,7 +94,7 @@ def make_project(tmp_path: Path, engine) -> Iterator[Callable[[str], Path]]:
     def make(name: str = "project") -> Path:
         folder = tmp_path / name
         folder.mkdir()
-        (folder / "graph.py").write_text(GRAPH)
+        (folder / "graph.py").write_text(COUNTER_GRAPH)
         (folder / "aegra.json").write_text('{"graphs": {"agent": "./graph.py:graph"}}')
         made.append(folder)
         return folder

@@ -28,28 +28,11 @@ from aegra_server.graphs import (
     default_assistant_id,
 )
 
+from tests.projects import COUNTER_GRAPH  # noqa: E402
+
 GRAPHS_DIR = Path(__file__).resolve().parent.parent / "graphs"
 ALL_IDS = ["echo", "chat", "hitl", "slow", "subgraph", "custom", "configurable", "failing", "factory"]
 
-SIMPLE_GRAPH = """\
-from typing_extensions import TypedDict
-from langgraph.graph import END, START, StateGraph
-
-
-class State(TypedDict):
-    count: int
-
-
-def step(state: State) -> dict:
-    return {"count": state["count"] + 1}
-
-
-builder = StateGraph(State)
-builder.add_node("step", step)
-builder.add_edge(START, "step")
-builder.add_edge("step", END)
-graph = builder.compile()
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +104,7 @@ def test_check_graphs_returns_the_ids() -> None:
 
 
 def test_dependency_folder_is_on_sys_path_once(tmp_path: Path) -> None:
-    config = project(tmp_path, {"graph.py": SIMPLE_GRAPH}, {"a": "./graph.py:graph"}, dependencies=[".", "./"])
+    config = project(tmp_path, {"graph.py": COUNTER_GRAPH}, {"a": "./graph.py:graph"}, dependencies=[".", "./"])
     GraphRegistry.load(config)
     GraphRegistry.load(config)
     assert sys.path.count(str(tmp_path.resolve())) == 1
@@ -152,7 +135,7 @@ def test_syntax_error(tmp_path: Path) -> None:
 
 
 def test_missing_module_names_the_module(tmp_path: Path) -> None:
-    files = {"needs.py": "import surely_not_installed_pkg_x\n" + SIMPLE_GRAPH}
+    files = {"needs.py": "import surely_not_installed_pkg_x\n" + COUNTER_GRAPH}
     error = load_error(project(tmp_path, files, {"agent": "./needs.py:graph"}))
     assert error.message.startswith("graph 'agent' (./needs.py:graph) failed to load: ModuleNotFoundError: ")
     assert "surely_not_installed_pkg_x" in error.message
@@ -170,12 +153,12 @@ def test_failed_import_is_not_left_in_sys_modules(tmp_path: Path) -> None:
     config = project(tmp_path, {"flaky.py": "raise RuntimeError('not yet')\n"}, {"agent": "./flaky.py:graph"})
     error = load_error(config)
     assert "RuntimeError: not yet" in error.message
-    (tmp_path / "flaky.py").write_text(SIMPLE_GRAPH, encoding="utf-8")
+    (tmp_path / "flaky.py").write_text(COUNTER_GRAPH, encoding="utf-8")
     assert GraphRegistry.load(config).ids == ["agent"]
 
 
 def test_missing_attribute_suggests_the_right_name(tmp_path: Path) -> None:
-    error = load_error(project(tmp_path, {"graph.py": SIMPLE_GRAPH}, {"agent": "./graph.py:grph"}))
+    error = load_error(project(tmp_path, {"graph.py": COUNTER_GRAPH}, {"agent": "./graph.py:grph"}))
     assert error.message == (
         "graph 'agent' (./graph.py:grph) failed to load: AttributeError: ./graph.py has no attribute 'grph'"
     )
@@ -183,7 +166,7 @@ def test_missing_attribute_suggests_the_right_name(tmp_path: Path) -> None:
 
 
 def test_wrong_type(tmp_path: Path) -> None:
-    files = {"graph.py": SIMPLE_GRAPH + "\nanswer = 42\n"}
+    files = {"graph.py": COUNTER_GRAPH + "\nanswer = 42\n"}
     error = load_error(project(tmp_path, files, {"agent": "./graph.py:answer"}))
     assert error.message.startswith("graph 'agent' (./graph.py:answer) failed to load: TypeError: ")
     assert "'answer' is int" in error.message
@@ -191,18 +174,18 @@ def test_wrong_type(tmp_path: Path) -> None:
 
 
 def test_a_class_is_not_a_factory(tmp_path: Path) -> None:
-    error = load_error(project(tmp_path, {"graph.py": SIMPLE_GRAPH}, {"agent": "./graph.py:State"}))
+    error = load_error(project(tmp_path, {"graph.py": COUNTER_GRAPH}, {"agent": "./graph.py:State"}))
     assert "TypeError: 'State' is the class State" in error.message
 
 
 def test_factory_with_too_many_arguments(tmp_path: Path) -> None:
-    files = {"graph.py": SIMPLE_GRAPH + "\ndef make(config, other):\n    return graph\n"}
+    files = {"graph.py": COUNTER_GRAPH + "\ndef make(config, other):\n    return graph\n"}
     error = load_error(project(tmp_path, files, {"agent": "./graph.py:make"}))
     assert "TypeError: factory 'make' requires 2 arguments (config, other)" in error.message
 
 
 def test_state_graph_that_does_not_compile(tmp_path: Path) -> None:
-    files = {"graph.py": SIMPLE_GRAPH + "\nempty = StateGraph(State)\n"}
+    files = {"graph.py": COUNTER_GRAPH + "\nempty = StateGraph(State)\n"}
     error = load_error(project(tmp_path, files, {"agent": "./graph.py:empty"}))
     assert error.message.startswith("graph 'agent' (./graph.py:empty) failed to load: ValueError: ")
     assert ".compile()" in error.hint
@@ -213,14 +196,14 @@ def test_state_graph_that_does_not_compile(tmp_path: Path) -> None:
 
 
 async def test_uncompiled_state_graph_is_compiled(tmp_path: Path) -> None:
-    registry = GraphRegistry.load(project(tmp_path, {"graph.py": SIMPLE_GRAPH}, {"agent": "./graph.py:builder"}))
+    registry = GraphRegistry.load(project(tmp_path, {"graph.py": COUNTER_GRAPH}, {"agent": "./graph.py:builder"}))
     graph = await registry.graph("agent")
     assert isinstance(graph, Pregel)
     assert await graph.ainvoke({"count": 1}) == {"count": 2}
 
 
 async def test_module_reference_from_a_dependency_folder(tmp_path: Path) -> None:
-    files = {"pkg_for_aegra_test/__init__.py": "", "pkg_for_aegra_test/agent.py": SIMPLE_GRAPH}
+    files = {"pkg_for_aegra_test/__init__.py": "", "pkg_for_aegra_test/agent.py": COUNTER_GRAPH}
     config = project(tmp_path, files, {"agent": "pkg_for_aegra_test.agent:graph"}, dependencies=["."])
     graph = await GraphRegistry.load(config).graph("agent")
     assert await graph.ainvoke({"count": 5}) == {"count": 6}
@@ -230,7 +213,7 @@ async def test_sibling_imports_absolute_and_relative(tmp_path: Path) -> None:
     files = {
         "helpers_for_aegra_test.py": "STEP = 10\n",
         "sibling.py": "STEP = 100\n",
-        "graph.py": SIMPLE_GRAPH.replace("+ 1", "+ STEP + REL")
+        "graph.py": COUNTER_GRAPH.replace("+ 1", "+ STEP + REL")
         + "\nfrom helpers_for_aegra_test import STEP\nfrom .sibling import STEP as REL\n",
     }
     graph = await GraphRegistry.load(project(tmp_path, files, {"agent": "./graph.py:graph"})).graph("agent")
@@ -239,14 +222,14 @@ async def test_sibling_imports_absolute_and_relative(tmp_path: Path) -> None:
 
 def test_classes_in_graph_files_pickle(tmp_path: Path) -> None:
     note = "\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Note:\n    text: str\n"
-    files = {"graph.py": SIMPLE_GRAPH + note}
+    files = {"graph.py": COUNTER_GRAPH + note}
     GraphRegistry.load(project(tmp_path, files, {"agent": "./graph.py:graph"}))
     value = module_of(tmp_path / "graph.py").Note("hi")
     assert pickle.loads(pickle.dumps(value)) == value
 
 
 def test_same_file_for_two_graphs_is_imported_once(tmp_path: Path) -> None:
-    files = {"graph.py": "IMPORTS = []\nIMPORTS.append(1)\n" + SIMPLE_GRAPH}
+    files = {"graph.py": "IMPORTS = []\nIMPORTS.append(1)\n" + COUNTER_GRAPH}
     GraphRegistry.load(project(tmp_path, files, {"a": "./graph.py:graph", "b": "./graph.py:builder"}))
     assert module_of(tmp_path / "graph.py").IMPORTS == [1]
 
@@ -254,7 +237,7 @@ def test_same_file_for_two_graphs_is_imported_once(tmp_path: Path) -> None:
 def test_env_object_does_not_override_the_real_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AEGRA_TEST_KEEP", "real")
     monkeypatch.delenv("AEGRA_TEST_NEW", raising=False)
-    files = {"graph.py": "import os\nSEEN = os.environ.get('AEGRA_TEST_NEW')\n" + SIMPLE_GRAPH}
+    files = {"graph.py": "import os\nSEEN = os.environ.get('AEGRA_TEST_NEW')\n" + COUNTER_GRAPH}
     env = {"AEGRA_TEST_KEEP": "from-config", "AEGRA_TEST_NEW": "from-config"}
     try:
         GraphRegistry.load(project(tmp_path, files, {"a": "./graph.py:graph"}, env=env))
@@ -268,7 +251,7 @@ def test_env_object_does_not_override_the_real_environment(tmp_path: Path, monke
 def test_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AEGRA_TEST_KEEP", "real")
     monkeypatch.delenv("AEGRA_TEST_FROM_FILE", raising=False)
-    files = {"graph.py": SIMPLE_GRAPH, ".env.test": "AEGRA_TEST_FROM_FILE=yes\nAEGRA_TEST_KEEP=file\n"}
+    files = {"graph.py": COUNTER_GRAPH, ".env.test": "AEGRA_TEST_FROM_FILE=yes\nAEGRA_TEST_KEEP=file\n"}
     try:
         GraphRegistry.load(project(tmp_path, files, {"a": "./graph.py:graph"}, env=".env.test"))
         assert os.environ["AEGRA_TEST_FROM_FILE"] == "yes"
@@ -278,7 +261,7 @@ def test_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_missing_env_file(tmp_path: Path) -> None:
-    error = load_error(project(tmp_path, {"graph.py": SIMPLE_GRAPH}, {"a": "./graph.py:graph"}, env=".env.missing"))
+    error = load_error(project(tmp_path, {"graph.py": COUNTER_GRAPH}, {"a": "./graph.py:graph"}, env=".env.missing"))
     assert ".env.missing" in error.message and "does not exist" in error.message
 
 
@@ -348,7 +331,7 @@ def returns_junk(config):
 async def test_factory_shapes(tmp_path: Path) -> None:
     names = ("no_args", "async_factory", "managed", "sees_config", "returns_junk")
     graphs = {name: f"./graph.py:{name}" for name in names}
-    registry = GraphRegistry.load(project(tmp_path, {"graph.py": SIMPLE_GRAPH + FACTORIES}, graphs))
+    registry = GraphRegistry.load(project(tmp_path, {"graph.py": COUNTER_GRAPH + FACTORIES}, graphs))
     events = module_of(tmp_path / "graph.py").EVENTS
 
     assert await (await registry.graph("no_args")).ainvoke({"count": 0}) == {"count": 1}
