@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
 # A one-node graph that needs nothing but langgraph: `count` goes up by one.
 COUNTER_GRAPH = '''\
 from typing_extensions import TypedDict
@@ -38,3 +50,61 @@ STEERING_ENV = (
     "POSTGRES_PASSWORD",
     "POSTGRES_DB",
 )
+
+
+def free_port() -> int:
+    with socket.socket() as finder:
+        finder.bind(("127.0.0.1", 0))
+        return finder.getsockname()[1]
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without the variables that would steer an `aegra` subprocess."""
+    return {k: v for k, v in os.environ.items() if k not in STEERING_ENV and not k.startswith("POSTGRES_")}
+
+
+class DevServer:
+    """`aegra dev` in a project folder, as a subprocess on a free port, its output in a log file."""
+
+    def __init__(self, project: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = project.parent / f"aegra-dev-{self.port}.log"
+        with self.log.open("wb") as log:
+            # A session of its own, so stopping it also stops uvicorn's reload worker.
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "aegra_cli", "dev", "--port", str(self.port), *args],
+                cwd=project,
+                env=clean_env() if env is None else env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_until(self, check: Callable[[httpx.Client], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, timeout=5, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                assert self.process.poll() is None, f"aegra dev exited early:\n{self.output()}"
+                try:
+                    if check(client):
+                        return
+                except httpx.TransportError:
+                    pass  # not listening yet, or restarting
+                time.sleep(0.2)
+        pytest.fail(f"timed out after {timeout}s waiting for {what}:\n{self.output()}")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        self.wait_until(lambda client: client.get("/ok").status_code == 200, timeout, "/ok")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)

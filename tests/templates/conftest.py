@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aegra_cli import scaffold
-from tests.templates.helpers import DevServer
+from tests.templates.helpers import DevServer, dev_server
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def start_dev() -> Iterator[Callable[[Path], DevServer]]:
     servers: list[DevServer] = []
 
     def start(project: Path) -> DevServer:
-        servers.append(DevServer(project))
+        servers.append(dev_server(project))
         return servers[-1]
 
     yield start
