@@ -49,3 +49,54 @@ def test_dev_reloads_when_aegra_json_changes(project: Path, start_dev) -> None:
         return response.status_code == 200 and len(response.json()) > 0
 
     server.wait_until(second_is_served, timeout=90, what="the graph added to aegra.json")
+
+
+# A graph whose step size comes from the environment, to see which .env and which code the server runs.
+STEP_GRAPH = '''\
+import os
+
+from typing_extensions import TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+
+class State(TypedDict):
+    count: int
+
+
+def step(state: State) -> dict:
+    return {"count": state["count"] + int(os.environ.get("AEGRA_TEST_STEP", "1")) * FACTOR}
+
+
+FACTOR = 1
+builder = StateGraph(State)
+builder.add_node("step", step)
+builder.add_edge(START, "step")
+builder.add_edge("step", END)
+graph = builder.compile()
+'''
+
+
+def counts_to(expected: int):
+    def check(client: httpx.Client) -> bool:
+        response = client.post("/runs/wait", json={"assistant_id": "agent", "input": {"count": 0}})
+        return response.status_code == 200 and response.json() == {"count": expected}
+
+    return check
+
+
+@pytest.mark.timeout(240)
+def test_dev_reloads_when_env_or_a_graph_file_changes(project: Path, start_dev) -> None:
+    config = json.loads((project / "aegra.json").read_text())
+    config["graphs"] = {"agent": "./graph.py:graph"}
+    (project / "aegra.json").write_text(json.dumps(config))
+    (project / "graph.py").write_text(STEP_GRAPH)
+    (project / ".env").write_text("AEGRA_TEST_STEP=2\n")
+    server = start_dev(project)
+    server.wait_until(counts_to(2), timeout=60, what="a run with AEGRA_TEST_STEP=2 from .env")
+
+    (project / ".env").write_text("AEGRA_TEST_STEP=3\n")
+    server.wait_until(counts_to(3), timeout=90, what="the new .env value after a reload")
+
+    (project / "graph.py").write_text(STEP_GRAPH.replace("FACTOR = 1", "FACTOR = 10"))
+    server.wait_until(counts_to(30), timeout=90, what="the edited graph after a reload")
