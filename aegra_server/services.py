@@ -37,12 +37,14 @@ class Services:
     sweeper: ThreadSweeper
 
 
-async def _open_checkpointer(url: DatabaseUrl, stack: AsyncExitStack) -> Any:
+async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitStack) -> Any:
     """LangGraph's official checkpointer on the same database as our tables."""
     if url.dialect == "sqlite":
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-        checkpointer = AsyncSqliteSaver(await sqlite_connection(url, stack))
+        connection = await sqlite_connection(url, stack)
+        db.writes_on(connection)  # one writing thread: see aegra_server.storage.database
+        checkpointer = AsyncSqliteSaver(connection)
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
@@ -64,7 +66,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
     else:
         await asyncio.to_thread(migrations.upgrade, settings.resolved_database_url())
     repos = Repositories.build(db)
-    checkpointer = await _open_checkpointer(url, stack)
+    checkpointer = await _open_checkpointer(url, db, stack)
     store = await open_store(config, url, stack)
     await repos.assistants.ensure_defaults(
         {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}

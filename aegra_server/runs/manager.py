@@ -62,8 +62,6 @@ class Job:
     outcome: Outcome | None = None
     task: asyncio.Task | None = None
     cancel_action: str | None = None
-    started: bool = False
-    running_recorded: asyncio.Future | None = None
     marker: str | None = None  # a checkpoint id older than anything this run writes (for rollback)
     events_ended: bool = False
 
@@ -110,6 +108,9 @@ class RunManager:
         self._jobs: dict[str, Job] = {}
         self._ended: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
+        # Whether runs may wait in the database for this process to claim them (created when it was full, or
+        # queued behind their thread's run): only then does a finished run send the claim loop looking.
+        self._backlog = True
         self._accepting = True
         self._loops: list[asyncio.Task] = []
         # `http.disable_webhooks`: runs keep their `webhook` but nothing is sent.
@@ -204,7 +205,10 @@ class RunManager:
             raise NotFound(f"graph {assistant['graph_id']!r} of assistant {assistant['assistant_id']} is not loaded")
         if row["owner"] == self.instance_id:
             self._spawn(row, assistant)
+            # Answered as created, pending, as langgraph-api answers; this process has already started it.
+            row = {**row, "status": "pending"}
         else:
+            self._backlog = True
             if after > 0:
                 asyncio.get_running_loop().call_later(after, self._wake.set)
             self._wake.set()
@@ -241,9 +245,11 @@ class RunManager:
             self._wake.clear()
             try:
                 while self._has_capacity():
+                    self._backlog = False  # set again by any run created meanwhile without a claim
                     row = await self.repos.runs.claim(self.instance_id, self.lease_seconds)
                     if row is None:
                         break
+                    self._backlog = True  # there may be more
                     await self._start_claimed(row)
             except Exception:
                 log.exception("claiming runs failed; trying again")
@@ -259,14 +265,23 @@ class RunManager:
             await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None)
             return
         attempt, first_seq = 1, 0
-        if row["status"] == "running":
-            # Its process died or handed it back: continue from the last checkpoint, not from the input.
-            row = {**row, "kwargs": {**row["kwargs"], "input": None, "command": None}}
+        if row.pop("resumed", False):
+            # Its process died or handed it back. Once the graph has checkpointed, it continues from the last
+            # checkpoint, not from the input (which would run its first step twice).
+            if await self._has_checkpointed(row):
+                row = {**row, "kwargs": {**row["kwargs"], "input": None, "command": None}}
             attempt = await self.repos.runs.count_attempt(row["run_id"])
             if self.persister is not None:
                 first_seq = await self.repos.runs.last_event_seq(row["run_id"]) + 1
             log.info("resuming run %s (attempt %d)", row["run_id"], attempt)
         self._spawn(row, assistant, attempt, first_seq)
+
+    async def _has_checkpointed(self, row: dict[str, Any]) -> bool:
+        """Whether the run wrote a checkpoint: its config's metadata (run_id) is in every checkpoint it writes."""
+        config = {"configurable": {"thread_id": row["thread_id"]}}
+        async for _ in self.checkpointer.alist(config, filter={"run_id": row["run_id"]}, limit=1):
+            return True
+        return False
 
     async def _lease_loop(self) -> None:
         """Renew the leases of the runs this process executes, and act on cancels it may have missed."""
@@ -318,9 +333,6 @@ class RunManager:
 
     async def _execute(self, job: Job, config: dict[str, Any]) -> None:
         job.marker = str(uuid6())
-        job.started = True
-        # Recorded while the graph already runs; awaited before the final write so the order holds.
-        job.running_recorded = asyncio.ensure_future(self.repos.runs.start(job.run_id, self.instance_id))
         try:
             async with self.registry.graph_scope(
                 job.graph_id, config, checkpointer=self.checkpointer, store=self.store
@@ -375,8 +387,6 @@ class RunManager:
         if job.cancel_action != "rollback":
             await self._record(job, outcome, thread_status, values, interrupts)
             return
-        if job.running_recorded is not None:
-            await job.running_recorded
         # The thread must not stay busy: record the end, then remove the run.
         await self.repos.runs.finish(
             job.run, status="interrupted", thread_status=thread_status, values=values, interrupts=interrupts
@@ -388,8 +398,6 @@ class RunManager:
         job.outcome = outcome
         more_waiting = True  # unless the final write says otherwise
         try:
-            if job.running_recorded is not None:
-                await job.running_recorded
             if not recorded:
                 more_waiting = await self.repos.runs.finish(
                     job.run,
@@ -410,7 +418,8 @@ class RunManager:
             job.done.set()
             self._jobs.pop(job.run_id, None)
             self._signal_end(job.run_id)
-            self._wake.set()  # the thread's next run may now be claimed
+            if more_waiting or self._backlog:
+                self._wake.set()  # the thread's next run, or one this process had no room for, may now start
             if job.run["kwargs"].get("webhook") and self.webhooks_enabled:
                 self.webhooks.send(job.run["kwargs"]["webhook"], self._webhook_payload(job))
             await self._end_events(job)

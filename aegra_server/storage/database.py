@@ -6,17 +6,22 @@ run one such function in one transaction, with one hand-off off the event loop p
 - SQLite: a single writer thread (SQLite allows one writer; transactions start with BEGIN IMMEDIATE so a
   read-then-write never fails on a stale snapshot) and a small pool of reader threads, which WAL lets run beside
   the writer. This is much faster than an async driver, which hops threads once per statement.
+  In the server the writer thread is the checkpointer's (`writes_on`): LangGraph's AsyncSqliteSaver writes on
+  its own connection and thread, and two threads writing one SQLite file collide on its write lock, where the
+  loser sleeps in SQLite's busy handler (a millisecond and up). Queued on one thread, writes never collide.
 - Postgres: the async psycopg engine runs the same function through `run_sync`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import aiosqlite
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -65,10 +70,36 @@ def _sqlite_engine(url: DatabaseUrl, *, immediate: bool, shared: bool, size: int
     return engine
 
 
+class _HeldConnections:
+    """SQLite connections kept open by the threads that use them: a pool checkout per transaction (and the
+    rollback the pool issues on every return) costs as much as a small transaction itself.
+
+    The writer's connection is one, whichever thread writes (writes are queued on one thread at a time); each
+    reader thread holds its own."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[int, int], Connection] = {}
+
+    def run(self, engine: Engine, per_thread: bool, fn: Callable[..., T], args: tuple) -> T:
+        key = (id(engine), threading.get_ident() if per_thread else 0)
+        conn = self._held.get(key)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._held[key] = engine.connect()
+        with conn.begin():
+            return fn(conn, *args)
+
+    def close(self) -> None:
+        for conn in self._held.values():
+            conn.close()
+        self._held.clear()
+
+
 class Database:
     def __init__(self, url: DatabaseUrl) -> None:
         self.url = url
         self.dialect = url.dialect
+        self._write_queue: aiosqlite.Connection | None = None
+        self._connections = _HeldConnections()
         if url.dialect == "sqlite":
             shared = url.is_memory  # a private in-memory database lives on exactly one connection
             self._writer = _sqlite_engine(url, immediate=True, shared=shared, size=1)
@@ -93,24 +124,31 @@ class Database:
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._async_engine is not None:
             return await self._run_async(fn, args)
-        return await self._run_in(self._read_threads, self._reader, fn, args)
+        if self._reader is self._writer:  # one in-memory database: its one connection is the writer's
+            return await self.write(fn, *args)
+        return await self._run_in(self._read_threads, self._reader, True, fn, args)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         if self._async_engine is not None:
             return await self._run_async(fn, args)
-        return await self._run_in(self._write_thread, self._writer, fn, args)
+        if self._write_queue is not None:
+            return await self._write_queue._execute(self._connections.run, self._writer, False, fn, args)
+        return await self._run_in(self._write_thread, self._writer, False, fn, args)
+
+    def writes_on(self, connection: aiosqlite.Connection) -> None:
+        """Run SQLite writes (and, for an in-memory database, reads) on the thread of `connection`, the
+        checkpointer's: see the module's docstring. aiosqlite has no public call for "run this function on
+        your thread"; `_execute` is that, unchanged since aiosqlite 0.17."""
+        if self.dialect == "sqlite":
+            self._write_queue = connection
 
     async def _run_async(self, fn: Callable[..., T], args: tuple) -> T:
         async with self._async_engine.begin() as conn:
             return await conn.run_sync(fn, *args)
 
-    @staticmethod
-    async def _run_in(threads: ThreadPoolExecutor, engine: Engine, fn: Callable[..., T], args: tuple) -> T:
-        def call() -> T:
-            with engine.begin() as conn:
-                return fn(conn, *args)
-
-        return await asyncio.get_running_loop().run_in_executor(threads, call)
+    async def _run_in(self, threads: ThreadPoolExecutor, engine: Engine, per_thread: bool, fn: Callable[..., T], args: tuple) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(threads, self._connections.run, engine, per_thread, fn, args)
 
     def pool_usage(self) -> dict[str, tuple[int, int]]:
         """(connections checked out, pool size) per connection pool of our tables, for metrics."""
@@ -131,6 +169,7 @@ class Database:
             return
         for pool in {self._write_thread, self._read_threads}:
             pool.shutdown(wait=True)
+        self._connections.close()
         for engine in {self._writer, self._reader}:
             engine.dispose()
 

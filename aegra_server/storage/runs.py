@@ -25,7 +25,13 @@ ACTIVE = ("pending", "running")
 # The statements every run executes, built once: SQLAlchemy then reuses their compiled form instead of
 # constructing and cache-keying new ones per call.
 _ASSISTANT = select(assistants).where(assistants.c.assistant_id == bindparam("b_assistant_id"))
-_THREAD_METADATA = select(threads.c.metadata).where(threads.c.thread_id == bindparam("b_thread_id"))
+# Literal statuses rather than an expanding IN, whose SQL is rebuilt on every execution.
+_IS_ACTIVE = or_(runs.c.status == "pending", runs.c.status == "running")
+_ACTIVE_ON_THREAD = exists().where(and_(runs.c.thread_id == threads.c.thread_id, _IS_ACTIVE))
+# The thread's metadata and whether a run of it is unfinished, in one statement.
+_THREAD_METADATA_BUSY = select(threads.c.metadata, _ACTIVE_ON_THREAD).where(
+    threads.c.thread_id == bindparam("b_thread_id")
+)
 _INSERT_THREAD = insert(threads)
 _INSERT_RUN = insert(runs)
 _MARK_BUSY = (
@@ -33,17 +39,13 @@ _MARK_BUSY = (
     .where(threads.c.thread_id == bindparam("b_thread_id"))
     .values(status="busy", updated_at=bindparam("b_now"), metadata=bindparam("b_metadata", type_=threads.c.metadata.type))
 )
-_THREAD_HAS_ACTIVE_RUNS = select(
-    exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), runs.c.status.in_(ACTIVE)))
-)
+_THREAD_HAS_ACTIVE_RUNS = select(exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), _IS_ACTIVE)))
 _SET_STATUS = (
     update(runs)
     .where(runs.c.run_id == bindparam("b_run_id"))
     .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
 )
-_SET_ERROR = update(runs).where(runs.c.run_id == bindparam("b_run_id")).values(
-    error=bindparam("b_error", type_=runs.c.error.type)
-)
+_SET_STATUS_AND_ERROR = _SET_STATUS.values(error=bindparam("b_error", type_=runs.c.error.type))
 _SET_THREAD_STATUS = (
     update(threads)
     .where(threads.c.thread_id == bindparam("b_thread_id"))
@@ -103,8 +105,7 @@ class RunRepository:
             if assistant is None:
                 raise NotFound(f"assistant {run['assistant_id']} not found")
             stamp = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
-            metadata = conn.execute(_THREAD_METADATA, {"b_thread_id": thread_id}).scalar()
-            busy = False
+            metadata, busy = conn.execute(_THREAD_METADATA_BUSY, {"b_thread_id": thread_id}).first() or (None, False)
             if metadata is not None and thread_filter and not matches_filter(metadata, thread_filter):
                 raise NotFound(f"thread {thread_id} not found")
             if metadata is None:
@@ -113,12 +114,12 @@ class RunRepository:
                 owned = {**filter_stamp(thread_filter), **stamp}
                 conn.execute(_INSERT_THREAD, {**new_thread_row(thread_id, owned), "status": "busy"})
             else:
-                busy = conn.execute(_THREAD_HAS_ACTIVE_RUNS, {"b_thread_id": thread_id}).scalar()
                 if busy and reject_if_busy:
                     raise Conflict(f"thread {thread_id} is busy with another run (multitask_strategy=reject)")
                 conn.execute(_MARK_BUSY, {"b_thread_id": thread_id, "b_now": now, "b_metadata": {**metadata, **stamp}})
             if claim_for and not busy and after_seconds <= 0:
-                run.update(owner=claim_for, lease_until=now + timedelta(seconds=lease_seconds))
+                # Claimed and started here: stored running at once, which saves the run a write.
+                run.update(owner=claim_for, lease_until=now + timedelta(seconds=lease_seconds), status="running")
             conn.execute(_INSERT_RUN, run)
             return run, assistant
 
@@ -126,7 +127,10 @@ class RunRepository:
 
     async def claim(self, owner: str, lease_seconds: float) -> dict[str, Any] | None:
         """Claim the next run this process may start: the oldest available pending run of a thread whose turn
-        is free, or a run whose lease ran out (to resume). None when there is nothing to do."""
+        is free, or a run whose lease ran out (to resume). None when there is nothing to do.
+
+        The claimed run is running from here on; `resumed` in the row says whether it was running before (a
+        process claimed it, then died or handed it back)."""
         dialect = self.db.dialect
 
         def claim(conn: Connection) -> dict[str, Any] | None:
@@ -135,7 +139,7 @@ class RunRepository:
             holder = aliased(runs)
             expired = and_(runs.c.owner.is_not(None), runs.c.lease_until < now)
             candidates = conn.execute(
-                select(runs.c.run_id, runs.c.thread_id)
+                select(runs.c.run_id, runs.c.thread_id, runs.c.status)
                 .where(
                     or_(
                         and_(runs.c.status == "running", expired),
@@ -156,7 +160,8 @@ class RunRepository:
                 .order_by(runs.c.created_at)
                 .limit(16)
             ).all()
-            for run_id, thread_id in candidates:
+            resumable = {run_id for run_id, _, status in candidates if status == "running"}
+            for run_id, thread_id, _ in candidates:
                 if dialect == "postgresql":
                     locked = conn.execute(
                         select(threads.c.thread_id).where(threads.c.thread_id == thread_id).with_for_update(skip_locked=True)
@@ -173,10 +178,12 @@ class RunRepository:
                             and_(holder.c.thread_id == thread_id, holder.c.run_id != run_id, _holds_turn(holder, now))
                         ),
                     )
-                    .values(owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+                    .values(
+                        owner=owner, lease_until=now + timedelta(seconds=lease_seconds), status="running", updated_at=now
+                    )
                 )
                 if taken.rowcount == 1:
-                    return first(conn, select(runs).where(runs.c.run_id == run_id))
+                    return {**first(conn, select(runs).where(runs.c.run_id == run_id)), "resumed": run_id in resumable}
             return None
 
         return await self.db.write(claim)
@@ -201,15 +208,6 @@ class RunRepository:
             condition &= runs.c.run_id.in_(run_ids)
         query = update(runs).where(condition).values(lease_until=utcnow() - timedelta(seconds=1))
         return await self.db.write(lambda conn: conn.execute(query).rowcount)
-
-    async def start(self, run_id: str, owner: str) -> None:
-        """Mark a claimed run running (and count the attempt when it is a resumption)."""
-        query = (
-            update(runs)
-            .where(runs.c.run_id == run_id, runs.c.owner == owner)
-            .values(status="running", updated_at=utcnow())
-        )
-        await self.db.write(lambda conn: conn.execute(query))
 
     async def count_attempt(self, run_id: str) -> int:
         def bump(conn: Connection) -> int:
@@ -296,9 +294,11 @@ class RunRepository:
         thread_id = run["thread_id"]
 
         def finish(conn: Connection) -> bool:
-            conn.execute(_SET_STATUS, {"b_run_id": run["run_id"], "b_status": status, "b_now": now})
-            if error is not None:
-                conn.execute(_SET_ERROR, {"b_run_id": run["run_id"], "b_error": error})
+            params = {"b_run_id": run["run_id"], "b_status": status, "b_now": now}
+            if error is None:
+                conn.execute(_SET_STATUS, params)
+            else:
+                conn.execute(_SET_STATUS_AND_ERROR, {**params, "b_error": error})
             busy = conn.execute(_THREAD_HAS_ACTIVE_RUNS, {"b_thread_id": thread_id}).scalar()
             params = {"b_thread_id": thread_id, "b_status": "busy" if busy else thread_status, "b_now": now}
             if interrupts is None:
