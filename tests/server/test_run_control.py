@@ -98,3 +98,36 @@ async def test_malformed_checkpoint_references_are_422(client, http):
         assert response.status_code == 422, (path, body, response.text)
     listed = await http.get(f"/threads/{thread_id}/runs", params={"status": "bogus"})
     assert listed.status_code == 422 and "status" in str(listed.json()["detail"])
+
+
+async def test_a_run_orphaned_before_its_first_checkpoint_restarts_from_its_input(client, database_url):
+    """A run stored running (claimed) by a process that died before the graph checkpointed: the next claim
+    must give the graph the run's input, not resume it from nothing."""
+    from aegra_server.graphs import default_assistant_id
+    from aegra_server.storage.database import Database
+    from aegra_server.storage.repositories import Repositories
+    from aegra_server.storage.urls import parse_database_url
+
+    thread_id = await new_thread(client)
+    db = Database(parse_database_url(database_url))
+    try:
+        run, _ = await Repositories.build(db).runs.create(
+            {
+                "run_id": str(uuid.uuid4()),
+                "thread_id": thread_id,
+                "assistant_id": default_assistant_id("echo"),
+                "metadata": {},
+                "kwargs": {"input": human("orphan"), "stream_mode": ["values"]},
+                "multitask_strategy": "enqueue",
+            },
+            create_thread=False,
+            reject_if_busy=False,
+            claim_for="gone:1:dead",  # a process that no longer exists, whose lease has run out
+            lease_seconds=-1,
+        )
+    finally:
+        await db.close()
+    assert run["status"] == "running"
+    output = await client.runs.join(thread_id, run["run_id"])  # claimed by the server within its poll
+    assert [m["content"] for m in output["messages"]] == ["orphan", "echo: orphan"]
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "success"
