@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from aegra_server.storage.common import Conflict, NotFound, first, row_dict
@@ -24,14 +24,15 @@ ACTIVE = ("pending", "running")
 
 # The statements every run executes, built once: SQLAlchemy then reuses their compiled form instead of
 # constructing and cache-keying new ones per call.
-_ASSISTANT = select(assistants).where(assistants.c.assistant_id == bindparam("b_assistant_id"))
 # Literal statuses rather than an expanding IN, whose SQL is rebuilt on every execution.
 _IS_ACTIVE = or_(runs.c.status == "pending", runs.c.status == "running")
-_ACTIVE_ON_THREAD = exists().where(and_(runs.c.thread_id == threads.c.thread_id, _IS_ACTIVE))
-# The thread's metadata and whether a run of it is unfinished, in one statement.
-_THREAD_METADATA_BUSY = select(threads.c.metadata, _ACTIVE_ON_THREAD).where(
-    threads.c.thread_id == bindparam("b_thread_id")
-)
+# What creating a run reads, in one statement (one round trip on Postgres): the assistant, its thread's metadata
+# (None when the thread does not exist) and whether a run of that thread is unfinished.
+_ASSISTANT_AND_THREAD = select(
+    assistants,
+    select(threads.c.metadata).where(threads.c.thread_id == bindparam("b_thread_id")).scalar_subquery().label("_thread_metadata"),
+    exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), _IS_ACTIVE)).label("_thread_busy"),
+).where(assistants.c.assistant_id == bindparam("b_assistant_id"))
 _INSERT_THREAD = insert(threads)
 _INSERT_RUN = insert(runs)
 _MARK_BUSY = (
@@ -51,7 +52,21 @@ _SET_THREAD_STATUS = (
     .where(threads.c.thread_id == bindparam("b_thread_id"))
     .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
 )
-_SET_THREAD_STATE = _SET_THREAD_STATUS.values(
+# A run's end: the thread takes the run's final status unless another of its runs is unfinished (then it stays
+# busy), decided and returned by the UPDATE itself.
+_END_THREAD_TURN = (
+    update(threads)
+    .where(threads.c.thread_id == bindparam("b_thread_id"))
+    .values(
+        status=case(
+            (exists().where(and_(runs.c.thread_id == threads.c.thread_id, _IS_ACTIVE)), "busy"),
+            else_=bindparam("b_status", type_=threads.c.status.type),
+        ),
+        updated_at=bindparam("b_now"),
+    )
+    .returning(threads.c.status)
+)
+_END_THREAD_TURN_WITH_STATE = _END_THREAD_TURN.values(
     values=bindparam("b_values", type_=threads.c["values"].type),
     interrupts=bindparam("b_interrupts", type_=threads.c.interrupts.type),
     state_updated_at=bindparam("b_now"),
@@ -101,11 +116,11 @@ class RunRepository:
         }
 
         def create(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
-            assistant = first(conn, _ASSISTANT, {"b_assistant_id": run["assistant_id"]})
+            assistant = first(conn, _ASSISTANT_AND_THREAD, {"b_assistant_id": run["assistant_id"], "b_thread_id": thread_id})
             if assistant is None:
                 raise NotFound(f"assistant {run['assistant_id']} not found")
+            metadata, busy = assistant.pop("_thread_metadata"), assistant.pop("_thread_busy")
             stamp = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
-            metadata, busy = conn.execute(_THREAD_METADATA_BUSY, {"b_thread_id": thread_id}).first() or (None, False)
             if metadata is not None and thread_filter and not matches_filter(metadata, thread_filter):
                 raise NotFound(f"thread {thread_id} not found")
             if metadata is None:
@@ -299,13 +314,12 @@ class RunRepository:
                 conn.execute(_SET_STATUS, params)
             else:
                 conn.execute(_SET_STATUS_AND_ERROR, {**params, "b_error": error})
-            busy = conn.execute(_THREAD_HAS_ACTIVE_RUNS, {"b_thread_id": thread_id}).scalar()
-            params = {"b_thread_id": thread_id, "b_status": "busy" if busy else thread_status, "b_now": now}
+            params = {"b_thread_id": thread_id, "b_status": thread_status, "b_now": now}
             if interrupts is None:
-                conn.execute(_SET_THREAD_STATUS, params)
+                ended = conn.execute(_END_THREAD_TURN, params)
             else:
-                conn.execute(_SET_THREAD_STATE, {**params, "b_values": values, "b_interrupts": interrupts})
-            return bool(busy)
+                ended = conn.execute(_END_THREAD_TURN_WITH_STATE, {**params, "b_values": values, "b_interrupts": interrupts})
+            return ended.scalar() == "busy"
 
         return await self.db.write(finish)
 
@@ -330,8 +344,6 @@ class RunRepository:
         return await self.db.read(lambda conn: [tuple(r) for r in conn.execute(query).all()])
 
     async def last_event_seq(self, run_id: str) -> int:
-        from sqlalchemy import func
-
         query = select(func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)
         value = await self.db.read(lambda conn: conn.execute(query).scalar())
         return -1 if value is None else value
@@ -339,8 +351,6 @@ class RunRepository:
     async def queue_stats(self) -> tuple[int, Any]:
         """(how many runs are pending, when the oldest of them was created or None): the queue an operator
         watches. Reads the status index only."""
-        from sqlalchemy import func
-
         query = select(func.count(), func.min(runs.c.created_at)).where(runs.c.status == "pending")
 
         def stats(conn: Connection) -> tuple[int, Any]:

@@ -1,0 +1,44 @@
+"""How our tables' database keeps its connections: Postgres connections lost while idle are replaced before use."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from aegra_server.storage import database
+from aegra_server.storage.database import Database
+from aegra_server.storage.urls import parse_database_url
+
+
+@pytest.mark.postgres
+async def test_a_postgres_connection_dropped_while_idle_is_replaced(postgres_url, monkeypatch):
+    db = Database(parse_database_url(postgres_url))
+    try:
+        pid = await db.write(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar())
+        with psycopg.connect(parse_database_url(postgres_url).conninfo, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)  # every connection counts as idle
+        again = await db.write(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar())
+        assert again != pid
+    finally:
+        await db.close()
+
+
+@pytest.mark.postgres
+async def test_a_busy_postgres_connection_is_not_pinged(postgres_url, monkeypatch):
+    """Within the idle window a checkout costs no round trip; past it, one ping."""
+    db = Database(parse_database_url(postgres_url))
+    dialect = db._async_engine.sync_engine.dialect
+    pings: list[object] = []
+    ping = dialect.do_ping
+    monkeypatch.setattr(dialect, "do_ping", lambda dbapi_connection: pings.append(dbapi_connection) or ping(dbapi_connection))
+    try:
+        await db.write(lambda conn: conn.execute(text("SELECT 1")))  # a new connection: checked once
+        await db.write(lambda conn: conn.execute(text("SELECT 1")))
+        assert len(pings) == 1
+        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
+        await db.write(lambda conn: conn.execute(text("SELECT 1")))
+        assert len(pings) == 2
+    finally:
+        await db.close()
