@@ -1,7 +1,11 @@
-"""How our tables' database keeps its connections: Postgres connections lost while idle are replaced before use."""
+"""How our tables' database keeps its connections: Postgres ones lost while idle are replaced before use, and
+SQLite writes share the checkpointer's thread."""
 
 from __future__ import annotations
 
+import threading
+
+import aiosqlite
 import psycopg
 import pytest
 from sqlalchemy import text
@@ -41,4 +45,20 @@ async def test_a_busy_postgres_connection_is_not_pinged(postgres_url, monkeypatc
         await db.write(lambda conn: conn.execute(text("SELECT 1")))
         assert len(pings) == 2
     finally:
+        await db.close()
+
+
+async def test_sqlite_writes_share_the_checkpointers_thread(tmp_path):
+    """One thread writes the SQLite file (ours and the checkpointer's statements), so they never wait on each
+    other's write lock; reads stay on their own threads."""
+    url = parse_database_url(f"sqlite:///{tmp_path / 'one-writer.db'}")
+    db = Database(url)
+    checkpointer_connection = await aiosqlite.connect(url.sqlite_path)
+    try:
+        db.writes_on(checkpointer_connection)
+        checkpointer_thread = await checkpointer_connection._execute(threading.get_ident)
+        assert await db.write(lambda conn: threading.get_ident()) == checkpointer_thread
+        assert await db.read(lambda conn: threading.get_ident()) != checkpointer_thread
+    finally:
+        await checkpointer_connection.close()
         await db.close()
