@@ -244,7 +244,10 @@ class RunManager:
         while self._accepting:
             self._wake.clear()
             try:
-                while self._has_capacity():
+                while True:
+                    if not self._has_capacity():
+                        self._backlog = True  # whatever waits now starts when a run of ours ends
+                        break
                     self._backlog = False  # set again by any run created meanwhile without a claim
                     row = await self.repos.runs.claim(self.instance_id, self.lease_seconds)
                     if row is None:

@@ -7,8 +7,15 @@ import uuid
 
 import httpx
 import pytest
+from langgraph_sdk import get_client
 
+from aegra_server.graphs import default_assistant_id
+from aegra_server.settings import Settings
+from aegra_server.storage.database import Database
+from aegra_server.storage.repositories import Repositories
+from aegra_server.storage.urls import parse_database_url
 from helpers import TERMINAL, human, new_thread, wait_status
+from tests.server.conftest import HTTP_TIMEOUT, _ServerThread
 
 
 async def test_cancel_many_by_thread(client, http):
@@ -103,11 +110,6 @@ async def test_malformed_checkpoint_references_are_422(client, http):
 async def test_a_run_orphaned_before_its_first_checkpoint_restarts_from_its_input(client, database_url):
     """A run stored running (claimed) by a process that died before the graph checkpointed: the next claim
     must give the graph the run's input, not resume it from nothing."""
-    from aegra_server.graphs import default_assistant_id
-    from aegra_server.storage.database import Database
-    from aegra_server.storage.repositories import Repositories
-    from aegra_server.storage.urls import parse_database_url
-
     thread_id = await new_thread(client)
     db = Database(parse_database_url(database_url))
     try:
@@ -131,3 +133,26 @@ async def test_a_run_orphaned_before_its_first_checkpoint_restarts_from_its_inpu
     output = await client.runs.join(thread_id, run["run_id"])  # claimed by the server within its poll
     assert [m["content"] for m in output["messages"]] == ["orphan", "echo: orphan"]
     assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "success"
+
+
+async def test_a_full_process_starts_waiting_runs_as_its_runs_end(graphs_config, tmp_path):
+    """With AEGRA_MAX_CONCURRENT_RUNS=1, a run on another thread waits (pending) while the first runs, then
+    starts when it ends; both finish."""
+    settings = Settings(
+        AEGRA_CONFIG=graphs_config, DATABASE_URL=f"sqlite:///{tmp_path / 'full.db'}", AEGRA_MAX_CONCURRENT_RUNS=1
+    )
+    server = _ServerThread(settings)
+    server.start()
+    sdk = get_client(url=server.url, api_key=None, timeout=HTTP_TIMEOUT)
+    try:
+        first_thread, second_thread = await new_thread(sdk), await new_thread(sdk)
+        first = await sdk.runs.create(first_thread, "slow", input={"steps": 6, "delay": 0.1, "label": "a"})
+        await wait_status(sdk, first_thread, first["run_id"], "running")
+        second = await sdk.runs.create(second_thread, "slow", input={"steps": 1, "delay": 0.01, "label": "b"})
+        assert (await sdk.runs.get(second_thread, second["run_id"]))["status"] == "pending"
+        assert (await sdk.runs.get(first_thread, first["run_id"]))["status"] == "running"
+        assert (await sdk.runs.join(second_thread, second["run_id"]))["log"] == ["b:1"]
+        assert (await sdk.runs.get(first_thread, first["run_id"]))["status"] == "success"
+    finally:
+        await sdk.http.client.aclose()
+        server.stop()
