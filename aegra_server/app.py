@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -39,6 +40,21 @@ ROUTE_GROUPS = (
 DOCS = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
 
 
+# Collect young objects every this many allocations rather than Python's 700: a run allocates and frees a few
+# hundred short-lived objects, and at 700 the collector ran every few runs (0.4 ms of CPU per run; 0.01 at this).
+GC_YOUNG_THRESHOLD = 7000
+
+
+def tune_garbage_collector() -> None:
+    """Once started: what the process holds now (LangGraph, FastAPI, the graphs, ~200k objects) lives as long as
+    the process, so it is frozen out of the collector's scans; a full collection otherwise walked it all
+    (~100 ms, a pause for every request in flight). Collected first, so no garbage is frozen with it."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The server. Refuses (ConfigError) when `auth.path` or `http.app` cannot be loaded: it never serves
     without the auth it was configured with."""
@@ -58,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.services.runs.webhooks_enabled = not http.disable_webhooks
             # The custom app starts once the services are open and stops before they close.
             state = await stack.enter_async_context(custom_lifespan(custom)) if custom is not None else None
+            tune_garbage_collector()
             yield state
 
     app = FastAPI(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 from langgraph_sdk.errors import NotFoundError
 
+from aegra_server.app import GC_YOUNG_THRESHOLD
 from tests.server.helpers import tag
 
 ORIGIN = "https://smith.langchain.com"
@@ -226,3 +228,11 @@ async def test_a_500_carries_no_exception_text(server_url):
         assert response.json() == {"detail": "Internal server error"}
     else:
         assert "Traceback" not in response.text
+
+
+async def test_a_started_server_freezes_its_startup_heap_and_collects_young_objects_less_often(client):
+    """What the process holds once started is out of the collector's scans, and young objects are collected
+    every GC_YOUNG_THRESHOLD allocations (see aegra_server.app.tune_garbage_collector)."""
+    assert (await client.http.get("/ok")) == {"ok": True}  # the session's server has started
+    assert gc.get_freeze_count() > 10_000
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
