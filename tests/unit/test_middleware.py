@@ -5,26 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import Route
 
+from aegra_server.custom_app import CustomRoutes
 from aegra_server.observability.middleware import UNMATCHED_ROUTE, route_template
-
-
-class StandIn(BaseRoute):
-    """Like the custom app's route: one route answering for all of another app's routes, without a path."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.app = app
-
-    def matches(self, scope):
-        best = Match.NONE
-        for route in self.app.router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return Match.FULL, {}
-            if match is Match.PARTIAL:
-                best = Match.PARTIAL
-        return best, {}
 
 
 def make_app() -> FastAPI:
@@ -35,7 +19,7 @@ def make_app() -> FastAPI:
         return {}
 
     custom = Starlette(routes=[Route("/hello/{name}", lambda request: PlainTextResponse("hi"))])
-    app.router.routes.append(StandIn(custom))
+    app.router.routes.append(CustomRoutes(custom))  # one route standing for all of another app's
     return app
 
 
