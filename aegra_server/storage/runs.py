@@ -22,10 +22,15 @@ from aegra_server.storage.threads import new_thread_row
 
 ACTIVE = ("pending", "running")
 
+def _is_active(table=runs):
+    """Pending or running, as literal comparisons rather than an expanding IN, whose SQL is rebuilt on every
+    execution."""
+    return or_(*(table.c.status == status for status in ACTIVE))
+
+
 # The statements every run executes, built once: SQLAlchemy then reuses their compiled form instead of
 # constructing and cache-keying new ones per call.
-# Literal statuses rather than an expanding IN, whose SQL is rebuilt on every execution.
-_IS_ACTIVE = or_(runs.c.status == "pending", runs.c.status == "running")
+_IS_ACTIVE = _is_active()
 # What creating a run reads, in one statement (one round trip on Postgres): the assistant, its thread's metadata
 # (None when the thread does not exist) and whether a run of that thread is unfinished.
 _ASSISTANT_AND_THREAD = select(
@@ -187,7 +192,7 @@ class RunRepository:
                     update(runs)
                     .where(
                         runs.c.run_id == run_id,
-                        runs.c.status.in_(ACTIVE),
+                        _IS_ACTIVE,
                         or_(runs.c.owner.is_(None), runs.c.lease_until < now),
                         ~exists().where(
                             and_(holder.c.thread_id == thread_id, holder.c.run_id != run_id, _holds_turn(holder, now))
@@ -216,7 +221,7 @@ class RunRepository:
     async def release(self, owner: str, run_ids: list[str] | None = None) -> int:
         """Hand runs back (shutdown, or a restart of the only process): their leases end now, so any process
         claims them again; a run that had started resumes from its last checkpoint."""
-        condition = runs.c.status.in_(ACTIVE) & runs.c.owner.is_not(None)
+        condition = _IS_ACTIVE & runs.c.owner.is_not(None)
         if owner != "*":
             condition &= runs.c.owner == owner
         if run_ids is not None:
@@ -362,4 +367,4 @@ class RunRepository:
 
 def _holds_turn(table, now):
     """A run that has its thread's turn: claimed under a live lease, whether already running or about to."""
-    return and_(table.c.status.in_(ACTIVE), table.c.owner.is_not(None), table.c.lease_until >= now)
+    return and_(_is_active(table), table.c.owner.is_not(None), table.c.lease_until >= now)
