@@ -47,6 +47,7 @@ app = typer.Typer(
 
 def _start(launch: server.Launch) -> None:
     server.ensure_port_free(launch.host, launch.port)
+    server.check_workers(launch)
     server.check_graphs(launch.project)
     revision = database.migrate(launch.project.database_url)
     mode = "development" if launch.dev else "production"
@@ -56,6 +57,7 @@ def _start(launch: server.Launch) -> None:
             **server.urls(launch.host, launch.port),
             "Config": str(launch.project.config_path),
             "Database": f"{redact_url(launch.project.database_url)} (revision {revision})",
+            **({"Workers": str(launch.workers)} if launch.workers > 1 else {}),
         },
     )
     server.run(launch)
@@ -99,13 +101,19 @@ def serve(
     host: HostOpt = SERVE_HOST,
     port: PortOpt = DEFAULT_PORT,
     database_url: DatabaseUrlOpt = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", "-w", min=1, help="Server processes (one per core is a good start), on SQLite or Postgres."
+        ),
+    ] = 1,
 ) -> None:
     """Run the server for production: all interfaces, no reload.
 
-    Example: `DATABASE_URL=postgresql://aegra:secret@db:5432/aegra aegra serve`
+    Examples: `aegra serve --workers 2`, `DATABASE_URL=postgresql://aegra:secret@db:5432/aegra aegra serve`
     """
     project = resolve_project(config, database_url)
-    _start(server.Launch(project, host, port, reload=False, dev=False))
+    _start(server.Launch(project, host, port, reload=False, dev=False, workers=workers))
 
 
 @app.command()

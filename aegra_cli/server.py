@@ -33,6 +33,8 @@ class Launch:
     port: int
     reload: bool
     dev: bool
+    # Server processes sharing the port and the database (uvicorn's workers); 1 serves in this process.
+    workers: int = 1
 
 
 def base_url(host: str, port: int) -> str:
@@ -57,6 +59,7 @@ def server_env(launch: Launch) -> dict[str, str | None]:
         "DATABASE_URL": project.database_url,
         "AEGRA_ENV_FILE": str(project.env_file),
         "AEGRA_DEV": "1" if launch.dev else None,
+        "AEGRA_WORKERS": str(launch.workers) if launch.workers > 1 else None,
     }
 
 
@@ -77,6 +80,8 @@ def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
         dirs = [launch.project.root, *launch.project.dependency_paths]
         kwargs["reload_dirs"] = [str(path) for path in dict.fromkeys(dirs)]
         kwargs["reload_includes"] = RELOAD_INCLUDES
+    if launch.workers > 1:
+        kwargs["workers"] = launch.workers
     if launch.dev:
         kwargs["timeout_graceful_shutdown"] = DEV_GRACEFUL_SHUTDOWN_SECONDS
     return kwargs
@@ -116,6 +121,12 @@ def project_environment(project: Project) -> Iterator[None]:
         for key in added:
             os.environ.pop(key, None)
         sys.path[:] = saved_path
+
+
+def check_workers(launch: Launch) -> None:
+    from aegra_server.storage.urls import check_workers as check, parse_database_url
+
+    check(parse_database_url(launch.project.database_url), launch.workers)
 
 
 def check_graphs(project: Project) -> None:

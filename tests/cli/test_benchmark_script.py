@@ -1,4 +1,5 @@
-"""benchmarks/throughput.py runs end to end (tiny numbers): the floor, the server with both clients, the ratios."""
+"""benchmarks/throughput.py runs end to end (tiny numbers): the floor, the server (two workers) with both clients,
+the ratios."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_throughput_benchmark_runs_and_reports_every_subject():
     done = subprocess.run(
-        [sys.executable, "benchmarks/throughput.py", "--runs", "8", "--clients", "2", "--rounds", "2"],
+        [sys.executable, "benchmarks/throughput.py", "--runs", "8", "--clients", "2", "--rounds", "2",
+         "--workers", "2"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -21,11 +23,11 @@ def test_the_throughput_benchmark_runs_and_reports_every_subject():
     labels = [line.split("  ")[0] for line in done.stdout.splitlines() if "," in line.split("  ")[0]]
     assert labels == [
         "floor, sequential",
-        "server (httpx), sequential",
-        "server (raw), sequential",
+        "server ×2 workers (httpx), sequential",
+        "server ×2 workers (raw), sequential",
         "floor, 2 concurrent",
-        "server (httpx), 2 concurrent",
-        "server (raw), 2 concurrent",
+        "server ×2 workers (httpx), 2 concurrent",
+        "server ×2 workers (raw), 2 concurrent",
     ]
     for client in ("httpx", "raw"):
         assert f"{client}: sequential p50 server / floor = " in done.stdout

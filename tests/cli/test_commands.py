@@ -89,6 +89,16 @@ def test_port_in_use(runner: CliRunner, project: Path, monkeypatch) -> None:
     assert_clean_failure(result, f"port {port} is in use", f"hint: --port {port + 1} or stop the other process")
 
 
+def test_workers_on_an_in_memory_database(runner: CliRunner, project: Path, monkeypatch) -> None:
+    monkeypatch.chdir(project)
+    result = runner.invoke(
+        app, ["serve", "--port", str(_free_port()), "--workers", "2", "--database-url", "sqlite:///:memory:"]
+    )
+    assert_clean_failure(
+        result, "an in-memory SQLite database cannot be shared by several workers", "hint: use a SQLite file"
+    )
+
+
 def test_script_prints_errors_without_traceback(tmp_path: Path) -> None:
     """The real entry point, in a fresh interpreter: message, hint, exit code 1."""
     done = subprocess.run(

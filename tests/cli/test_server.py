@@ -66,10 +66,18 @@ def test_server_env_dev_and_serve(resolved) -> None:
         "AEGRA_CONFIG": str(root / "aegra.json"),
         "DATABASE_URL": f"sqlite:///{root / '.aegra' / 'aegra.db'}",
         "AEGRA_ENV_FILE": str(root / ".env"),
+        "AEGRA_WORKERS": None,
     }
     assert server_env(Launch(resolved, "127.0.0.1", 2026, reload=True, dev=True)) == {**expected, "AEGRA_DEV": "1"}
     # serve removes AEGRA_DEV, so a leftover value in the shell cannot switch dev behaviour on.
     assert server_env(Launch(resolved, "0.0.0.0", 2026, reload=False, dev=False)) == {**expected, "AEGRA_DEV": None}
+
+
+def test_serve_with_workers(resolved) -> None:
+    launch = Launch(resolved, "0.0.0.0", 2026, reload=False, dev=False, workers=3)
+    assert uvicorn_kwargs(launch)["workers"] == 3
+    # every worker learns that others share its database (on SQLite they then signal each other)
+    assert server_env(launch)["AEGRA_WORKERS"] == "3"
 
 
 @pytest.mark.parametrize(

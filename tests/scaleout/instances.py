@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +20,9 @@ LEASE_SECONDS = 2.0
 
 
 class Instance:
-    """One `aegra serve` process."""
+    """One `aegra serve` process; on SQLite with two workers (processes that share the file and the port),
+    since only workers know the file is shared. Signals go to the whole process group where an instance dies
+    at once, as to the supervisor where uvicorn passes them on."""
 
     def __init__(self, database_url: str, log_dir: Path, name: str, grace: float = 30.0) -> None:
         self.port = free_port()
@@ -33,7 +36,11 @@ class Instance:
         }
         cmd = [sys.executable, "-m", "aegra_cli", "serve", "--config", str(GRAPHS), "--host", "127.0.0.1",
                "--port", str(self.port), "--database-url", database_url]
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT)
+        if database_url.startswith("sqlite"):
+            cmd += ["--workers", "2"]
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -46,7 +53,7 @@ class Instance:
         raise RuntimeError(f"instance {name} did not start:\n{self.log_path.read_text()[-3000:]}")
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def terminate(self, timeout: float = 60) -> int:
@@ -59,4 +66,6 @@ class Instance:
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever is left of it

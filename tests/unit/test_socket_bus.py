@@ -1,0 +1,54 @@
+"""The signals between worker processes on one SQLite file: real Unix datagram sockets in a real folder."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from aegra_server.runs.bus import SocketBus
+
+
+async def _received(bus: SocketBus, channel: str) -> asyncio.Queue:
+    queue: asyncio.Queue = asyncio.Queue()
+    bus.listen(channel, queue.put_nowait)
+    return queue
+
+
+async def test_a_signal_reaches_every_process_the_sender_included(tmp_path):
+    a, b, c = (SocketBus(tmp_path / "bus") for _ in range(3))
+    for bus in (a, b, c):
+        await bus.start()
+    try:
+        queues = [await _received(bus, "aegra_events") for bus in (a, b, c)]
+        other_channel = await _received(b, "aegra_wake")
+        await a.notify("aegra_events", "run-1")
+        for queue in queues:
+            assert await asyncio.wait_for(queue.get(), 5) == "run-1"
+        await c.notify("aegra_cancel", "run-2:rollback")  # nobody listens there: nothing else arrives
+        await asyncio.sleep(0.05)
+        assert other_channel.empty() and all(q.empty() for q in queues)
+    finally:
+        for bus in (a, b, c):
+            await bus.stop()
+    assert list((tmp_path / "bus").iterdir()) == []  # each removed its socket
+
+
+async def test_the_socket_of_a_dead_process_is_removed(tmp_path):
+    folder = tmp_path / "bus"
+    bus = SocketBus(folder)
+    await bus.start()
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(folder / "999999-deadbeef"))
+    dead.close()  # its file stays, as after a SIGKILL
+    try:
+        await bus.notify("aegra_wake")
+        assert [p.name for p in folder.iterdir()] == [bus._path.name]
+    finally:
+        await bus.stop()
+
+
+def test_one_folder_per_database_file(tmp_path):
+    assert SocketBus.folder_for(str(tmp_path / "a.db")) == SocketBus.folder_for(str(tmp_path / "." / "a.db"))
+    assert SocketBus.folder_for(str(tmp_path / "a.db")) != SocketBus.folder_for(str(tmp_path / "b.db"))
+    # a socket's path must stay short enough for the kernel (108 bytes on Linux, 104 on macOS)
+    assert len(str(SocketBus.folder_for(str(tmp_path / ("x" * 200) / "a.db")))) < 70
