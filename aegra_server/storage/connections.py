@@ -51,8 +51,17 @@ async def holding(path: Path) -> AsyncIterator[None]:
 
 
 # Calls on the aiosqlite thread that never write (a cursor's bookkeeping and fetches; `commit` in autocommit
-# mode): about half of the checkpointer's calls, and they need no turn.
+# mode): more than half of the checkpointer's calls, and they need no turn; nor does a SELECT (WAL readers
+# never wait for the writer).
 _TOUCH_NO_FILE = frozenset({"cursor", "close", "commit", "fetchone", "fetchmany", "fetchall"})
+
+
+def _may_write(fn, args: tuple) -> bool:
+    name = getattr(fn, "__name__", None)
+    if name in _TOUCH_NO_FILE:
+        return False
+    sql = args[0] if args and isinstance(args[0], str) else ""
+    return not (name in ("execute", "_execute_fetchall") and sql.lstrip()[:6].upper() == "SELECT")
 
 
 class _TakesTurns(aiosqlite.Connection):
@@ -73,7 +82,7 @@ class _TakesTurns(aiosqlite.Connection):
         self._lock = lock
 
     async def _execute(self, fn, *args, **kwargs):
-        if getattr(fn, "__name__", None) in _TOUCH_NO_FILE:
+        if not _may_write(fn, args):
             return await super()._execute(fn, *args, **kwargs)
         return await super()._execute(self._lock.run, fn, *args, **kwargs)
 

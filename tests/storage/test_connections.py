@@ -3,7 +3,9 @@ SQLite writes share the checkpointer's thread."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from contextlib import AsyncExitStack
 
 import aiosqlite
 import psycopg
@@ -11,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from aegra_server.storage import database
+from aegra_server.storage.connections import holding, sqlite_connection
 from aegra_server.storage.database import Database
 from aegra_server.storage.urls import parse_database_url
 
@@ -62,3 +65,20 @@ async def test_sqlite_writes_share_the_checkpointers_thread(tmp_path):
     finally:
         await checkpointer_connection.close()
         await db.close()
+
+
+async def test_a_worker_writes_the_shared_file_only_in_its_turn(tmp_path):
+    """`aegra serve --workers`: the checkpointer's connection waits for the lock file another worker holds
+    before it writes (rather than sleeping in SQLite's busy handler); reads need no turn."""
+    url = parse_database_url(f"sqlite:///{tmp_path / 'shared.db'}")
+    lock_file = tmp_path / "bus" / "writes.lock"
+    async with AsyncExitStack() as stack:
+        conn = await sqlite_connection(url, stack, turns_with=lock_file)
+        await conn.execute("CREATE TABLE t (v INTEGER)")
+        async with holding(lock_file):  # another worker's turn
+            assert await conn.execute_fetchall("SELECT count(*) FROM t") == [(0,)]
+            write = asyncio.ensure_future(conn.execute("INSERT INTO t VALUES (1)"))
+            await asyncio.sleep(0.3)
+            assert not write.done()
+        await asyncio.wait_for(write, 5)
+        assert await conn.execute_fetchall("SELECT count(*) FROM t") == [(1,)]
