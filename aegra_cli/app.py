@@ -47,7 +47,7 @@ app = typer.Typer(
 
 def _start(launch: server.Launch) -> None:
     server.ensure_port_free(launch.host, launch.port)
-    server.check_workers(launch)
+    server.check_database(launch)
     server.check_graphs(launch.project)
     revision = database.migrate(launch.project.database_url)
     mode = "development" if launch.dev else "production"

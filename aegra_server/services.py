@@ -15,7 +15,8 @@ from aegra_server.observability.runs import RunObserver
 from aegra_server.runs.bus import LocalBus, PostgresBus, SocketBus
 from aegra_server.runs.manager import RunManager
 from aegra_server.settings import Settings
-from aegra_server.storage.connections import holding, postgres_pool, sqlite_connection
+from aegra_server.storage import sqlite_sharing
+from aegra_server.storage.connections import postgres_pool, sqlite_connection
 from aegra_server.storage.database import Database
 from aegra_server.store import open_store
 from aegra_server.sweeper import ThreadSweeper
@@ -38,7 +39,7 @@ class Services:
 
 
 async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitStack, bus: LocalBus) -> Any:
-    """LangGraph's official checkpointer on the same database as our tables."""
+    """LangGraph's checkpointer (on SQLite, the server's variant of it) on the same database as our tables."""
     if url.dialect == "sqlite":
         from aegra_server.storage.checkpointer import SqliteCheckpointer
 
@@ -55,14 +56,16 @@ async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitSta
     return checkpointer
 
 
-def _bus(url: DatabaseUrl, settings: Settings) -> LocalBus:
-    """How this process signals the others on its database (aegra_server.runs.bus)."""
+def _bus(url: DatabaseUrl, settings: Settings, stack: AsyncExitStack) -> LocalBus:
+    """How this process signals the others on its database (aegra_server.runs.bus). A SQLite file is marked
+    as served by this process (or by its fellow workers) until the server stops."""
     if url.dialect == "postgresql":
         return PostgresBus(url.conninfo)
     check_workers(url, settings.workers)
-    if settings.workers > 1:
-        return SocketBus(SocketBus.folder_for(url.sqlite_path))
-    return LocalBus()
+    if url.is_memory:
+        return LocalBus()
+    folder = stack.enter_context(sqlite_sharing.serving(url.sqlite_path, settings.workers))
+    return SocketBus(folder) if settings.workers > 1 else LocalBus()
 
 
 async def open_services(settings: Settings, stack: AsyncExitStack, observer: RunObserver | None = None) -> Services:
@@ -73,10 +76,10 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
     db = Database(url)
     stack.push_async_callback(db.close)
     repos = Repositories.build(db)
-    bus = _bus(url, settings)
+    bus = _bus(url, settings, stack)
     # Workers starting together on one SQLite file set up the schema in turn: LangGraph's store migrations
     # (and the default assistants) read, then write, and two at once would both write.
-    async with holding(bus.folder / "startup.lock") if isinstance(bus, SocketBus) else nullcontext():
+    async with sqlite_sharing.holding(bus.folder / "startup.lock") if isinstance(bus, SocketBus) else nullcontext():
         if url.is_memory:
             # A private in-memory database exists only on our engine's connection, so it gets the schema there.
             await db.write(metadata.create_all)

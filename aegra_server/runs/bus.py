@@ -13,11 +13,9 @@ included, receives them; a lost signal only delays work, since the claim loop an
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import socket
-import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -115,7 +113,7 @@ class PostgresBus(LocalBus):
 class SocketBus(LocalBus):
     """Datagrams between the processes that share one SQLite file on this machine.
 
-    Each process binds a Unix datagram socket in the database's folder (see `folder_for`); a signal goes to
+    Each process binds a Unix datagram socket in the database's folder (storage.sqlite_sharing); a signal goes to
     this process's listeners directly and to every other socket there. A socket left by a process that died
     refuses the datagram and is removed. Datagrams cost microseconds and need no broker, no polling and no
     writes to the database, which SQLite serialises.
@@ -128,13 +126,6 @@ class SocketBus(LocalBus):
         self.folder = folder
         self._path: Path | None = None
         self._sock: socket.socket | None = None
-
-    @staticmethod
-    def folder_for(database_path: str) -> Path:
-        """One folder per database file, in the temporary directory: a socket path must stay under ~100
-        bytes, which a folder beside a deeply nested database would not."""
-        digest = hashlib.sha256(os.path.realpath(database_path).encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"aegra-bus-{os.getuid() if hasattr(os, 'getuid') else 0}-{digest}"
 
     async def start(self) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)

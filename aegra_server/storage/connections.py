@@ -2,52 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiosqlite
 
+from aegra_server.storage.sqlite_sharing import FileLock
 from aegra_server.storage.urls import DatabaseUrl
-
-
-class _FileLock:
-    """An exclusive flock on one file (POSIX; only workers use it). The kernel wakes a waiter the moment the
-    holder lets go."""
-
-    def __init__(self, path: Path) -> None:
-        import fcntl
-
-        self._flock, self._exclusive, self._unlock = fcntl.flock, fcntl.LOCK_EX, fcntl.LOCK_UN
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    def acquire(self) -> None:
-        self._flock(self.fd, self._exclusive)
-
-    def run(self, fn, *args, **kwargs):
-        self._flock(self.fd, self._exclusive)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            self._flock(self.fd, self._unlock)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-@asynccontextmanager
-async def holding(path: Path) -> AsyncIterator[None]:
-    """Hold the lock file `path` for the block (awaited off the event loop), as one of several processes."""
-    lock = _FileLock(path)
-    try:
-        await asyncio.to_thread(lock.acquire)
-        yield
-    finally:
-        lock.close()  # closing the file lets go of the lock
 
 
 # Calls on the aiosqlite thread that never write (a cursor's bookkeeping and fetches; `commit` in autocommit
@@ -77,7 +39,7 @@ class _TakesTurns(aiosqlite.Connection):
     writes would go back to SQLite's busy handler: slower, still correct.
     """
 
-    def __init__(self, path: str, lock: _FileLock) -> None:
+    def __init__(self, path: str, lock: FileLock) -> None:
         super().__init__(lambda: sqlite3.connect(path, isolation_level=None), iter_chunk_size=64)
         self._lock = lock
 
@@ -95,7 +57,7 @@ async def sqlite_connection(
     if turns_with is None:
         conn = await aiosqlite.connect(url.sqlite_path, isolation_level=None)
     else:
-        lock = _FileLock(turns_with)
+        lock = FileLock(turns_with)
         stack.callback(lock.close)
         conn = await _TakesTurns(url.sqlite_path, lock)
     await conn.execute("PRAGMA busy_timeout=10000")

@@ -99,6 +99,20 @@ def test_workers_on_an_in_memory_database(runner: CliRunner, project: Path, monk
     )
 
 
+def test_a_sqlite_file_another_server_is_serving(runner: CliRunner, project: Path, monkeypatch) -> None:
+    from aegra_server.storage.sqlite_sharing import serving
+
+    monkeypatch.chdir(project)
+    database = project / "shared.db"
+    with serving(str(database), workers=1):  # what a running server holds
+        result = runner.invoke(app, ["serve", "--port", str(_free_port()), "--database-url", f"sqlite:///{database}"])
+    assert_clean_failure(
+        result,
+        f"another Aegra server is already serving {database}",
+        "hint: stop it, or serve the file from one `aegra serve --workers N`",
+    )
+
+
 def test_script_prints_errors_without_traceback(tmp_path: Path) -> None:
     """The real entry point, in a fresh interpreter: message, hint, exit code 1."""
     done = subprocess.run(

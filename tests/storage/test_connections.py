@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from aegra_server.storage import database
-from aegra_server.storage.connections import holding, sqlite_connection
+from aegra_server.storage.connections import sqlite_connection
+from aegra_server.storage.sqlite_sharing import holding
 from aegra_server.storage.database import Database
 from aegra_server.storage.urls import parse_database_url
 

@@ -46,9 +46,3 @@ async def test_the_socket_of_a_dead_process_is_removed(tmp_path):
     finally:
         await bus.stop()
 
-
-def test_one_folder_per_database_file(tmp_path):
-    assert SocketBus.folder_for(str(tmp_path / "a.db")) == SocketBus.folder_for(str(tmp_path / "." / "a.db"))
-    assert SocketBus.folder_for(str(tmp_path / "a.db")) != SocketBus.folder_for(str(tmp_path / "b.db"))
-    # a socket's path must stay short enough for the kernel (108 bytes on Linux, 104 on macOS)
-    assert len(str(SocketBus.folder_for(str(tmp_path / ("x" * 200) / "a.db")))) < 70

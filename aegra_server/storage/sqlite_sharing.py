@@ -1,0 +1,93 @@
+"""What the server processes on one SQLite file share besides the file itself.
+
+SQLite has no server to say who else is using a database, so Aegra keeps a small folder per database file in
+the temporary directory (`folder_for`): the sockets through which workers signal each other
+(runs.bus.SocketBus) and three lock files, all flocks (POSIX), which the kernel releases when a process dies:
+
+- `server.lock`: held for as long as a server runs. A single-process server holds it alone; the workers of
+  `aegra serve --workers N` share it. A second server on the same file would take the first's runs back
+  as abandoned when it starts and run them a second time, so it is refused instead (`serving`).
+- `startup.lock`: workers starting together set up the schema one after another (`holding`).
+- `writes.lock`: workers take turns writing the file (storage.connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+from aegra_server.errors import ConfigError
+
+
+def folder_for(database_path: str) -> Path:
+    """One folder per database file, in the temporary directory: a Unix socket's path must stay under ~100
+    bytes, which a folder beside a deeply nested database would not."""
+    digest = hashlib.sha256(os.path.realpath(database_path).encode()).hexdigest()[:16]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"aegra-{uid}-{digest}"
+
+
+class FileLock:
+    """An flock on one file (created with its folder). The kernel wakes a waiter the moment the holder lets go."""
+
+    def __init__(self, path: Path) -> None:
+        import fcntl  # POSIX only, and only needed by a server on a SQLite file
+
+        self._fcntl = fcntl
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self, *, shared: bool = False, wait: bool = True) -> None:
+        """Raises BlockingIOError when `wait` is False and another process holds it the other way."""
+        flags = self._fcntl.LOCK_SH if shared else self._fcntl.LOCK_EX
+        self._fcntl.flock(self.fd, flags if wait else flags | self._fcntl.LOCK_NB)
+
+    def release(self) -> None:
+        self._fcntl.flock(self.fd, self._fcntl.LOCK_UN)
+
+    def run(self, fn, *args, **kwargs):
+        """`fn(*args, **kwargs)` while holding the lock exclusively."""
+        self.acquire()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        os.close(self.fd)  # lets go of the lock, if held
+
+
+@asynccontextmanager
+async def holding(path: Path) -> AsyncIterator[None]:
+    """Hold the lock file `path` exclusively for the block, waiting for it off the event loop."""
+    lock = FileLock(path)
+    try:
+        await asyncio.to_thread(lock.acquire)
+        yield
+    finally:
+        lock.close()
+
+
+@contextmanager
+def serving(database_path: str, workers: int) -> Iterator[Path]:
+    """Mark this process as a server of the file for the block; yields the file's folder. ConfigError when a
+    server that is not one of our fellow workers already serves it."""
+    folder = folder_for(database_path)
+    lock = FileLock(folder / "server.lock")
+    try:
+        lock.acquire(shared=workers > 1, wait=False)
+    except BlockingIOError:
+        lock.close()
+        raise ConfigError(
+            f"another Aegra server is already serving {database_path}",
+            "stop it, or serve the file from one `aegra serve --workers N`",
+        ) from None
+    try:
+        yield folder
+    finally:
+        lock.close()

@@ -1,0 +1,37 @@
+"""Who may serve a SQLite file: one server alone, or the workers of `aegra serve --workers N` together."""
+
+from __future__ import annotations
+
+import pytest
+
+from aegra_server.errors import ConfigError
+from aegra_server.storage.sqlite_sharing import folder_for, serving
+
+
+def test_one_server_alone(tmp_path):
+    db = str(tmp_path / "a.db")
+    with serving(db, workers=1):
+        for workers in (1, 2):
+            with pytest.raises(ConfigError, match=f"another Aegra server is already serving {db}"):
+                with serving(db, workers=workers):
+                    pass
+    with serving(db, workers=1):  # free again once it stopped
+        pass
+
+
+def test_workers_together(tmp_path):
+    db = str(tmp_path / "a.db")
+    with serving(db, workers=2), serving(db, workers=2):
+        with pytest.raises(ConfigError) as refused:
+            with serving(db, workers=1):
+                pass
+        assert refused.value.hint == "stop it, or serve the file from one `aegra serve --workers N`"
+    with serving(str(tmp_path / "b.db"), workers=1):  # another file is another matter
+        pass
+
+
+def test_one_folder_per_database_file(tmp_path):
+    assert folder_for(str(tmp_path / "a.db")) == folder_for(str(tmp_path / "." / "a.db"))
+    assert folder_for(str(tmp_path / "a.db")) != folder_for(str(tmp_path / "b.db"))
+    # a socket's path must stay short enough for the kernel (108 bytes on Linux, 104 on macOS)
+    assert len(str(folder_for(str(tmp_path / ("x" * 200) / "a.db")))) < 70
