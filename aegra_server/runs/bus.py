@@ -146,6 +146,8 @@ class SocketBus(LocalBus):
 
     async def notify(self, channel: str, payload: str = "") -> None:
         self._deliver(channel, payload)
+        if self._sock is None:  # stopped (or not started): the others will find out by polling
+            return
         message = f"{channel}\n{payload}".encode()
         with os.scandir(self.folder) as peers:
             for peer in peers:

@@ -31,6 +31,8 @@ async def test_a_signal_reaches_every_process_the_sender_included(tmp_path):
         for bus in (a, b, c):
             await bus.stop()
     assert list((tmp_path / "bus").iterdir()) == []  # each removed its socket
+    await a.notify("aegra_events", "late")  # after stopping, as a run ending during shutdown may: only here
+    assert await asyncio.wait_for(queues[0].get(), 1) == "late"
 
 
 async def test_the_socket_of_a_dead_process_is_removed(tmp_path):
