@@ -7,7 +7,8 @@ Each server iteration is what a client does for a one-shot run: POST /threads, t
 The floor runs the same graph with the same checkpointer on the same kind of database, one `ainvoke` per
 fresh thread: what the work costs with no server around it. On SQLite that is the server's
 (aegra_server.storage.checkpointer: LangGraph's AsyncSqliteSaver without its operation lock, which alone
-holds 32 concurrent in-process runs to ~300/s where they reach ~530/s without it). The server is started with
+holds 32 concurrent in-process runs to ~300/s where they reach ~500/s without it; benchmarks/checkpointer_lock.py
+shows both). The server is started with
 `aegra serve` as a separate process, as users run it, and driven by two clients in turn:
 
 - `httpx`, keep-alive, as langgraph-sdk talks to a server;
@@ -109,7 +110,8 @@ async def compare(subjects: dict, runs: int, clients: int, rounds: int) -> list[
 
 
 @asynccontextmanager
-async def floor(database_url: str):
+async def floor(database_url: str, sqlite_saver=None):
+    """The graph in-process; on SQLite with `sqlite_saver` (default: the server's checkpointer)."""
     sys.path.insert(0, str(PROJECT))
     from trivial import graph
 
@@ -121,7 +123,7 @@ async def floor(database_url: str):
         conn = await aiosqlite.connect(database_url.split("sqlite:///", 1)[1], isolation_level=None)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
-        saver = SqliteCheckpointer(conn)
+        saver = (sqlite_saver or SqliteCheckpointer)(conn)
         close = conn.close
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
