@@ -24,6 +24,10 @@ from pathlib import Path
 from aegra_server.errors import ConfigError
 
 
+# flock and Unix datagram sockets: POSIX systems only.
+HAS_FLOCK = os.name == "posix"
+
+
 def folder_for(database_path: str) -> Path:
     """One folder per database file, in the temporary directory: a Unix socket's path must stay under ~100
     bytes, which a folder beside a deeply nested database would not."""
@@ -78,6 +82,9 @@ def serving(database_path: str, workers: int) -> Iterator[Path]:
     """Mark this process as a server of the file for the block; yields the file's folder. ConfigError when a
     server that is not one of our fellow workers already serves it."""
     folder = folder_for(database_path)
+    if not HAS_FLOCK:  # Windows: nothing to mark the file with (and no workers on SQLite)
+        yield folder
+        return
     lock = FileLock(folder / "server.lock")
     try:
         lock.acquire(shared=workers > 1, wait=False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aegra_server.errors import ConfigError
+from aegra_server.storage import sqlite_sharing
 from aegra_server.settings import redact_url
 
 SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"})
@@ -133,3 +134,5 @@ def check_workers(url: DatabaseUrl, workers: int) -> None:
             "an in-memory SQLite database cannot be shared by several workers",
             "use a SQLite file or Postgres, or --workers 1",
         )
+    if workers > 1 and url.dialect == "sqlite" and not sqlite_sharing.HAS_FLOCK:
+        raise ConfigError("workers sharing a SQLite file need Linux or macOS", "use Postgres, or --workers 1")

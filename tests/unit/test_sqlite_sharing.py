@@ -35,3 +35,17 @@ def test_one_folder_per_database_file(tmp_path):
     assert folder_for(str(tmp_path / "a.db")) != folder_for(str(tmp_path / "b.db"))
     # a socket's path must stay short enough for the kernel (108 bytes on Linux, 104 on macOS)
     assert len(str(folder_for(str(tmp_path / ("x" * 200) / "a.db")))) < 70
+
+
+def test_without_flock_a_single_server_starts_and_workers_are_refused(tmp_path, monkeypatch):
+    """Windows has neither flock nor Unix datagram sockets: no guard there, and no SQLite workers."""
+    from aegra_server.storage import sqlite_sharing, urls
+
+    db = str(tmp_path / "a.db")
+    monkeypatch.setattr(sqlite_sharing, "HAS_FLOCK", False)
+    with serving(db, workers=1) as folder, serving(db, workers=1):
+        assert not (folder / "server.lock").exists()
+    url = urls.parse_database_url(f"sqlite:///{db}")
+    urls.check_workers(url, 1)
+    with pytest.raises(ConfigError, match="workers sharing a SQLite file need Linux or macOS"):
+        urls.check_workers(url, 2)
