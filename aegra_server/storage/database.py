@@ -47,7 +47,7 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def _sqlite_engine(url: DatabaseUrl, *, immediate: bool, shared: bool, size: int) -> Engine:
+def _sqlite_engine(url: DatabaseUrl, *, shared: bool, size: int) -> Engine:
     kwargs: dict[str, Any] = {"json_serializer": dumps_str, "json_deserializer": loads}
     if shared:
         kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
@@ -57,17 +57,10 @@ def _sqlite_engine(url: DatabaseUrl, *, immediate: bool, shared: bool, size: int
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
-        # Take BEGIN over from the driver so we can choose IMMEDIATE (SQLAlchemy's documented recipe).
+        # Take BEGIN over from the driver, so that _HeldConnections can choose IMMEDIATE.
         dbapi_connection.isolation_level = None
         for pragma in (f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}", "foreign_keys=ON", "synchronous=NORMAL"):
             dbapi_connection.execute(f"PRAGMA {pragma}")
-
-    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:
-        # Straight to the driver: this runs once per transaction and needs none of SQLAlchemy's machinery.
-        connection.connection.dbapi_connection.execute(begin)
 
     return engine
 
@@ -103,18 +96,25 @@ class _HeldConnections:
     reader thread holds its own."""
 
     def __init__(self) -> None:
-        self._held: dict[tuple[int, int], Connection] = {}
+        self._held: dict[tuple[int, int], tuple[Connection, Any]] = {}
 
     def run(self, engine: Engine, per_thread: bool, fn: Callable[..., T], args: tuple) -> T:
         key = (id(engine), threading.get_ident() if per_thread else 0)
-        conn = self._held.get(key)
+        conn, driver = self._held.get(key, (None, None))
         if conn is None or conn.closed or conn.invalidated:
-            conn = self._held[key] = engine.connect()
+            conn = engine.connect()
+            driver = conn.connection.dbapi_connection
+            self._held[key] = conn, driver
         with conn.begin():
+            # BEGIN straight to the driver (in autocommit mode, see _sqlite_engine) rather than from a "begin"
+            # event listener: any such listener puts every statement on SQLAlchemy's slower path that looks
+            # for execution events. The writer takes the write lock at once (IMMEDIATE), so a read-then-write
+            # never fails on a stale snapshot; readers begin deferred and read one snapshot.
+            driver.execute("BEGIN" if per_thread else "BEGIN IMMEDIATE")
             return fn(conn, *args)
 
     def close(self) -> None:
-        for conn in self._held.values():
+        for conn, _ in self._held.values():
             conn.close()
         self._held.clear()
 
@@ -127,10 +127,8 @@ class Database:
         self._connections = _HeldConnections()
         if url.dialect == "sqlite":
             shared = url.is_memory  # a private in-memory database lives on exactly one connection
-            self._writer = _sqlite_engine(url, immediate=True, shared=shared, size=1)
-            self._reader = self._writer if shared else _sqlite_engine(
-                url, immediate=False, shared=False, size=SQLITE_READERS
-            )
+            self._writer = _sqlite_engine(url, shared=shared, size=1)
+            self._reader = self._writer if shared else _sqlite_engine(url, shared=False, size=SQLITE_READERS)
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="aegra-db-write")
             self._read_threads = (
                 self._write_thread if shared else ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="aegra-db-read")
