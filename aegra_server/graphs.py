@@ -31,6 +31,7 @@ import types
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid5
@@ -53,6 +54,7 @@ _DEFAULT_GRAPH_NAME = "LangGraph"
 _MISSING = object()
 
 
+@lru_cache(maxsize=1024)  # asked on every run that names a graph
 def default_assistant_id(graph_id: str) -> str:
     """The id of the assistant every graph gets for free, the same one langgraph-api creates."""
     return str(uuid5(GRAPH_NAMESPACE, graph_id))
