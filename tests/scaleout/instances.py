@@ -24,7 +24,9 @@ class Instance:
     since only workers know the file is shared. Signals go to the whole process group where an instance dies
     at once, as to the supervisor where uvicorn passes them on."""
 
-    def __init__(self, database_url: str, log_dir: Path, name: str, grace: float = 30.0) -> None:
+    def __init__(
+        self, database_url: str, log_dir: Path, name: str, grace: float = 30.0, workers: int | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{name}.log"
@@ -36,8 +38,9 @@ class Instance:
         }
         cmd = [sys.executable, "-m", "aegra_cli", "serve", "--config", str(GRAPHS), "--host", "127.0.0.1",
                "--port", str(self.port), "--database-url", database_url]
-        if database_url.startswith("sqlite"):
-            cmd += ["--workers", "2"]
+        if workers is None:
+            workers = 2 if database_url.startswith("sqlite") else 1
+        cmd += ["--workers", str(workers)]
         self.proc = subprocess.Popen(
             cmd, env=env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -141,3 +141,19 @@ async def test_sigterm_lets_a_short_run_finish_within_the_grace_period(instances
     final = await b.runs.get(tid, run["run_id"])
     assert final["status"] == "success"
     assert (await b.threads.get_state(tid))["values"]["log"] == ["g:1", "g:2", "g:3"]
+
+
+async def test_one_server_with_workers_serves_every_run(instances):
+    """`aegra serve --workers 2`, on either database: runs sent to its one port all finish, whichever of its
+    two processes takes them."""
+    server = instances("w", workers=2)
+    deadline = asyncio.get_running_loop().time() + 30
+    while server.log_path.read_text().count("Application startup complete") < 2:  # both processes are up
+        assert asyncio.get_running_loop().time() < deadline, server.log_path.read_text()[-3000:]
+        await asyncio.sleep(0.1)
+    client = sdk(server)
+    threads = [(await client.threads.create())["thread_id"] for _ in range(8)]
+    outputs = await asyncio.gather(
+        *(client.runs.wait(t, "slow", input={"steps": 2, "delay": 0.05, "label": str(i)}) for i, t in enumerate(threads))
+    )
+    assert [output["log"] for output in outputs] == [[f"{i}:1", f"{i}:2"] for i in range(8)]
