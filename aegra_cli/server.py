@@ -127,13 +127,10 @@ def check_database(launch: Launch) -> None:
     """A database the workers can share, and a SQLite file no other server is serving: one line now rather
     than a failed start-up in the server's log."""
     from aegra_server.storage import sqlite_sharing
-    from aegra_server.storage.urls import check_workers, parse_database_url
+    from aegra_server.storage.urls import parse_database_url
 
-    url = parse_database_url(launch.project.database_url)
-    check_workers(url, launch.workers)
-    if url.dialect == "sqlite" and not url.is_memory:
-        with sqlite_sharing.serving(url.sqlite_path, launch.workers):
-            pass  # free now; the server marks it as its own when it starts
+    with sqlite_sharing.serving(parse_database_url(launch.project.database_url), launch.workers):
+        pass  # free now; the server marks it as its own when it starts
 
 
 def check_graphs(project: Project) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aegra_server import migrations
@@ -22,7 +23,7 @@ from aegra_server.store import open_store
 from aegra_server.sweeper import ThreadSweeper
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.tables import metadata
-from aegra_server.storage.urls import DatabaseUrl, check_workers, parse_database_url
+from aegra_server.storage.urls import DatabaseUrl, parse_database_url
 
 
 @dataclass
@@ -56,16 +57,12 @@ async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitSta
     return checkpointer
 
 
-def _bus(url: DatabaseUrl, settings: Settings, stack: AsyncExitStack) -> LocalBus:
-    """How this process signals the others on its database (aegra_server.runs.bus). A SQLite file is marked
-    as served by this process (or by its fellow workers) until the server stops."""
+def _bus(url: DatabaseUrl, folder: Path | None, workers: int) -> LocalBus:
+    """How this process signals the others on its database (aegra_server.runs.bus); `folder` is the SQLite
+    file's (storage.sqlite_sharing)."""
     if url.dialect == "postgresql":
         return PostgresBus(url.conninfo)
-    check_workers(url, settings.workers)
-    if url.is_memory:
-        return LocalBus()
-    folder = stack.enter_context(sqlite_sharing.serving(url.sqlite_path, settings.workers))
-    return SocketBus(folder) if settings.workers > 1 else LocalBus()
+    return SocketBus(folder) if workers > 1 else LocalBus()
 
 
 async def open_services(settings: Settings, stack: AsyncExitStack, observer: RunObserver | None = None) -> Services:
@@ -76,7 +73,9 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
     db = Database(url)
     stack.push_async_callback(db.close)
     repos = Repositories.build(db)
-    bus = _bus(url, settings, stack)
+    # Marked as served by this process (and its fellow workers) until the server stops.
+    folder = stack.enter_context(sqlite_sharing.serving(url, settings.workers))
+    bus = _bus(url, folder, settings.workers)
     # Workers starting together on one SQLite file set up the schema in turn: LangGraph's store migrations
     # (and the default assistants) read, then write, and two at once would both write.
     async with sqlite_sharing.holding(bus.folder / "startup.lock") if isinstance(bus, SocketBus) else nullcontext():

@@ -6,7 +6,8 @@ the temporary directory (`folder_for`): the sockets through which workers signal
 
 - `server.lock`: held for as long as a server runs. A single-process server holds it alone; the workers of
   `aegra serve --workers N` share it. A second server on the same file would take the first's runs back
-  as abandoned when it starts and run them a second time, so it is refused instead (`serving`).
+  as abandoned when it starts and run them a second time, so it is refused instead (`serving`, which both
+  the CLI, for a one-line error, and the server, for its lifetime, go through).
 - `startup.lock`: workers starting together set up the schema one after another (`holding`).
 - `writes.lock`: workers take turns writing the file (storage.connections).
 """
@@ -20,8 +21,12 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aegra_server.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aegra_server.storage.urls import DatabaseUrl
 
 
 # flock and Unix datagram sockets: POSIX systems only.
@@ -78,11 +83,25 @@ async def holding(path: Path) -> AsyncIterator[None]:
 
 
 @contextmanager
-def serving(database_path: str, workers: int) -> Iterator[Path]:
-    """Mark this process as a server of the file for the block; yields the file's folder. ConfigError when a
-    server that is not one of our fellow workers already serves it."""
-    folder = folder_for(database_path)
-    if not HAS_FLOCK:  # Windows: nothing to mark the file with (and no workers on SQLite)
+def serving(url: DatabaseUrl, workers: int) -> Iterator[Path | None]:
+    """Mark this process as one of `workers` servers of the database for the block; yields the SQLite file's
+    folder (None for Postgres and in-memory SQLite, which need no mark). ConfigError, before anything starts,
+    for a database the workers cannot share, or a file that a server other than our fellow workers serves."""
+    if url.dialect != "sqlite":
+        yield None
+        return
+    if workers > 1 and url.is_memory:
+        raise ConfigError(
+            "an in-memory SQLite database cannot be shared by several workers",
+            "use a SQLite file or Postgres, or --workers 1",
+        )
+    if workers > 1 and not HAS_FLOCK:
+        raise ConfigError("workers sharing a SQLite file need Linux or macOS", "use Postgres, or --workers 1")
+    if url.is_memory:
+        yield None
+        return
+    folder = folder_for(url.sqlite_path)
+    if not HAS_FLOCK:  # Windows: nothing to mark the file with
         yield folder
         return
     lock = FileLock(folder / "server.lock")
@@ -91,7 +110,7 @@ def serving(database_path: str, workers: int) -> Iterator[Path]:
     except BlockingIOError:
         lock.close()
         raise ConfigError(
-            f"another Aegra server is already serving {database_path}",
+            f"another Aegra server is already serving {url.sqlite_path}",
             "stop it, or serve the file from one `aegra serve --workers N`",
         ) from None
     try:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aegra_server.errors import ConfigError
-from aegra_server.storage import sqlite_sharing
 from aegra_server.settings import redact_url
 
 SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"})
@@ -126,13 +125,3 @@ def _parse_sqlite(raw: str, rest: str) -> DatabaseUrl:
     path = rest[1:].split("?", 1)[0]
     return DatabaseUrl(dialect="sqlite", location=rest, sqlite_path=path or MEMORY)
 
-
-def check_workers(url: DatabaseUrl, workers: int) -> None:
-    """Several worker processes need a database they can all open."""
-    if workers > 1 and url.is_memory:
-        raise ConfigError(
-            "an in-memory SQLite database cannot be shared by several workers",
-            "use a SQLite file or Postgres, or --workers 1",
-        )
-    if workers > 1 and url.dialect == "sqlite" and not sqlite_sharing.HAS_FLOCK:
-        raise ConfigError("workers sharing a SQLite file need Linux or macOS", "use Postgres, or --workers 1")

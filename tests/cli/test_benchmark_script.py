@@ -1,5 +1,5 @@
-"""benchmarks/throughput.py runs end to end (tiny numbers): the floor, the server (two workers) with both clients,
-the ratios."""
+"""The benchmark scripts run end to end (tiny numbers) and report every subject: throughput.py (the floor,
+the server with two workers, both clients, the ratios) and checkpointer_lock.py (both savers)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_throughput_benchmark_runs_and_reports_every_subject():
+def _run(script: str, *args: str, timeout: float) -> tuple[str, list[str]]:
+    """The script's output and the labels of its table rows."""
     done = subprocess.run(
-        [sys.executable, "benchmarks/throughput.py", "--runs", "8", "--clients", "2", "--rounds", "2",
-         "--workers", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
+        [sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
     assert done.returncode == 0, done.stderr[-2000:]
     labels = [line.split("  ")[0] for line in done.stdout.splitlines() if "," in line.split("  ")[0]]
+    return done.stdout, labels
+
+
+def test_the_throughput_benchmark_runs_and_reports_every_subject():
+    stdout, labels = _run(
+        "throughput.py", "--runs", "8", "--clients", "2", "--rounds", "2", "--workers", "2", timeout=180
+    )
     assert labels == [
         "floor, sequential",
         "server ×2 workers (httpx), sequential",
@@ -30,20 +33,12 @@ def test_the_throughput_benchmark_runs_and_reports_every_subject():
         "server ×2 workers (raw), 2 concurrent",
     ]
     for client in ("httpx", "raw"):
-        assert f"{client}: sequential p50 server / floor = " in done.stdout
-        assert f"{client}: throughput at 2 clients server / floor = " in done.stdout
+        assert f"{client}: sequential p50 server / floor = " in stdout
+        assert f"{client}: throughput at 2 clients server / floor = " in stdout
 
 
 def test_the_checkpointer_lock_benchmark_runs_and_reports_both_savers():
-    done = subprocess.run(
-        [sys.executable, "benchmarks/checkpointer_lock.py", "--runs", "8", "--clients", "2", "--rounds", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    labels = [line.split("  ")[0] for line in done.stdout.splitlines() if "," in line.split("  ")[0]]
+    _, labels = _run("checkpointer_lock.py", "--runs", "8", "--clients", "2", "--rounds", "1", timeout=120)
     assert labels == [
         "AsyncSqliteSaver, sequential",
         "SqliteCheckpointer, sequential",

@@ -101,10 +101,11 @@ def test_workers_on_an_in_memory_database(runner: CliRunner, project: Path, monk
 
 def test_a_sqlite_file_another_server_is_serving(runner: CliRunner, project: Path, monkeypatch) -> None:
     from aegra_server.storage.sqlite_sharing import serving
+    from aegra_server.storage.urls import parse_database_url
 
     monkeypatch.chdir(project)
     database = project / "shared.db"
-    with serving(str(database), workers=1):  # what a running server holds
+    with serving(parse_database_url(f"sqlite:///{database}"), workers=1):  # what a running server holds
         result = runner.invoke(app, ["serve", "--port", str(_free_port()), "--database-url", f"sqlite:///{database}"])
     assert_clean_failure(
         result,

@@ -1,5 +1,5 @@
-"""How our tables' database keeps its connections: Postgres ones lost while idle are replaced before use, and
-SQLite writes share the checkpointer's thread."""
+"""How our tables' database keeps its connections: Postgres ones lost while idle are replaced before use,
+SQLite writes share the checkpointer's thread, and workers on one SQLite file write it in turn."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from aegra_server.storage import database
 from aegra_server.storage.connections import sqlite_connection
-from aegra_server.storage.sqlite_sharing import holding
 from aegra_server.storage.database import Database
+from aegra_server.storage.sqlite_sharing import holding
 from aegra_server.storage.urls import parse_database_url
 
 
