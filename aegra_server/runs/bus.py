@@ -113,8 +113,9 @@ class PostgresBus(LocalBus):
 class SocketBus(LocalBus):
     """Datagrams between the processes that share one SQLite file on this machine.
 
-    Each process binds a Unix datagram socket in the database's folder (storage.sqlite_sharing); a signal goes to
-    this process's listeners directly and to every other socket there. A socket left by a process that died
+    Each process binds a Unix datagram socket in the `sockets` folder inside the database's folder
+    (storage.sqlite_sharing, whose lock files must never be taken for sockets); a signal goes to this process's
+    listeners directly and to every other socket there. A socket left by a process that died
     refuses the datagram and is removed. Datagrams cost microseconds and need no broker, no polling and no
     writes to the database, which SQLite serialises.
     """
@@ -124,12 +125,13 @@ class SocketBus(LocalBus):
     def __init__(self, folder: Path) -> None:
         super().__init__()
         self.folder = folder
+        self._sockets = folder / "sockets"
         self._path: Path | None = None
         self._sock: socket.socket | None = None
 
     async def start(self) -> None:
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._path = self.folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._path = self._sockets / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(self._path))
         self._sock.setblocking(False)
@@ -149,7 +151,7 @@ class SocketBus(LocalBus):
         if self._sock is None:  # stopped (or not started): the others will find out by polling
             return
         message = f"{channel}\n{payload}".encode()
-        with os.scandir(self.folder) as peers:
+        with os.scandir(self._sockets) as peers:
             for peer in peers:
                 if peer.path == str(self._path):
                     continue

@@ -1,8 +1,8 @@
 """What the server processes on one SQLite file share besides the file itself.
 
 SQLite has no server to say who else is using a database, so Aegra keeps a small folder per database file in
-the temporary directory (`folder_for`): the sockets through which workers signal each other
-(runs.bus.SocketBus) and three lock files, all flocks (POSIX), which the kernel releases when a process dies:
+the temporary directory (`folder_for`): the sockets through which workers signal each other, in `sockets/`
+(runs.bus.SocketBus), and three lock files, all flocks (POSIX), which the kernel releases when a process dies:
 
 - `server.lock`: held for as long as a server runs. A single-process server holds it alone; the workers of
   `aegra serve --workers N` share it. A second server on the same file would take the first's runs back

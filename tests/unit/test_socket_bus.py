@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
+from aegra_server.errors import ConfigError
 from aegra_server.runs.bus import SocketBus
+from aegra_server.storage.sqlite_sharing import serving
+from aegra_server.storage.urls import parse_database_url
 
 
 async def _received(bus: SocketBus, channel: str) -> asyncio.Queue:
@@ -30,7 +35,7 @@ async def test_a_signal_reaches_every_process_the_sender_included(tmp_path):
     finally:
         for bus in (a, b, c):
             await bus.stop()
-    assert list((tmp_path / "bus").iterdir()) == []  # each removed its socket
+    assert list((tmp_path / "bus" / "sockets").iterdir()) == []  # each removed its socket
     await a.notify("aegra_events", "late")  # after stopping, as a run ending during shutdown may: only here
     assert await asyncio.wait_for(queues[0].get(), 1) == "late"
 
@@ -40,11 +45,29 @@ async def test_the_socket_of_a_dead_process_is_removed(tmp_path):
     bus = SocketBus(folder)
     await bus.start()
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    dead.bind(str(folder / "999999-deadbeef"))
+    dead.bind(str(folder / "sockets" / "999999-deadbeef"))
     dead.close()  # its file stays, as after a SIGKILL
     try:
         await bus.notify("aegra_wake")
-        assert [p.name for p in folder.iterdir()] == [bus._path.name]
+        assert [p.name for p in (folder / "sockets").iterdir()] == [bus._path.name]
     finally:
         await bus.stop()
+
+
+async def test_a_signal_leaves_the_servers_lock_files_alone(tmp_path):
+    """The bus shares the database's folder with the lock files that refuse a second server: a signal once took
+    them for dead sockets and deleted them, after which a second server started on the same file."""
+    database = tmp_path / "shared.db"
+    url = parse_database_url(f"sqlite:///{database}")
+    with serving(url, workers=2) as folder:
+        bus = SocketBus(folder)
+        await bus.start()
+        try:
+            await bus.notify("aegra_wake")
+        finally:
+            await bus.stop()
+        assert (folder / "server.lock").exists()
+        with pytest.raises(ConfigError, match="another Aegra server is already serving"):
+            with serving(url, workers=1):
+                pass
 
