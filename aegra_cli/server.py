@@ -141,6 +141,46 @@ def check_graphs(project: Project) -> None:
         import_all(project.config)
 
 
+# Linux spreads the connections to one port over the sockets listening on it with SO_REUSEPORT; elsewhere (macOS
+# gives them all to one socket) the workers share the one listening socket, as uvicorn's workers do.
+SPREADS_CONNECTIONS = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+
+
+def _bind(cls: type[socket.socket], family: int, address: tuple) -> socket.socket:
+    sock = cls(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    return sock
+
+
+class _ListenerPerWorker(socket.socket):
+    """The port, bound (never listening) in the supervisor, so nothing else takes it; each worker process it is
+    handed to gets a socket of its own on the same address instead (see __reduce__).
+
+    With one shared listening socket, whichever worker wakes first accepts every connection waiting: a client's
+    pool of keep-alive connections, opened together, lands on one worker while the others idle. With a socket
+    per worker, the kernel spreads new connections over them (by a hash of the client's address and port)."""
+
+    def __reduce__(self):
+        # uvicorn passes its listening sockets to the workers it spawns by pickling them.
+        return _bind, (socket.socket, self.family, self.getsockname())
+
+
+def _run_workers(config) -> None:
+    """uvicorn.run for workers, with a listening socket per worker; its supervisor restarts a worker that dies."""
+    from uvicorn.supervisors import Multiprocess
+
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    port = _bind(_ListenerPerWorker, family, (config.host, config.port))
+    try:
+        Multiprocess(config, sockets=[port]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        port.close()
+
+
 def run(launch: Launch) -> None:
     import uvicorn
 
@@ -149,4 +189,9 @@ def run(launch: Launch) -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    uvicorn.run(**uvicorn_kwargs(launch))
+    kwargs = uvicorn_kwargs(launch)
+    if launch.workers > 1 and SPREADS_CONNECTIONS:
+        _run_workers(uvicorn.Config(**kwargs))
+    else:
+        uvicorn.run(**kwargs)
+

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
 from functools import partial
 from pathlib import Path
 
@@ -152,7 +152,21 @@ async def floor(database_url: str, sqlite_saver=None):
 # ---- the server over HTTP --------------------------------------------------------------------------------------
 
 
+def _listening(port: int) -> int:
+    """How many sockets listen on `port` (Linux; elsewhere 0): one per worker of `aegra serve --workers N`, each
+    opened once that worker has started."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port  # 0A: LISTEN
+    return count
+
+
 def start_server(database_url: str, port: int, workers: int = 1) -> subprocess.Popen:
+    """The server, once it answers and (on Linux) every worker listens: connections opened while some workers
+    still start would all go to the first, and stay there."""
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     cmd = [sys.executable, "-m", "aegra_cli", "serve", "--config", str(PROJECT / "aegra.json"),
            "--host", "127.0.0.1", "--port", str(port), "--database-url", database_url, "--workers", str(workers)]
@@ -163,8 +177,10 @@ def start_server(database_url: str, port: int, workers: int = 1) -> subprocess.P
         if proc.poll() is not None:
             raise SystemExit(f"server exited; its log: {log.name}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ok", timeout=1).status_code == 200:
+            answers = httpx.get(f"http://127.0.0.1:{port}/ok", timeout=1).status_code == 200
+            if answers and (workers == 1 or not sys.platform.startswith("linux") or _listening(port) >= workers):
                 return proc
+            time.sleep(0.1)
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()

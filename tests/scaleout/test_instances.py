@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import os
 import signal
+import socket
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -143,17 +149,65 @@ async def test_sigterm_lets_a_short_run_finish_within_the_grace_period(instances
     assert (await b.threads.get_state(tid))["values"]["log"] == ["g:1", "g:2", "g:3"]
 
 
+async def _all_workers_up(server, workers: int = 2) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while server.log_path.read_text().count("Application startup complete") < workers:
+        assert asyncio.get_running_loop().time() < deadline, server.log_path.read_text()[-3000:]
+        await asyncio.sleep(0.1)
+
+
 async def test_one_server_with_workers_serves_every_run(instances):
     """`aegra serve --workers 2`, on either database: runs sent to its one port all finish, whichever of its
     two processes takes them."""
     server = instances("w", workers=2)
-    deadline = asyncio.get_running_loop().time() + 30
-    while server.log_path.read_text().count("Application startup complete") < 2:  # both processes are up
-        assert asyncio.get_running_loop().time() < deadline, server.log_path.read_text()[-3000:]
-        await asyncio.sleep(0.1)
+    await _all_workers_up(server)
     client = sdk(server)
     threads = [(await client.threads.create())["thread_id"] for _ in range(8)]
     outputs = await asyncio.gather(
         *(client.runs.wait(t, "slow", input={"steps": 2, "delay": 0.05, "label": str(i)}) for i, t in enumerate(threads))
     )
     assert [output["log"] for output in outputs] == [[f"{i}:1", f"{i}:2"] for i in range(8)]
+
+
+def _sockets_on(port: int, state: str) -> list[int]:
+    """Inodes of the TCP sockets whose local port is `port`, in `state` (/proc/net/tcp: 0A listening,
+    01 connected; 0 for a connection no process has accepted yet)."""
+    inodes = []
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+            inodes.append(int(fields[9]))
+    return inodes
+
+
+def _holders(inodes: list[int]) -> collections.Counter:
+    """How many of the sockets `inodes` each process holds open."""
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    held: collections.Counter = collections.Counter()
+    for fds in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            held[int(fds.parent.name)] += sum(os.readlink(fd) in wanted for fd in fds.iterdir())
+    return +held
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads connections on Linux")
+async def test_connections_are_spread_over_the_workers(instances):
+    """Each worker listens on the port with a socket of its own (SO_REUSEPORT), so the kernel hands new
+    connections to all of them. With one shared socket the first worker to wake accepted every connection
+    waiting, and a client's keep-alive pool, opened at once, stayed on that one worker."""
+    server = instances("w", workers=2)
+    await _all_workers_up(server)
+    listeners = _holders(_sockets_on(server.port, "0A"))
+    assert len(listeners) == 2 and set(listeners.values()) == {1}, listeners  # one socket in each worker
+    connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(32)]
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while 0 in _sockets_on(server.port, "01"):  # until both workers have accepted what is theirs
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        accepted = _holders(_sockets_on(server.port, "01"))
+        # Spread by a hash of each client port: all 32 on one worker would happen once in two billion.
+        assert set(accepted) == set(listeners) and sum(accepted.values()) == 32, accepted
+    finally:
+        for connection in connections:
+            connection.close()
