@@ -34,7 +34,10 @@ class Page:
 
 
 def row_dict(row: Row) -> dict[str, Any]:
-    data = dict(row._mapping)
+    return utc_timestamps(dict(row._mapping))
+
+
+def utc_timestamps(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("created_at", "updated_at", "state_updated_at"):
         if key in data:
             data[key] = as_utc(data[key])

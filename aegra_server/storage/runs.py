@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 from aegra_server.storage.common import Conflict, NotFound, first, row_dict
 from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import auth_filter_clause, filter_stamp, matches_filter
+from aegra_server.storage.prepared import Prepared
 from aegra_server.storage.tables import assistants, run_events, runs, threads
 from aegra_server.storage.threads import new_thread_row
 
@@ -28,30 +29,30 @@ def _is_active(table=runs):
     return or_(*(table.c.status == status for status in ACTIVE))
 
 
-# The statements every run executes, built once: SQLAlchemy then reuses their compiled form instead of
-# constructing and cache-keying new ones per call.
+# The statements every run executes, built once; those on every run's path are Prepared (see storage.prepared).
 _IS_ACTIVE = _is_active()
 # What creating a run reads, in one statement (one round trip on Postgres): the assistant, its thread's metadata
 # (None when the thread does not exist) and whether a run of that thread is unfinished.
-_ASSISTANT_AND_THREAD = select(
+_ASSISTANT_AND_THREAD = Prepared(select(
     assistants,
     select(threads.c.metadata).where(threads.c.thread_id == bindparam("b_thread_id")).scalar_subquery().label("_thread_metadata"),
     exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), _IS_ACTIVE)).label("_thread_busy"),
-).where(assistants.c.assistant_id == bindparam("b_assistant_id"))
-_INSERT_THREAD = insert(threads)
-_INSERT_RUN = insert(runs)
-_MARK_BUSY = (
+).where(assistants.c.assistant_id == bindparam("b_assistant_id")))
+_INSERT_THREAD = Prepared(insert(threads))
+_INSERT_RUN = Prepared(insert(runs))
+_MARK_BUSY = Prepared(
     update(threads)
     .where(threads.c.thread_id == bindparam("b_thread_id"))
     .values(status="busy", updated_at=bindparam("b_now"), metadata=bindparam("b_metadata", type_=threads.c.metadata.type))
 )
 _THREAD_HAS_ACTIVE_RUNS = select(exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), _IS_ACTIVE)))
-_SET_STATUS = (
+_set_status = (
     update(runs)
     .where(runs.c.run_id == bindparam("b_run_id"))
     .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
 )
-_SET_STATUS_AND_ERROR = _SET_STATUS.values(error=bindparam("b_error", type_=runs.c.error.type))
+_SET_STATUS = Prepared(_set_status)
+_SET_STATUS_AND_ERROR = Prepared(_set_status.values(error=bindparam("b_error", type_=runs.c.error.type)))
 _SET_THREAD_STATUS = (
     update(threads)
     .where(threads.c.thread_id == bindparam("b_thread_id"))
@@ -59,7 +60,7 @@ _SET_THREAD_STATUS = (
 )
 # A run's end: the thread takes the run's final status unless another of its runs is unfinished (then it stays
 # busy), decided and returned by the UPDATE itself.
-_END_THREAD_TURN = (
+_end_thread_turn = (
     update(threads)
     .where(threads.c.thread_id == bindparam("b_thread_id"))
     .values(
@@ -71,12 +72,15 @@ _END_THREAD_TURN = (
     )
     .returning(threads.c.status)
 )
-_END_THREAD_TURN_WITH_STATE = _END_THREAD_TURN.values(
-    values=bindparam("b_values", type_=threads.c["values"].type),
-    interrupts=bindparam("b_interrupts", type_=threads.c.interrupts.type),
-    state_updated_at=bindparam("b_now"),
+_END_THREAD_TURN = Prepared(_end_thread_turn)
+_END_THREAD_TURN_WITH_STATE = Prepared(
+    _end_thread_turn.values(
+        values=bindparam("b_values", type_=threads.c["values"].type),
+        interrupts=bindparam("b_interrupts", type_=threads.c.interrupts.type),
+        state_updated_at=bindparam("b_now"),
+    )
 )
-_INSERT_EVENTS = insert(run_events)
+_INSERT_EVENTS = Prepared(insert(run_events))
 
 
 class RunRepository:
@@ -121,7 +125,7 @@ class RunRepository:
         }
 
         def create(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
-            assistant = first(conn, _ASSISTANT_AND_THREAD, {"b_assistant_id": run["assistant_id"], "b_thread_id": thread_id})
+            assistant = _ASSISTANT_AND_THREAD.first(conn, {"b_assistant_id": run["assistant_id"], "b_thread_id": thread_id})
             if assistant is None:
                 raise NotFound(f"assistant {run['assistant_id']} not found")
             metadata, busy = assistant.pop("_thread_metadata"), assistant.pop("_thread_busy")
@@ -132,15 +136,15 @@ class RunRepository:
                 if not create_thread:
                     raise NotFound(f"thread {thread_id} not found")
                 owned = {**filter_stamp(thread_filter), **stamp}
-                conn.execute(_INSERT_THREAD, {**new_thread_row(thread_id, owned), "status": "busy"})
+                _INSERT_THREAD.execute(conn, {**new_thread_row(thread_id, owned), "status": "busy"})
             else:
                 if busy and reject_if_busy:
                     raise Conflict(f"thread {thread_id} is busy with another run (multitask_strategy=reject)")
-                conn.execute(_MARK_BUSY, {"b_thread_id": thread_id, "b_now": now, "b_metadata": {**metadata, **stamp}})
+                _MARK_BUSY.execute(conn, {"b_thread_id": thread_id, "b_now": now, "b_metadata": {**metadata, **stamp}})
             if claim_for and not busy and after_seconds <= 0:
                 # Claimed and started here: stored running at once, which saves the run a write.
                 run.update(owner=claim_for, lease_until=now + timedelta(seconds=lease_seconds), status="running")
-            conn.execute(_INSERT_RUN, run)
+            _INSERT_RUN.execute(conn, run)
             return run, assistant
 
         return await self.db.write(create)
@@ -252,7 +256,7 @@ class RunRepository:
             if action == "rollback":
                 conn.execute(delete(runs).where(runs.c.run_id == run_id))
             else:
-                conn.execute(_SET_STATUS, {"b_run_id": run_id, "b_status": "interrupted", "b_now": now})
+                _SET_STATUS.execute(conn, {"b_run_id": run_id, "b_status": "interrupted", "b_now": now})
             busy = conn.execute(_THREAD_HAS_ACTIVE_RUNS, {"b_thread_id": row["thread_id"]}).scalar()
             if not busy:
                 conn.execute(_SET_THREAD_STATUS, {"b_thread_id": row["thread_id"], "b_status": "idle", "b_now": now})
@@ -316,15 +320,15 @@ class RunRepository:
         def finish(conn: Connection) -> bool:
             params = {"b_run_id": run["run_id"], "b_status": status, "b_now": now}
             if error is None:
-                conn.execute(_SET_STATUS, params)
+                _SET_STATUS.execute(conn, params)
             else:
-                conn.execute(_SET_STATUS_AND_ERROR, {**params, "b_error": error})
+                _SET_STATUS_AND_ERROR.execute(conn, {**params, "b_error": error})
             params = {"b_thread_id": thread_id, "b_status": thread_status, "b_now": now}
             if interrupts is None:
-                ended = conn.execute(_END_THREAD_TURN, params)
+                ended = _END_THREAD_TURN.first(conn, params)
             else:
-                ended = conn.execute(_END_THREAD_TURN_WITH_STATE, {**params, "b_values": values, "b_interrupts": interrupts})
-            return ended.scalar() == "busy"
+                ended = _END_THREAD_TURN_WITH_STATE.first(conn, {**params, "b_values": values, "b_interrupts": interrupts})
+            return ended is not None and ended["status"] == "busy"
 
         return await self.db.write(finish)
 
@@ -338,7 +342,7 @@ class RunRepository:
     # ---- persisted events (readers on other processes) ---------------------------------------------------------
 
     async def append_events(self, rows: list[dict[str, Any]]) -> None:
-        await self.db.write(lambda conn: conn.execute(_INSERT_EVENTS, rows))
+        await self.db.write(_INSERT_EVENTS.execute_many, rows)
 
     async def read_events(self, run_id: str, start: int) -> list[tuple[int, str, bytes]]:
         query = (

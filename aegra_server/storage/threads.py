@@ -11,10 +11,11 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, order_by
 from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import auth_filter_clause, json_contains
+from aegra_server.storage.prepared import Prepared
 from aegra_server.storage.tables import threads
 
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
-_INSERT = insert(threads)  # built once; rows are passed as parameters
+_INSERT = Prepared(insert(threads))  # on every run's path (a thread per run is common): see storage.prepared
 
 
 def new_thread_row(thread_id: str | None, metadata: dict | None) -> dict[str, Any]:
@@ -75,7 +76,7 @@ class ThreadRepository:
                     ):
                         return existing, False
                     raise Conflict(f"thread {thread_id} already exists")
-            conn.execute(_INSERT, row)
+            _INSERT.execute(conn, row)
             return row, True
 
         return await self.db.write(create)

@@ -1,0 +1,113 @@
+"""The statements every run executes, run straight on the SQLite driver.
+
+SQLAlchemy Core spends more time per statement than SQLite does: building the execution context, processing
+each parameter, wrapping the cursor and its rows. For the few statements on every run's path (create a thread,
+create a run, record its end, persist its events) that was about half of their transactions' CPU (~0.2 ms a
+run, measured), and on `aegra serve --workers N` the workers' writes to one file take turns, so what a
+transaction costs bounds how many runs they serve together.
+
+A `Prepared` statement is compiled once per dialect by SQLAlchemy, which also supplies the conversion of every
+parameter and result column (its bind and result processors, so datetimes and JSON are stored exactly as
+through SQLAlchemy); on SQLite it is then executed on the driver connection, inside the same transaction. On
+Postgres it goes through SQLAlchemy as any other statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+
+from aegra_server.storage.common import row_dict, utc_timestamps
+
+Params = Mapping[str, Any]
+
+
+def _impl(type_, dialect: Dialect):
+    """The dialect's form of a type (SQLite's DateTime stores a string): the one whose processors SQLAlchemy uses."""
+    return type_.dialect_impl(dialect)
+
+
+class _Compiled:
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        # Parameters in their order in the SQL (a name may occur twice), with their conversion. Those not
+        # required carry their value (literals SQLAlchemy turned into parameters, e.g. status == "pending").
+        self.params: list[tuple[str, Callable | None, bool, Any]] = [
+            (name, _impl(binds[name].type, dialect).bind_processor(dialect), binds[name].required, binds[name].value)
+            for name in compiled.positiontup
+        ]
+        self.insert = isinstance(statement, Insert)
+        columns = list(getattr(statement, "selected_columns", None) or statement.exported_columns)
+        self.columns = [column.key for column in columns]
+        self.results = [_impl(column.type, dialect).result_processor(dialect, None) for column in columns]
+
+    def values(self, params: Params) -> list[Any]:
+        out = []
+        for name, process, required, fixed in self.params:
+            if not required:
+                value = fixed
+            elif name in params:
+                value = params[name]
+            elif not self.insert:
+                raise KeyError(f"a value is required for parameter {name!r}")
+            else:
+                # A column an INSERT row leaves out is SQL NULL, as SQLAlchemy stores it (our tables have no
+                # column defaults: Prepared checks), not passed through its type (JSON would make it 'null').
+                out.append(None)
+                continue
+            out.append(process(value) if process is not None else value)
+        return out
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: process(value) if process is not None else value
+            for name, process, value in zip(self.columns, self.results, raw, strict=True)
+        }
+
+
+class Prepared:
+    def __init__(self, statement: ClauseElement) -> None:
+        if isinstance(statement, Insert):
+            table = statement.table
+            if any(column.default is not None or column.server_default is not None for column in table.columns):
+                raise ValueError(f"{table.name} has column defaults, which Prepared would not apply")
+        self.statement = statement
+        self._compiled: dict[Dialect, _Compiled] = {}
+
+    def _for(self, conn: Connection) -> _Compiled | None:
+        dialect = conn.dialect
+        if dialect.name != "sqlite":
+            return None
+        compiled = self._compiled.get(dialect)
+        if compiled is None:
+            compiled = self._compiled[dialect] = _Compiled(self.statement, dialect)
+        return compiled
+
+    def execute(self, conn: Connection, params: Params) -> None:
+        compiled = self._for(conn)
+        if compiled is None:
+            conn.execute(self.statement, params)
+        else:
+            conn.connection.dbapi_connection.execute(compiled.sql, compiled.values(params))
+
+    def execute_many(self, conn: Connection, rows: Sequence[Params]) -> None:
+        compiled = self._for(conn)
+        if compiled is None:
+            conn.execute(self.statement, list(rows))
+        else:
+            conn.connection.dbapi_connection.executemany(compiled.sql, [compiled.values(row) for row in rows])
+
+    def first(self, conn: Connection, params: Params) -> dict[str, Any] | None:
+        """The first row of a SELECT (or RETURNING) as a dict, timestamps in UTC, as common.first gives it."""
+        compiled = self._for(conn)
+        if compiled is None:
+            row = conn.execute(self.statement, params).first()
+            return None if row is None else row_dict(row)
+        raw = conn.connection.dbapi_connection.execute(compiled.sql, compiled.values(params)).fetchone()
+        return None if raw is None else utc_timestamps(compiled.row(raw))
