@@ -14,6 +14,7 @@ Postgres it goes through SQLAlchemy as any other statement.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -78,7 +79,8 @@ class Prepared:
             if any(column.default is not None or column.server_default is not None for column in table.columns):
                 raise ValueError(f"{table.name} has column defaults, which Prepared would not apply")
         self.statement = statement
-        self._compiled: dict[Dialect, _Compiled] = {}
+        # Per engine's dialect (its JSON serializer is the engine's); weak, so engines closed in tests go.
+        self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
 
     def _for(self, conn: Connection) -> _Compiled | None:
         dialect = conn.dialect
