@@ -10,6 +10,8 @@ the temporary directory (`folder_for`): the sockets through which workers signal
   the CLI, for a one-line error, and the server, for its lifetime, go through).
 - `startup.lock`: workers starting together set up the schema one after another (`holding`).
 - `writes.lock`: workers take turns writing the file (storage.connections).
+
+The folder itself is flocked while served, which keeps systemd-tmpfiles' age-based cleaning out of it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 # flock and Unix datagram sockets: POSIX systems only.
 HAS_FLOCK = os.name == "posix"
+if HAS_FLOCK:
+    import fcntl
 
 
 def folder_for(database_path: str) -> Path:
@@ -45,19 +49,16 @@ class FileLock:
     """An flock on one file (created with its folder). The kernel wakes a waiter the moment the holder lets go."""
 
     def __init__(self, path: Path) -> None:
-        import fcntl  # POSIX only, and only needed by a server on a SQLite file
-
-        self._fcntl = fcntl
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self, *, shared: bool = False, wait: bool = True) -> None:
         """Raises BlockingIOError when `wait` is False and another process holds it the other way."""
-        flags = self._fcntl.LOCK_SH if shared else self._fcntl.LOCK_EX
-        self._fcntl.flock(self.fd, flags if wait else flags | self._fcntl.LOCK_NB)
+        flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        fcntl.flock(self.fd, flags if wait else flags | fcntl.LOCK_NB)
 
     def release(self) -> None:
-        self._fcntl.flock(self.fd, self._fcntl.LOCK_UN)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def run(self, fn, *args, **kwargs):
         """`fn(*args, **kwargs)` while holding the lock exclusively."""
@@ -113,7 +114,24 @@ def serving(url: DatabaseUrl, workers: int) -> Iterator[Path | None]:
             f"another Aegra server is already serving {url.sqlite_path}",
             "stop it, or serve the file from one `aegra serve --workers N`",
         ) from None
+    pinned = _pin(folder)
     try:
         yield folder
     finally:
+        if pinned is not None:
+            os.close(pinned)
         lock.close()
+
+
+def _pin(folder: Path) -> int | None:
+    """Keep cleaners of the temporary directory away from the folder while it is served: systemd-tmpfiles
+    deletes what has not changed for days (lock files and sockets never change) but skips a directory another
+    process holds an flock on. Exclusive, as a shared lock would not stop a cleaner that takes a shared one; so
+    one worker holds it (whichever comes first) and the others skip. The open descriptor, or None."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

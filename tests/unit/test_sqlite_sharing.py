@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from aegra_server.errors import ConfigError
@@ -54,3 +56,31 @@ def test_without_flock_a_single_server_starts_and_workers_are_refused(tmp_path, 
     with pytest.raises(ConfigError, match="workers sharing a SQLite file need Linux or macOS"):
         with serving(db, workers=2):
             pass
+
+
+def _cleaner_may_enter(folder) -> bool:
+    """What systemd-tmpfiles asks before it ages a directory's contents: can it take an flock on it?"""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_the_folder_is_kept_from_temp_cleaners_while_served(tmp_path):
+    """Lock files and sockets never change, so an age-based cleaner of the temporary directory would delete
+    them under a long-running server (and a second server could then start): the served folder is flocked."""
+    db = _file(tmp_path / "a.db")
+    with serving(db, workers=1) as folder:
+        assert not _cleaner_may_enter(folder)
+    assert _cleaner_may_enter(folder)
+    with serving(db, workers=2) as folder:
+        with serving(db, workers=2):
+            assert not _cleaner_may_enter(folder)
+        assert not _cleaner_may_enter(folder)  # the first worker holds it
