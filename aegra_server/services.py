@@ -17,7 +17,7 @@ from aegra_server.runs.bus import LocalBus, PostgresBus, SocketBus
 from aegra_server.runs.manager import RunManager
 from aegra_server.settings import Settings
 from aegra_server.storage import sqlite_sharing
-from aegra_server.storage.connections import postgres_pool, sqlite_connection
+from aegra_server.storage.connections import postgres_pool, postgres_setup_lock, sqlite_connection
 from aegra_server.storage.database import Database
 from aegra_server.store import open_store
 from aegra_server.sweeper import ThreadSweeper
@@ -57,6 +57,17 @@ async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitSta
     return checkpointer
 
 
+def _setting_up_alone(url: DatabaseUrl, bus: LocalBus):
+    """Processes starting together on one database (workers, or servers on one Postgres) set it up one at a time:
+    migrations, LangGraph's store migrations and the default assistants read, then write, and two at once would
+    both write (a duplicate default assistant failed a worker's start-up)."""
+    if isinstance(bus, SocketBus):
+        return sqlite_sharing.holding(bus.folder / "startup.lock")
+    if url.dialect == "postgresql":
+        return postgres_setup_lock(url)
+    return nullcontext()
+
+
 def _bus(url: DatabaseUrl, folder: Path | None, workers: int) -> LocalBus:
     """How this process signals the others on its database (aegra_server.runs.bus); `folder` is the SQLite
     file's (storage.sqlite_sharing)."""
@@ -76,9 +87,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
     # Marked as served by this process (and its fellow workers) until the server stops.
     folder = stack.enter_context(sqlite_sharing.serving(url, settings.workers))
     bus = _bus(url, folder, settings.workers)
-    # Workers starting together on one SQLite file set up the schema in turn: LangGraph's store migrations
-    # (and the default assistants) read, then write, and two at once would both write.
-    async with sqlite_sharing.holding(bus.folder / "startup.lock") if isinstance(bus, SocketBus) else nullcontext():
+    async with _setting_up_alone(url, bus):
         if url.is_memory:
             # A private in-memory database exists only on our engine's connection, so it gets the schema there.
             await db.write(metadata.create_all)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
@@ -80,3 +82,23 @@ async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack):
     await pool.open()
     stack.push_async_callback(pool.close)
     return pool
+
+
+# Key of the Postgres advisory lock a server holds while it sets up the database ("aegra" in ASCII, then 1).
+SETUP_LOCK_KEY = 0x6165677261_01
+
+
+@asynccontextmanager
+async def postgres_setup_lock(url: DatabaseUrl) -> AsyncIterator[None]:
+    """Hold the database's setup lock for the block, waiting for it if another process holds it; released with
+    its connection, also if this process dies.
+
+    Waiting is a try every 50 ms, not pg_advisory_lock: a statement blocked in that holds a snapshot, and
+    LangGraph's checkpointer migrations build an index CONCURRENTLY, which waits for every such snapshot to end:
+    the holder would wait for the waiters (a deadlock Postgres does not report)."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url.conninfo, autocommit=True) as conn:
+        while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (SETUP_LOCK_KEY,))).fetchone())[0]:
+            await asyncio.sleep(0.05)
+        yield

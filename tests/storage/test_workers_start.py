@@ -1,4 +1,5 @@
-"""Worker processes of `aegra serve --workers N` start at the same moment on one SQLite file."""
+"""Server processes start at the same moment on one fresh database: the workers of `aegra serve --workers N` on a
+SQLite file, or servers (and their workers) on one Postgres."""
 
 from __future__ import annotations
 
@@ -32,13 +33,14 @@ asyncio.run(main())
 """
 
 
-def test_workers_starting_together_on_a_fresh_file_all_come_up(tmp_path):
+def test_workers_starting_together_on_a_fresh_database_all_come_up(database_url):
     """Each sets up the schema, ours and LangGraph's store tables (whose migrations read the version, then
-    write it); without taking turns two would write the same version and one would fail to start."""
+    write it), and the default assistants; without taking turns two would write the same rows and one would fail
+    to start (on Postgres: a duplicate default assistant)."""
     env = {
         **os.environ,
         "AEGRA_CONFIG": str(GRAPHS),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}",
+        "DATABASE_URL": database_url,
         "AEGRA_WORKERS": "3",
         "LOG_LEVEL": "WARNING",
     }
