@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,8 +191,24 @@ def run(launch: Launch) -> None:
         else:
             os.environ[key] = value
     kwargs = uvicorn_kwargs(launch)
-    if launch.workers > 1 and SPREADS_CONNECTIONS:
-        _run_workers(uvicorn.Config(**kwargs))
-    else:
-        uvicorn.run(**kwargs)
+    with _metrics_of_all_workers(launch.workers):
+        if launch.workers > 1 and SPREADS_CONNECTIONS:
+            _run_workers(uvicorn.Config(**kwargs))
+        else:
+            uvicorn.run(**kwargs)
+
+
+@contextmanager
+def _metrics_of_all_workers(workers: int) -> Iterator[None]:
+    """A folder for the workers' Prometheus values, so that /metrics answers for all of them whichever takes the
+    scrape (aegra_server.observability.metrics), removed when the server stops. One the operator set is kept."""
+    if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="aegra-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        try:
+            yield
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 

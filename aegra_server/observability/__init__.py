@@ -48,6 +48,8 @@ class Observability:
     def shutdown(self) -> None:
         if self.tracing is not None:
             self.tracing.shutdown()
+        if self.metrics is not None:
+            self.metrics.close()
 
 
 __all__ = ["Observability", "ObservabilitySettings", "RunObserver"]

@@ -1,12 +1,18 @@
 """Prometheus metrics, served at /metrics when ENABLE_METRICS is set (the route does not exist otherwise).
 
 Each app has its own registry, so several apps in one process (tests) never collide. Counters and histograms
-are updated as requests and runs happen; the queue and pool gauges are read from the database at scrape time,
-so they are right across all server processes sharing it.
+are updated as requests and runs happen; the queue gauges are read from the database at scrape time, so they
+are right across all server processes sharing it.
+
+The workers of `aegra serve --workers N` share one port, so a scrape reaches whichever worker takes it. They run
+with PROMETHEUS_MULTIPROC_DIR set (the CLI makes the folder): each worker's values live in files there and every
+scrape answers for all of them (prometheus_client's multiprocess mode). Series that describe one process
+(process_*, python_gc_*) are left out then; the pool gauges carry a `pid` label, as of that worker's last scrape.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +27,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     generate_latest,
+    multiprocess,
 )
 
 from aegra_server.storage.database import as_utc, utcnow
@@ -32,14 +39,20 @@ if TYPE_CHECKING:
 RUN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
+def shared_by_workers() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        # The standard process_* (CPU, memory, open files), python_gc_* and python_info series.
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
-        GCCollector(registry=r)
+        self.shared = shared_by_workers()
+        if not self.shared:
+            # The standard process_* (CPU, memory, open files), python_gc_* and python_info series.
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
         self.requests = Counter(
             "aegra_http_requests", "HTTP requests by route template and status.", ["method", "route", "status"],
             registry=r,
@@ -53,19 +66,28 @@ class Metrics:
             "aegra_run_duration_seconds", "Run duration from start to final status.", ["graph_id", "status"],
             buckets=RUN_BUCKETS, registry=r,
         )
-        self.runs_executing = Gauge("aegra_runs_executing", "Runs this process is executing now.", registry=r)
+        # multiprocess_mode: how the workers' values add up (see the module's docstring; ignored otherwise).
+        self.runs_executing = Gauge(
+            "aegra_runs_executing", "Runs this server is executing now.", registry=r, multiprocess_mode="livesum"
+        )
         self.runs_pending = Gauge(
-            "aegra_runs_pending", "Runs waiting to start (queue depth, all processes).", registry=r
+            "aegra_runs_pending", "Runs waiting to start (queue depth, all processes).", registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.oldest_pending = Gauge(
-            "aegra_runs_oldest_pending_age_seconds", "Age of the oldest pending run; 0 when none waits.", registry=r
+            "aegra_runs_oldest_pending_age_seconds", "Age of the oldest pending run; 0 when none waits.", registry=r,
+            multiprocess_mode="mostrecent",
         )
-        self.sse_streams = Gauge("aegra_sse_streams_active", "Server-sent event streams open now.", registry=r)
+        self.sse_streams = Gauge(
+            "aegra_sse_streams_active", "Server-sent event streams open now.", registry=r, multiprocess_mode="livesum"
+        )
         self.pool_checked_out = Gauge(
-            "aegra_db_pool_checked_out", "Database connections in use, per pool.", ["pool"], registry=r
+            "aegra_db_pool_checked_out", "Database connections in use, per pool.", ["pool"], registry=r,
+            multiprocess_mode="liveall",
         )
         self.pool_size = Gauge(
-            "aegra_db_pool_size", "Configured size of each database connection pool.", ["pool"], registry=r
+            "aegra_db_pool_size", "Configured size of each database connection pool.", ["pool"], registry=r,
+            multiprocess_mode="liveall",
         )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -81,13 +103,21 @@ class Metrics:
         pending, oldest = await services.repos.runs.queue_stats()
         self.runs_pending.set(pending)
         self.oldest_pending.set(max((utcnow() - as_utc(oldest)).total_seconds(), 0.0) if oldest else 0.0)
-        self.runs_executing.set(services.runs.executing)
         for name, (checked_out, size) in pool_usage(services).items():
             self.pool_checked_out.labels(name).set(checked_out)
             self.pool_size.labels(name).set(size)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.shared:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker)
+        return generate_latest(every_worker)
+
+    def close(self) -> None:
+        """A worker that stops takes its live gauges (runs executing, open streams, pools) out of the sums."""
+        if self.shared:
+            multiprocess.mark_process_dead(os.getpid())
 
 
 def pool_usage(services: Services) -> dict[str, tuple[int, int]]:

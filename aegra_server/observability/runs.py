@@ -55,6 +55,10 @@ class RunObserver:
         with context.run_scope(run, graph_id), ExitStack() as stack:
             if self.tracing is not None:
                 stack.enter_context(self._traced(run, graph_id, config, attempt, observation))
+            if self.metrics is not None:
+                # Counted as it happens, not read at scrape time: with workers, a scrape reads the others' too.
+                self.metrics.runs_executing.inc()
+                stack.callback(self.metrics.runs_executing.dec)
             try:
                 yield observation
             finally:

@@ -322,11 +322,6 @@ class RunManager:
         config["run_id"] = job.run_id
         return config
 
-    @property
-    def executing(self) -> int:
-        """How many runs this process is executing now."""
-        return len(self._jobs)
-
     async def _run(self, job: Job) -> None:
         config = self._graph_config(job)
         with self.observer.observe(job.run, job.graph_id, config, job.attempt) as observed:

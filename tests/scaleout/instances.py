@@ -25,7 +25,13 @@ class Instance:
     at once, as to the supervisor where uvicorn passes them on."""
 
     def __init__(
-        self, database_url: str, log_dir: Path, name: str, grace: float = 30.0, workers: int | None = None
+        self,
+        database_url: str,
+        log_dir: Path,
+        name: str,
+        grace: float = 30.0,
+        workers: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -35,6 +41,7 @@ class Instance:
             "AEGRA_RUN_LEASE_SECONDS": str(LEASE_SECONDS),
             "AEGRA_SHUTDOWN_GRACE_SECONDS": str(grace),
             "AEGRA_HEARTBEAT_SECONDS": "0.5",
+            **(env or {}),
         }
         cmd = [sys.executable, "-m", "aegra_cli", "serve", "--config", str(GRAPHS), "--host", "127.0.0.1",
                "--port", str(self.port), "--database-url", database_url]

@@ -211,3 +211,32 @@ async def test_connections_are_spread_over_the_workers(instances):
     finally:
         for connection in connections:
             connection.close()
+
+
+def _sample(text: str, name: str) -> float | None:
+    """One series' value from Prometheus text (`name` with its labels as rendered)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_metrics_answer_for_every_worker(instances):
+    """A scrape reaches one worker of `aegra serve --workers 2`, but counts what both served: requests answered
+    by either and runs executed by either."""
+    server = instances("m", workers=2, env={"ENABLE_METRICS": "1"})
+    await _all_workers_up(server)
+    client = sdk(server)
+    for _ in range(16):  # a connection each, spread over the workers
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            assert (await http.get("/info")).status_code == 200
+    threads = [(await client.threads.create())["thread_id"] for _ in range(4)]
+    await asyncio.gather(*(client.runs.wait(t, "echo", input={"messages": []}) for t in threads))
+    requests = 'aegra_http_requests_total{method="GET",route="/info",status="200"}'
+    seen = []
+    for _ in range(8):  # each scrape on a new connection: either worker answers
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            text = (await http.get("/metrics")).text
+        seen.append((_sample(text, requests), _sample(text, 'aegra_runs_total{status="success"}')))
+    assert set(seen) == {(16.0, 4.0)}, seen
+    assert _sample(text, "aegra_runs_executing") == 0.0
