@@ -39,15 +39,11 @@ if TYPE_CHECKING:
 RUN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
-def shared_by_workers() -> bool:
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-
-
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.shared = shared_by_workers()
+        self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # workers: see the module's docstring
         if not self.shared:
             # The standard process_* (CPU, memory, open files), python_gc_* and python_info series.
             ProcessCollector(registry=r)

@@ -38,12 +38,14 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
         binds = {name: bind for bind, name in compiled.bind_names.items()}
-        # Parameters in their order in the SQL (a name may occur twice), with their conversion. Those not
-        # required carry their value (literals SQLAlchemy turned into parameters, e.g. status == "pending").
-        self.params: list[tuple[str, Callable | None, bool, Any]] = [
-            (name, _impl(binds[name].type, dialect).bind_processor(dialect), binds[name].required, binds[name].value)
-            for name in compiled.positiontup
-        ]
+        # Parameters in their order in the SQL (a name may occur twice): (name, conversion, required, value).
+        # One not required is a literal SQLAlchemy turned into a parameter (status == "pending"), converted here.
+        self.params: list[tuple[str, Callable | None, bool, Any]] = []
+        for name in compiled.positiontup:
+            bind = binds[name]
+            process = _impl(bind.type, dialect).bind_processor(dialect)
+            value = process(bind.value) if not bind.required and process is not None else bind.value
+            self.params.append((name, process, bind.required, value))
         self.insert = isinstance(statement, Insert)
         columns = list(getattr(statement, "selected_columns", None) or statement.exported_columns)
         self.columns = [column.key for column in columns]
@@ -53,17 +55,16 @@ class _Compiled:
         out = []
         for name, process, required, fixed in self.params:
             if not required:
-                value = fixed
+                out.append(fixed)
             elif name in params:
                 value = params[name]
-            elif not self.insert:
-                raise KeyError(f"a value is required for parameter {name!r}")
-            else:
+                out.append(process(value) if process is not None else value)
+            elif self.insert:
                 # A column an INSERT row leaves out is SQL NULL, as SQLAlchemy stores it (our tables have no
                 # column defaults: Prepared checks), not passed through its type (JSON would make it 'null').
                 out.append(None)
-                continue
-            out.append(process(value) if process is not None else value)
+            else:
+                raise KeyError(f"a value is required for parameter {name!r}")
         return out
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
