@@ -1,7 +1,8 @@
 """Run events for readers on other server processes (Postgres).
 
 The executing process appends events to its in-memory RunStream; EventPersister copies them to `run_events` in
-small batches, signalling `aegra_events` after each batch, and writes an `__end__` row when the run ends.
+small batches, signalling `aegra_events` after each batch (payload: the run id, a space, its thread id), and
+writes an `__end__` row when the run ends.
 `follow_persisted` is what a reader on another process uses: it reads the rows from an id on and waits for the
 signal, so joining, reconnecting with Last-Event-ID and replaying work on any process.
 """
@@ -25,6 +26,16 @@ END = "__end__"
 FLUSH_DELAY_SECONDS = 0.01  # a batch collects what a burst of events produces before it is written
 
 
+def signal_of(run_id: str, thread_id: str | None) -> str:
+    """The `aegra_events` payload: the run id, and its thread id where known (cancels signal the run alone)."""
+    return run_id if thread_id is None else f"{run_id} {thread_id}"
+
+
+def run_of_signal(payload: str) -> tuple[str, str | None]:
+    run_id, _, thread_id = payload.partition(" ")
+    return run_id, thread_id or None
+
+
 class EventPersister:
     def __init__(self, runs_repo, bus) -> None:
         self._repo = runs_repo
@@ -32,10 +43,13 @@ class EventPersister:
         self._pending: dict[str, list[dict]] = defaultdict(list)
         # The id after the last event seen per run: the end marker's id, whatever is still being written.
         self._next_seq: dict[str, int] = {}
+        self._thread_of: dict[str, str] = {}
         self._flusher: asyncio.Task | None = None
         self._lock = asyncio.Lock()
 
-    def sink(self, run_id: str) -> Callable[[Event], None]:
+    def sink(self, run_id: str, thread_id: str) -> Callable[[Event], None]:
+        self._thread_of[run_id] = thread_id
+
         def add(event: Event) -> None:
             self._pending[run_id].append({"run_id": run_id, "seq": event.id, "event": event.name, "data": event.data})
             self._next_seq[run_id] = event.id + 1
@@ -60,7 +74,7 @@ class EventPersister:
                 log.exception("persisting %d run events failed", len(rows))
                 return
             for run_id in batch:
-                await self._bus.notify("aegra_events", run_id)
+                await self._bus.notify("aegra_events", signal_of(run_id, self._thread_of.get(run_id)))
 
     async def end(self, run_id: str) -> None:
         """Write what is left of a run's events and the end marker, before the run is seen as finished."""
@@ -69,6 +83,7 @@ class EventPersister:
             seq = await self._repo.last_event_seq(run_id) + 1
         self._pending[run_id].append({"run_id": run_id, "seq": seq, "event": END, "data": b""})
         await self.flush()
+        self._thread_of.pop(run_id, None)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -81,7 +96,7 @@ async def follow_persisted(manager: RunManager, run_id: str, start: int, heartbe
     arrived = asyncio.Event()
 
     def on_signal(payload: str) -> None:
-        if payload == run_id:
+        if run_of_signal(payload)[0] == run_id:
             arrived.set()
 
     manager.bus.listen("aegra_events", on_signal)

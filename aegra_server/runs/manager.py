@@ -27,9 +27,9 @@ from aegra_server.observability.redact import redact
 from aegra_server.graphs import GraphRegistry, default_assistant_id
 from aegra_server.observability.runs import RunObserver
 from aegra_server.runs.bus import LocalBus
-from aegra_server.runs.events import EventPersister, follow_persisted
+from aegra_server.runs.events import EventPersister, follow_persisted, run_of_signal
 from aegra_server.runs.execute import Outcome, execute, run_output
-from aegra_server.runs.stream import Event, RunStream, StreamRegistry
+from aegra_server.runs.stream import Event, RunStream, StreamRegistry, run_done
 from aegra_server.runs.webhooks import WebhookSender
 from aegra_server.serde import dumps, jsonable
 from aegra_server.settings import Settings
@@ -113,6 +113,9 @@ class RunManager:
         self._backlog = True
         self._accepting = True
         self._loops: list[asyncio.Task] = []
+        # Runs of other processes whose events are being copied into a thread log here, and the copying tasks.
+        self._copying: set[str] = set()
+        self._copies: set[asyncio.Task] = set()
         # `http.disable_webhooks`: runs keep their `webhook` but nothing is sent.
         self.webhooks_enabled = True
 
@@ -148,9 +151,9 @@ class RunManager:
             await self.repos.runs.release(self.instance_id, [j.run_id for j in left])
             await self.bus.notify("aegra_wake")
             log.info("handed %d unfinished run(s) back for another process to resume", len(left))
-        for loop in self._loops:
-            loop.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        for task in [*self._loops, *self._copies]:
+            task.cancel()
+        await asyncio.gather(*self._loops, *self._copies, return_exceptions=True)
         if self.persister is not None:
             await self.persister.close()
         await self.webhooks.close()
@@ -232,7 +235,7 @@ class RunManager:
             cancel_action=row.get("cancel_action"),
         )
         if self.persister is not None:
-            job.stream.sink = self.persister.sink(job.run_id)
+            job.stream.sink = self.persister.sink(job.run_id, job.thread_id)
         job.stream.append("metadata", dumps({"run_id": job.run_id, "attempt": attempt}))
         self._jobs[job.run_id] = job
         asyncio.create_task(self._run(job))
@@ -533,10 +536,43 @@ class RunManager:
         if job is not None and job.cancel_action is None:
             asyncio.get_running_loop().create_task(self.cancel(run_id, action=action or "interrupt"))
 
-    def _on_events_signal(self, run_id: str) -> None:
+    def _on_events_signal(self, payload: str) -> None:
+        run_id, thread_id = run_of_signal(payload)
         ended = self._ended.pop(run_id, None)  # waiters make a new one for their next wait
         if ended is not None:
             ended.set()
+        if thread_id is not None:
+            self._copy_into_thread_log(run_id, thread_id)
+
+    # ---- thread logs across processes ---------------------------------------------------------------------------
+
+    def _copy_into_thread_log(self, run_id: str, thread_id: str) -> None:
+        """A run of another process signalled events: when its thread's log is watched here, its events are copied
+        into it from the first (signals come with every batch, so a reader who arrives mid-run gets it too)."""
+        if run_id in self._copying or self.streams.get(run_id) is not None:
+            return  # already being copied, or executed here (its own stream feeds the thread log)
+        thread_log = self.streams.watched_thread_log(thread_id)
+        if thread_log is None:
+            return
+        self._copying.add(run_id)
+        task = asyncio.get_running_loop().create_task(self._copy_events(run_id, thread_log))
+        self._copies.add(task)
+        task.add_done_callback(self._copies.discard)
+
+    async def _copy_events(self, run_id: str, thread_log: RunStream) -> None:
+        """A run executing elsewhere, from its first event to its end, into a thread log here, as a run
+        executing here is mirrored into it."""
+        try:
+            async for event in follow_persisted(self, run_id, 0, self.settings.heartbeat_seconds):
+                if run_id in self._jobs:
+                    return  # resumed here: its own stream feeds the thread log from now on
+                if event is not None:
+                    thread_log.append(event.name, event.data)
+            thread_log.append("metadata", run_done(run_id))
+        except Exception:
+            log.exception("copying run %s into its thread's log failed", run_id)
+        finally:
+            self._copying.discard(run_id)
 
     def _signal_end(self, run_id: str) -> None:
         self.streams.wake_waiters(run_id)

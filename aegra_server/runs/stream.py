@@ -8,12 +8,21 @@ positions in the log; `-1` means "from the start".
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 # Finished runs whose events stay replayable for late joiners and reconnecting clients.
 RETAINED_FINISHED_RUNS = 512
+# A thread log counts as watched this long after its last reader stopped following: readers of the thread
+# protocol follow in short turns, and a client that reconnects should find the runs of other processes copied in.
+WATCH_GRACE_SECONDS = 30.0
+
+
+def run_done(run_id: str) -> bytes:
+    """The data of the `metadata` event that ends a run in its thread's log."""
+    return b'{"status":"run_done","run_id":"' + run_id.encode() + b'"}'
 
 
 @dataclass
@@ -38,6 +47,15 @@ class RunStream:
 
     # Absolute position of events[0]: a trimmed log keeps its ids.
     base: int = 0
+
+    # Readers following now, and when the last one stopped: with several processes, a thread log that is
+    # watched gets the events of the thread's runs that other processes execute.
+    followers: int = 0
+    unfollowed_at: float = float("-inf")
+
+    @property
+    def watched(self) -> bool:
+        return self.followers > 0 or time.monotonic() - self.unfollowed_at < WATCH_GRACE_SECONDS
 
     @property
     def end(self) -> int:
@@ -67,19 +85,24 @@ class RunStream:
 
     async def follow(self, start: int, heartbeat: float) -> AsyncIterator[Event | None]:
         """Events from position `start` on, live; None when `heartbeat` seconds pass with nothing new."""
-        position = start
-        while True:
-            position = max(position, self.base)
-            while position < self.end:
-                yield self.events[position - self.base]
-                position += 1
-            if self.done:
-                return
-            waiter = self._changed
-            try:
-                await asyncio.wait_for(waiter.wait(), heartbeat)
-            except TimeoutError:
-                yield None
+        self.followers += 1
+        try:
+            position = start
+            while True:
+                position = max(position, self.base)
+                while position < self.end:
+                    yield self.events[position - self.base]
+                    position += 1
+                if self.done:
+                    return
+                waiter = self._changed
+                try:
+                    await asyncio.wait_for(waiter.wait(), heartbeat)
+                except TimeoutError:
+                    yield None
+        finally:
+            self.followers -= 1
+            self.unfollowed_at = time.monotonic()
 
 
 # Threads whose event log is kept, most recently active first out of the door; and the events kept per thread.
@@ -126,6 +149,11 @@ class StreamRegistry:
             log.trim(len(log.events) - THREAD_LOG_EVENTS)
         return log
 
+    def watched_thread_log(self, thread_id: str) -> RunStream | None:
+        """The thread's log if a reader follows it (or did a moment ago), else None."""
+        log = self._threads.get(thread_id)
+        return log if log is not None and log.watched else None
+
     def get(self, run_id: str) -> RunStream | None:
         return self._live.get(run_id) or self._finished.get(run_id)
 
@@ -134,7 +162,7 @@ class StreamRegistry:
         if stream is None:
             return
         for mirror in stream.mirrors:
-            mirror.append("metadata", b'{"status":"run_done","run_id":"' + run_id.encode() + b'"}')
+            mirror.append("metadata", run_done(run_id))
         stream.mirrors.clear()
         stream.close()
         self._finished[run_id] = stream

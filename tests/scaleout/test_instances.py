@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -67,6 +68,63 @@ async def test_a_run_created_on_one_instance_is_served_by_the_other(instances):
     # joined from the other instance
     assert (await b.runs.join(tid, run["run_id"]))["log"] == ["x:1", "x:2", "x:3", "x:4"]
     assert (await b.runs.get(tid, run["run_id"]))["status"] == "success"
+
+
+async def _thread_stream_until_done(client, thread_id: str) -> list:
+    parts = []
+    async for part in await client.threads.join_stream(thread_id):
+        parts.append(part)
+        if part.event == "metadata" and part.data.get("status") == "run_done":
+            return parts
+    return parts
+
+
+async def test_a_thread_stream_shows_runs_executed_by_the_other_instance(instances):
+    """GET /threads/{id}/stream on one instance follows a run that another instance executes, from its first
+    event (its metadata) to its end (run_done), as when both are the same process."""
+    a, b = sdk(instances("a")), sdk(instances("b"))
+    tid = (await a.threads.create())["thread_id"]
+    follower = asyncio.create_task(asyncio.wait_for(_thread_stream_until_done(a, tid), 30))
+    await asyncio.sleep(0.5)  # subscribed before the run starts
+    run = await b.runs.create(tid, "slow", input={"steps": 3, "delay": 0.1, "label": "x"})
+    parts = await follower
+    assert parts[0].event == "metadata" and parts[0].data["run_id"] == run["run_id"]
+    assert parts[-1].data == {"status": "run_done", "run_id": run["run_id"]}
+    assert [p.data for p in parts if p.event == "values"][-1]["log"] == ["x:1", "x:2", "x:3"]
+    ids = [int(p.id) for p in parts]
+    assert ids == sorted(set(ids))
+
+
+async def test_the_thread_protocol_shows_runs_started_on_the_other_instance(instances):
+    """`client.threads.stream()` over SSE on one instance, its `run.start` command sent to another: the events
+    of the run arrive on the stream, ending with the root lifecycle `completed`."""
+    a, b = instances("a"), instances("b")
+    tid = (await sdk(a).threads.create())["thread_id"]
+    methods: list[tuple[str, dict]] = []
+
+    async def follow() -> None:
+        async with httpx.AsyncClient(base_url=a.url, timeout=30) as http, http.stream(
+            "POST", f"/threads/{tid}/stream/events", json={"channels": ["values", "lifecycle"]}
+        ) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    methods.append((event["method"], event["params"]))
+                    if event["method"] == "lifecycle" and not event["params"]["namespace"] \
+                            and event["params"]["data"].get("event") == "completed":
+                        return
+
+    follower = asyncio.create_task(asyncio.wait_for(follow(), 30))
+    await asyncio.sleep(0.5)
+    async with httpx.AsyncClient(base_url=b.url, timeout=30) as http:
+        answer = await http.post(f"/threads/{tid}/commands", json={
+            "id": 1, "method": "run.start",
+            "params": {"assistant_id": "slow", "input": {"steps": 2, "delay": 0.1, "label": "y"}},
+        })
+        assert answer.json()["type"] == "success", answer.text
+    await follower
+    assert [p["data"]["log"] for m, p in methods if m == "values"][-1] == ["y:1", "y:2"]
 
 
 async def test_cancel_from_the_other_instance(instances):
