@@ -1,10 +1,11 @@
-"""Run events for readers on other server processes (Postgres).
+"""Run events for readers on other server processes (on Postgres, and with SQLite workers).
 
 The executing process appends events to its in-memory RunStream; EventPersister copies them to `run_events` in
 small batches, signalling `aegra_events` after each batch (payload: the run id, a space, its thread id), and
 writes an `__end__` row when the run ends.
 `follow_persisted` is what a reader on another process uses: it reads the rows from an id on and waits for the
-signal, so joining, reconnecting with Last-Event-ID and replaying work on any process.
+signal, so joining, reconnecting with Last-Event-ID and replaying work on any process; a process where a reader
+follows a thread copies that thread's runs into its thread log the same way (RunManager._copy_into_thread_log).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ parallel, up to `max_concurrent_runs` per process. The creating process claims t
 is free, so the common case costs no extra round trip. The owner renews its lease while the graph runs; a run
 whose owner died is claimed by another process after the lease expires and resumes from its last checkpoint.
 
-Each executing run writes its events to a RunStream in memory; on Postgres they are also persisted
-(EventPersister) so readers on other processes can follow, resume and replay them.
+Each executing run writes its events to a RunStream in memory; on Postgres and with SQLite workers they are
+also persisted (EventPersister) so readers on other processes can follow, resume and replay them, and
+thread streams there can show them.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class RunStream:
 
     # Logs that receive a copy of every event: the run's thread log, which thread streams follow.
     mirrors: list[RunStream] = field(default_factory=list)
-    # Where events also go to be persisted for other processes (Postgres), or None.
+    # Where events also go to be persisted for other processes (EventPersister), or None.
     sink: Callable[[Event], None] | None = None
 
     # Absolute position of events[0]: a trimmed log keeps its ids.
