@@ -95,6 +95,27 @@ async def test_a_thread_stream_shows_runs_executed_by_the_other_instance(instanc
     assert ids == sorted(set(ids))
 
 
+async def test_a_thread_stream_follows_a_run_resumed_where_it_is_read(instances):
+    """The reader is on b, the run starts on a, a dies and b resumes the run: the stream shows the first attempt
+    (copied from a's persisted events), then the second (b's own), and the run's end once."""
+    a_proc = instances("a")
+    a, b = sdk(a_proc), sdk(instances("b"))
+    tid = (await a.threads.create())["thread_id"]
+    follower = asyncio.create_task(asyncio.wait_for(_thread_stream_until_done(b, tid), LEASE_SECONDS * 5 + 30))
+    await asyncio.sleep(0.5)
+    run = await a.runs.create(tid, "slow", input={"steps": 5, "delay": 0.4, "label": "r"})
+    await wait_steps(a, tid, 2)
+    a_proc.kill()
+    parts = await follower
+    starts = [p.data.get("attempt") for p in parts if p.event == "metadata" and "attempt" in p.data]
+    assert starts == [1, 2]
+    assert [p for p in parts if p.event == "metadata" and "status" in p.data] == [parts[-1]]
+    assert parts[-1].data == {"status": "run_done", "run_id": run["run_id"]}
+    assert [p.data for p in parts if p.event == "values"][-1]["log"] == [f"r:{i}" for i in range(1, 6)]
+    ids = [int(p.id) for p in parts]
+    assert ids == sorted(set(ids))
+
+
 async def test_the_thread_protocol_shows_runs_started_on_the_other_instance(instances):
     """`client.threads.stream()` over SSE on one instance, its `run.start` command sent to another: the events
     of the run arrive on the stream, ending with the root lifecycle `completed`."""
