@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end (tiny numbers) and report every subject: throughput.py (the floor,
-the server with two workers, both clients, the ratios) and checkpointer_lock.py (both savers)."""
+the server with two workers, both clients, the ratios), checkpointer_lock.py (both savers) and
+cpu_per_request.py (each kind of request, and the floor)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,15 @@ def test_the_checkpointer_lock_benchmark_runs_and_reports_both_savers():
         "AsyncSqliteSaver, 2 concurrent",
         "SqliteCheckpointer, 2 concurrent",
     ]
+
+
+def test_the_cpu_per_request_benchmark_runs_and_reports_every_kind():
+    stdout, labels = _run("cpu_per_request.py", "--seconds", "0.3", "--clients", "2", timeout=180)
+    assert labels == [
+        "server, GET /ok",
+        "server, POST /threads",
+        "server, POST /threads + runs/wait",
+        "floor, ainvoke",
+    ]
+    cpu_ms = [float(line.split()[-1]) for line in stdout.splitlines() if line.startswith(("server,", "floor,"))]
+    assert all(value > 0 for value in cpu_ms), stdout
