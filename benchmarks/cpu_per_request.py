@@ -63,7 +63,7 @@ async def _load(one: Callable[[], Awaitable[None]], clients: int, seconds: float
     return done
 
 
-def _raw_requests(url: str, clients: int):
+def _raw_requests(url: str):
     """One-request functions per kind, each taking a keep-alive connection from a shared pool."""
     idle: list[RawConnection] = []
 
@@ -90,7 +90,7 @@ def _raw_requests(url: str, clients: int):
 async def measure(url: str, pids: list[int], clients: int, seconds: float) -> list[tuple[str, float, float]]:
     """(label, requests per second, CPU ms per request) for each kind of request."""
     rows = []
-    kinds, idle = _raw_requests(url, clients)
+    kinds, idle = _raw_requests(url)
     async with through_server([url], clients, "raw") as iteration:
         kinds["POST /threads + runs/wait"] = iteration
         for label, one in kinds.items():
