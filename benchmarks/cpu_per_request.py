@@ -73,12 +73,8 @@ def _raw_requests(url: str):
         idle.append(conn)
 
     async def ok(conn: RawConnection) -> None:
-        if conn.reader is None:
-            conn.reader, conn.writer = await asyncio.open_connection(conn.host, conn.port)
-        conn.writer.write(b"GET /ok HTTP/1.1\r\nHost: %s\r\n\r\n" % conn.host.encode())
-        head = await conn.reader.readuntil(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
-        await conn.reader.readexactly(length)
+        status, _ = await conn.get("/ok")
+        assert status == 200
 
     async def thread(conn: RawConnection) -> None:
         status, _ = await conn.post("/threads", {})

@@ -191,7 +191,8 @@ RUN = {"assistant_id": GRAPH, "input": {"count": 0}}
 
 
 class RawConnection:
-    """One keep-alive HTTP/1.1 connection that POSTs JSON and reads the answer: no more client than needed."""
+    """One keep-alive HTTP/1.1 connection that sends GETs or JSON POSTs and reads the answers: no more client than
+    needed."""
 
     def __init__(self, url: str) -> None:
         self.host, _, port = url.removeprefix("http://").partition(":")
@@ -199,13 +200,20 @@ class RawConnection:
         self.reader: asyncio.StreamReader | None = None
 
     async def post(self, path: str, body: dict) -> tuple[int, bytes]:
-        if self.reader is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         data = json.dumps(body).encode()
-        self.writer.write(
+        return await self._send(
             b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
             % (path.encode(), self.host.encode(), len(data), data)
         )
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        return await self._send(b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path.encode(), self.host.encode()))
+
+    async def _send(self, request: bytes) -> tuple[int, bytes]:
+        """The request written, its answer read: (status, body)."""
+        if self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         headers = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
         headers = {k.strip().lower(): v.strip() for k, v in headers.items()}
