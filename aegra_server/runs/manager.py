@@ -114,9 +114,8 @@ class RunManager:
         self._backlog = True
         self._accepting = True
         self._loops: list[asyncio.Task] = []
-        # Runs of other processes whose events are being copied into a thread log here, and the copying tasks.
-        self._copying: set[str] = set()
-        self._copies: set[asyncio.Task] = set()
+        # Runs of other processes whose events are being copied into a thread log here: the copying tasks.
+        self._copies: dict[str, asyncio.Task] = {}
         # `http.disable_webhooks`: runs keep their `webhook` but nothing is sent.
         self.webhooks_enabled = True
 
@@ -152,9 +151,10 @@ class RunManager:
             await self.repos.runs.release(self.instance_id, [j.run_id for j in left])
             await self.bus.notify("aegra_wake")
             log.info("handed %d unfinished run(s) back for another process to resume", len(left))
-        for task in [*self._loops, *self._copies]:
+        tasks = [*self._loops, *self._copies.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._loops, *self._copies, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.persister is not None:
             await self.persister.close()
         await self.webhooks.close()
@@ -550,15 +550,13 @@ class RunManager:
     def _copy_into_thread_log(self, run_id: str, thread_id: str) -> None:
         """A run of another process signalled events: when its thread's log is watched here, its events are copied
         into it from the first (signals come with every batch, so a reader who arrives mid-run gets it too)."""
-        if run_id in self._copying or self.streams.get(run_id) is not None:
+        if run_id in self._copies or self.streams.get(run_id) is not None:
             return  # already being copied, or executed here (its own stream feeds the thread log)
         thread_log = self.streams.watched_thread_log(thread_id)
         if thread_log is None:
             return
-        self._copying.add(run_id)
-        task = asyncio.get_running_loop().create_task(self._copy_events(run_id, thread_log))
-        self._copies.add(task)
-        task.add_done_callback(self._copies.discard)
+        task = self._copies[run_id] = asyncio.get_running_loop().create_task(self._copy_events(run_id, thread_log))
+        task.add_done_callback(lambda _: self._copies.pop(run_id, None))
 
     async def _copy_events(self, run_id: str, thread_log: RunStream) -> None:
         """A run executing elsewhere, from its first event to its end, into a thread log here, as a run
@@ -572,8 +570,6 @@ class RunManager:
             thread_log.append("metadata", run_done(run_id))
         except Exception:
             log.exception("copying run %s into its thread's log failed", run_id)
-        finally:
-            self._copying.discard(run_id)
 
     def _signal_end(self, run_id: str) -> None:
         self.streams.wake_waiters(run_id)
