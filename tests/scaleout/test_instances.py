@@ -95,6 +95,20 @@ async def test_a_thread_stream_shows_runs_executed_by_the_other_instance(instanc
     assert ids == sorted(set(ids))
 
 
+async def test_a_thread_stream_opened_mid_run_shows_the_other_instance_s_run_whole(instances):
+    """A reader who arrives while the other instance is half-way through a run gets that run from its first event
+    (its metadata), not only what comes after."""
+    a, b = sdk(instances("a")), sdk(instances("b"))
+    tid = (await a.threads.create())["thread_id"]
+    run = await b.runs.create(tid, "slow", input={"steps": 5, "delay": 0.4, "label": "m"})
+    await wait_steps(b, tid, 2)
+    parts = await asyncio.wait_for(_thread_stream_until_done(a, tid), 30)
+    assert parts[0].event == "metadata" and parts[0].data["run_id"] == run["run_id"]
+    assert parts[-1].data == {"status": "run_done", "run_id": run["run_id"]}
+    assert [p.data for p in parts if p.event == "values"][0]["log"] == []  # the input, before any step
+    assert [p.data for p in parts if p.event == "values"][-1]["log"] == [f"m:{i}" for i in range(1, 6)]
+
+
 async def test_a_thread_stream_follows_a_run_resumed_where_it_is_read(instances):
     """The reader is on b, the run starts on a, a dies and b resumes the run: the stream shows the first attempt
     (copied from a's persisted events), then the second (b's own), and the run's end once."""
