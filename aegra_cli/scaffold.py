@@ -6,6 +6,9 @@ while the bundled templates are plain folders in the installed package. So each 
 a git repository of its own in the template store (~/.local/share/aegra/templates/<name> by default): one commit
 per distinct content, tagged with the aegra version that first shipped it. The project's answers file points
 there, which is how a later aegra finds both the old version and the new one.
+
+Each project also gets a wheel of the aegra that made or updated it, in vendor/, which its pyproject.toml depends
+on (see self_wheel for why).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from aegra_server.errors import AegraError, UsageError
+
+from aegra_cli import self_wheel
 
 ANSWERS_FILE = ".copier-answers.yml"
 DEFAULT_TEMPLATE = "chatbot"
@@ -183,7 +187,7 @@ def publish(template: Template, repository: Path) -> Source:
         commit, commit_tree = line.split()
         if commit_tree == tree:
             return Source(_portable(repository), commit)
-    aegra_version = package_version("aegra")
+    aegra_version = self_wheel.running_version()
     parent = ["-p", "HEAD"] if has_head else []
     commit = _git(["commit-tree", tree, *parent, "-m", f"{template.name} from aegra {aegra_version}"], repository)
     _git(["update-ref", "HEAD", commit], repository)
@@ -255,6 +259,7 @@ def init(
     # Without git there is no history to update from; the project still renders, from the plain folder.
     source = publish(template, (store or template_store()) / template.name) if shutil.which("git") else None
     data = {key: value for key, value in (("project_name", project_name), ("model_provider", provider)) if value}
+    data["aegra_version"] = self_wheel.running_version()
     try:
         copier.run_copy(
             source.url if source else str(template.path),
@@ -270,6 +275,7 @@ def init(
         raise AegraError("cancelled; no files were written") from None
     except (CopierError, ValueError) as exc:  # a ValueError is an answer the template rejects
         raise AegraError(str(exc), "give another value with --name or --provider") from None
+    self_wheel.vendor_into(directory)
     answers = {key: value for key, value in read_answers(directory).items() if not key.startswith("_")}
     return Created(directory, template.name, answers, updatable=source is not None)
 
@@ -337,7 +343,7 @@ def update(
     try:
         copier.run_update(
             directory,
-            data={"model_provider": provider} if provider else {},
+            data={"aegra_version": self_wheel.running_version(), **({"model_provider": provider} if provider else {})},
             vcs_ref=source.ref,
             defaults=not interactive,
             overwrite=True,  # the project is clean under git, so every change can be reviewed and undone
@@ -350,6 +356,7 @@ def update(
         raise AegraError(f"copier update failed: {(exc.stderr or '').strip() or exc}") from None
     except (CopierError, ValueError) as exc:  # e.g. "Downgrades are not supported"
         raise AegraError(str(exc)) from None
+    self_wheel.vendor_into(directory)  # the wheel that pyproject.toml now names
     changed = _changed_files(directory)
     return Updated(
         directory,

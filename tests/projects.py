@@ -66,14 +66,17 @@ def clean_env() -> dict[str, str]:
 class DevServer:
     """`aegra dev` in a project folder, as a subprocess on a free port, its output in a log file."""
 
-    def __init__(self, project: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, project: Path, *args: str, env: dict[str, str] | None = None, python: str = sys.executable
+    ) -> None:
+        """`python`: the interpreter whose aegra runs (another environment's, to test what is installed there)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = project.parent / f"aegra-dev-{self.port}.log"
         with self.log.open("wb") as log:
             # A session of its own, so stopping it also stops uvicorn's reload worker.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "aegra_cli", "dev", "--port", str(self.port), *args],
+                [python, "-m", "aegra_cli", "dev", "--port", str(self.port), *args],
                 cwd=project,
                 env=clean_env() if env is None else env,
                 stdout=log,

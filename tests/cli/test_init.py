@@ -20,7 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from aegra_cli import scaffold
+from aegra_cli import scaffold, self_wheel
 from aegra_cli.app import app
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[2] / "templates"
@@ -80,6 +80,7 @@ def test_init_options(runner: CliRunner, tmp_path: Path, store: Path) -> None:
     assert answers(project) == {
         "_commit": f"v{version('aegra')}",
         "_src_path": str(store / "hitl-agent"),
+        "aegra_version": version("aegra"),
         "model_provider": "openai",
         "project_name": "reviewer",
     }
@@ -206,6 +207,25 @@ def test_update_keeps_the_projects_edits_and_marks_overlaps(project: Path, tmp_p
     text = graph.read_text()
     assert "<<<<<<<" in text and '"Ship it?"' in text and '"Send this reply now?"' in text
     assert readme.read_text().endswith("\nOur notes.\n")
+
+
+def test_update_replaces_the_wheel_of_an_older_aegra(project: Path) -> None:
+    """A project made by an older aegra depends on that aegra's wheel in vendor/; update swaps both for this one's."""
+    current, older = self_wheel.wheel_name(version("aegra")), self_wheel.wheel_name("0.0.9")
+    (project / "vendor" / current).rename(project / "vendor" / older)
+    for name in ("pyproject.toml", ".copier-answers.yml"):
+        path = project / name
+        text = path.read_text().replace(current, older)
+        path.write_text(text.replace(f"aegra_version: {version('aegra')}", "aegra_version: 0.0.9"))
+    commit_all(project, "made by aegra 0.0.9")
+
+    updated = scaffold.update(project)
+    assert updated.changed == [".copier-answers.yml", "pyproject.toml", f"vendor/{older}", f"vendor/{current}"]
+    assert updated.conflicts == []
+    assert [path.name for path in (project / "vendor").iterdir()] == [current]
+    pyproject = (project / "pyproject.toml").read_text()
+    assert f'"aegra @ {{root:uri}}/vendor/{current}"' in pyproject and older not in pyproject
+    assert answers(project)["aegra_version"] == version("aegra")
 
 
 def test_update_with_nothing_new(runner: CliRunner, project: Path) -> None:

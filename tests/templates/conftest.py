@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,8 @@ def render(tmp_path: Path, store: Path) -> Callable[..., Path]:
 def start_dev() -> Iterator[Callable[[Path], DevServer]]:
     servers: list[DevServer] = []
 
-    def start(project: Path) -> DevServer:
-        servers.append(dev_server(project))
+    def start(project: Path, python: str = sys.executable) -> DevServer:
+        servers.append(dev_server(project, python))
         return servers[-1]
 
     yield start

@@ -7,14 +7,15 @@ import re
 import subprocess
 import sys
 import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import yaml
-from langgraph_sdk import get_client
 
+from aegra_cli import self_wheel
 from aegra_server.config import load_config
-from tests.templates.helpers import TEMPLATES, DevServer, offline_env, run_in
+from tests.templates.helpers import TEMPLATES, DevServer, converse, offline_env, run_in
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[2] / "templates"
 EXPECTED_FILES = [
@@ -57,12 +58,16 @@ def test_generated_project_files(render, store: Path, template: str) -> None:
     for name in EXPECTED_FILES:
         assert (project / name).is_file(), name
     for path in project.rglob("*"):
-        if path.is_file() and ".git" not in path.parts:
+        if path.is_file() and ".git" not in path.parts and path.suffix != ".whl":
             assert not re.search(r"\{\{|\{%", path.read_text()), f"{path} has unrendered Jinja"
 
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["name"] == "my-agent"
-    assert "aegra" in pyproject["project"]["dependencies"]
+    # This aegra, from its wheel in vendor/ (the only file there), never `aegra` from the package index.
+    wheel = self_wheel.wheel_name(version("aegra"))
+    assert f"aegra @ {{root:uri}}/vendor/{wheel}" in pyproject["project"]["dependencies"]
+    assert [path.name for path in (project / "vendor").iterdir()] == [wheel]
+    assert pyproject["tool"]["hatch"]["metadata"]["allow-direct-references"] is True
 
     config = load_config(project / "aegra.json")
     assert list(config.graphs) == ["agent"] and config.graphs["agent"].path == "my_agent.graph:graph"
@@ -70,7 +75,8 @@ def test_generated_project_files(render, store: Path, template: str) -> None:
     compose = yaml.safe_load((project / "compose.yaml").read_text())
     assert "pgvector" in compose["services"]["postgres"]["image"]
     assert "@postgres:5432/" in compose["services"]["app"]["environment"]["DATABASE_URL"]
-    assert 'CMD ["aegra", "serve"' in (project / "Dockerfile").read_text()
+    dockerfile = (project / "Dockerfile").read_text()
+    assert 'CMD ["aegra", "serve"' in dockerfile and "COPY vendor ./vendor" in dockerfile
 
     readme = (project / "README.md").read_text()
     assert "fake model" in readme and "aegra dev" in readme
@@ -106,39 +112,6 @@ def _run_project_tests(project: Path) -> subprocess.Popen[str]:
                             env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-async def _converse(template: str, url: str) -> None:
-    client = get_client(url=url)
-    thread = await client.threads.create()
-    thread_id = thread["thread_id"]
-    if template == "chatbot":
-        result = await client.runs.wait(thread_id, "agent", input={"messages": [{"role": "user", "content": "Hello"}]})
-        assert result["messages"][-1]["content"] == "[fake model] You said: Hello"
-        result = await client.runs.wait(thread_id, "agent", input={"messages": [{"role": "user", "content": "Again"}]})
-        assert [m["content"] for m in result["messages"]][-3:] == [
-            "[fake model] You said: Hello", "Again", "[fake model] You said: Again"
-        ]
-    elif template == "react-agent":
-        question = {"messages": [{"role": "user", "content": "What is 6 * 7?"}]}
-        result = await client.runs.wait(thread_id, "agent", input=question)
-        kinds = [message["type"] for message in result["messages"]]
-        assert kinds == ["human", "ai", "tool", "ai"]
-        assert result["messages"][-1]["content"] == "[fake model] calculator returned: 6 * 7 = 42"
-    elif template == "hitl-agent":
-        request = {"messages": [{"role": "user", "content": "Say hi to Ada"}]}
-        paused = await client.runs.wait(thread_id, "agent", input=request)
-        # What the README shows: the draft, from the run's own result.
-        assert paused["__interrupt__"][0]["value"]["draft"] == "[fake model] You said: Say hi to Ada"
-        state = await client.threads.get_state(thread_id)
-        assert state["next"] == ["review"]
-        [pause] = state["tasks"][0]["interrupts"]
-        assert pause["value"] == {"question": "Send this reply?", "draft": "[fake model] You said: Say hi to Ada"}
-        result = await client.runs.wait(thread_id, "agent", command={"resume": {"approved": True}})
-        assert result["messages"][-1]["content"] == "[fake model] You said: Say hi to Ada"
-        assert (await client.threads.get_state(thread_id))["next"] == []
-    else:
-        pytest.fail(f"no conversation written for the template {template!r}")
-
-
 @pytest.mark.parametrize("template", TEMPLATES)
 async def test_generated_project_passes_its_tests_and_serves(render, start_dev, template: str) -> None:
     project = render(template)
@@ -153,7 +126,7 @@ async def test_generated_project_passes_its_tests_and_serves(render, start_dev, 
     # The server has migrated its database by now; doctor checks the project while the conversation runs.
     doctor = subprocess.Popen([sys.executable, "-m", "aegra_cli", "doctor"], cwd=project, env=offline_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    await _converse(template, server.url)
+    await converse(template, server.url)
     assert "FAKE MODEL" in server.output()
 
     report, errors = doctor.communicate(timeout=60)
