@@ -5,6 +5,8 @@ before it, and none raises, so one broken thing never hides the others. Python, 
 database are required. Docker is a warning only: `aegra dev` and `aegra serve` never need it (SQLite, a Postgres
 reached over the network, or `aegra up --embedded` work without it); only containers do (`aegra up`,
 compose.yaml). When the database is a local Postgres that does not answer, the Docker line says if that may be why.
+Which aegra the project's pyproject.toml installs (its venv, its image) is a warning too: the running aegra serves
+the project whatever that file says.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -20,8 +23,9 @@ from typing import Any
 
 from aegra_server.errors import AegraError
 from aegra_server.storage.urls import DatabaseUrl, parse_database_url
+from packaging.requirements import InvalidRequirement, Requirement
 
-from aegra_cli import database, docker_engine
+from aegra_cli import database, docker_engine, self_wheel
 from aegra_cli.docker_engine import DockerUnavailable
 from aegra_cli.docker_postgres import hide
 from aegra_cli.project import Project, resolve_project
@@ -59,6 +63,9 @@ def run_checks(
         return
     count = len(project.config.graphs)
     yield Check("ok", "config", f"{project.config_path} ({count} graph{'s' if count != 1 else ''})")
+    aegra = check_aegra_dependency(project.config_path.parent, self_wheel.running_version())
+    if aegra is not None:
+        yield aegra
     yield from check_each_graph(project)
     db = check_database(project.database_url)
     yield db
@@ -73,6 +80,37 @@ def check_python(version_info: Any) -> Check:
         "fail", "python", f"{version} is too old: aegra needs {'.'.join(map(str, MIN_PYTHON))} or newer",
         "install a newer Python and reinstall aegra with it",
     )
+
+
+_VENDORED = "{root:uri}/"  # how a generated pyproject.toml points at the wheel in its folder
+
+
+def check_aegra_dependency(folder: Path, running: str) -> Check | None:
+    """Which aegra the project's pyproject.toml installs (its venv, its Docker image) next to the one running.
+
+    None when there is no pyproject.toml naming aegra: the project then leaves installing aegra to the user.
+    """
+    try:
+        dependencies = tomllib.loads((folder / "pyproject.toml").read_text())["project"]["dependencies"]
+        requirements = [Requirement(dependency) for dependency in dependencies]
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, InvalidRequirement):
+        return None
+    aegra = next((requirement for requirement in requirements if requirement.name == "aegra"), None)
+    if aegra is None:
+        return None
+    update = "run `aegra update`: it puts this aegra's wheel in vendor/ and makes pyproject.toml depend on it"
+    if aegra.url is None:
+        return Check("warn", "aegra", "pyproject.toml depends on `aegra` from the package index, where that name "
+                     "is another project", update)
+    if not aegra.url.startswith(_VENDORED):
+        return Check("ok", "aegra", f"{running} runs; the project installs aegra from {aegra.url}")
+    wheel = aegra.url.removeprefix(_VENDORED)
+    if not (folder / wheel).is_file():
+        return Check("warn", "aegra", f"pyproject.toml installs aegra from {wheel}, which is missing", update)
+    vendored = Path(wheel).name.split("-")[1]
+    if vendored != running:
+        return Check("warn", "aegra", f"{running} runs, but the project installs aegra {vendored} ({wheel})", update)
+    return Check("ok", "aegra", f"{running} runs, and the project installs the same from {wheel}")
 
 
 def check_each_graph(project: Project) -> Iterator[Check]:

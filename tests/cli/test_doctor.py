@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from aegra_cli import scaffold, self_wheel
 from aegra_cli.app import app
 from aegra_cli.doctor import check_python
 from tests.postgres import fresh_database, password_role, postgres_server, url_for_database
@@ -153,3 +155,39 @@ def test_a_wrong_postgres_password(runner: CliRunner, project: Path, monkeypatch
     database = line(result, "database")
     assert database.startswith(f"✗ database: cannot connect to postgresql://{role}:***@")
     assert "password authentication failed" in database
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Which aegra the project installs
+
+
+def test_a_project_without_pyproject_gets_no_aegra_line(runner: CliRunner, project: Path, monkeypatch) -> None:
+    result = doctor(runner, project, monkeypatch)
+    assert "aegra:" not in result.stdout
+
+
+def test_a_generated_project_installs_the_running_aegra(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
+    made = scaffold.init(tmp_path / "made", scaffold.find_template("chatbot"), store=tmp_path / "store").directory
+    result = doctor(runner, made, monkeypatch)
+    wheel = f"vendor/{self_wheel.wheel_name(version('aegra'))}"
+    assert line(result, "aegra") == f"✓ aegra: {version('aegra')} runs, and the project installs the same from {wheel}"
+
+
+@pytest.mark.parametrize("dependency, files, expected", [
+    ("aegra>=0.1", [], "pyproject.toml depends on `aegra` from the package index, where that name is another project"),
+    ("aegra @ {root:uri}/vendor/aegra-0.0.9-py3-none-any.whl", ["vendor/aegra-0.0.9-py3-none-any.whl"],
+     "runs, but the project installs aegra 0.0.9 (vendor/aegra-0.0.9-py3-none-any.whl)"),
+    ("aegra @ {root:uri}/vendor/aegra-0.0.9-py3-none-any.whl", [],
+     "pyproject.toml installs aegra from vendor/aegra-0.0.9-py3-none-any.whl, which is missing"),
+])
+def test_a_project_installing_another_aegra_is_warned(
+    runner: CliRunner, project: Path, monkeypatch, dependency: str, files: list[str], expected: str
+) -> None:
+    (project / "pyproject.toml").write_text(f'[project]\nname = "p"\ndependencies = [{json.dumps(dependency)}]\n')
+    for name in files:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_bytes(b"")
+    result = doctor(runner, project, monkeypatch)
+    assert result.exit_code == 0, result.output  # a warning: the running aegra serves the project regardless
+    assert line(result, "aegra").startswith("! aegra: ") and expected in line(result, "aegra")
+    assert "run `aegra update`" in result.stdout
