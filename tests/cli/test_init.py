@@ -16,6 +16,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import copier
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -226,6 +227,29 @@ def test_update_replaces_the_wheel_of_an_older_aegra(project: Path) -> None:
     pyproject = (project / "pyproject.toml").read_text()
     assert f'"aegra @ {{root:uri}}/vendor/{current}"' in pyproject and older not in pyproject
     assert answers(project)["aegra_version"] == version("aegra")
+
+
+def test_update_of_a_project_from_before_vendoring_vendors_this_aegra(tmp_path: Path, store: Path) -> None:
+    """Projects made before aegra vendored itself depend on `aegra` by name (PyPI's, another project's)."""
+    older = tmp_path / "older-templates"
+    shutil.copytree(TEMPLATE_ROOT, older)
+    pyproject, questions = older / "chatbot" / "pyproject.toml.jinja", older / "chatbot" / "copier.yml"
+    text = re.sub(r'    # The aegra that made.*?\n    "aegra @ [^\n]*\n', '    "aegra",\n', pyproject.read_text(), flags=re.S)
+    pyproject.write_text(re.sub(r"\[tool\.hatch\.metadata\]\n[^\n]*\n\n", "", text))
+    questions.write_text(questions.read_text().split("\n# Set by `aegra init`")[0] + "\n")
+    dockerfile = older / "chatbot" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("COPY vendor ./vendor\n", ""))
+    source = scaffold.publish(scaffold.find_template("chatbot", older), store / "chatbot")
+    made = tmp_path / "made"
+    copier.run_copy(source.url, made, data={"project_name": "made"}, vcs_ref=source.ref, defaults=True, quiet=True)
+    assert '"aegra",' in (made / "pyproject.toml").read_text() and not (made / "vendor").exists()
+    commit_all(made)
+
+    updated = scaffold.update(made)
+    wheel = self_wheel.wheel_name(version("aegra"))
+    assert {"pyproject.toml", "Dockerfile", f"vendor/{wheel}"} <= set(updated.changed) and updated.conflicts == []
+    assert f'"aegra @ {{root:uri}}/vendor/{wheel}"' in (made / "pyproject.toml").read_text()
+    assert "COPY vendor ./vendor" in (made / "Dockerfile").read_text()
 
 
 def test_update_with_nothing_new(runner: CliRunner, project: Path) -> None:
