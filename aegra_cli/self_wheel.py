@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from importlib.metadata import distribution
 from pathlib import Path
 
+from aegra_server.errors import AegraError
+
 DISTRIBUTION = "aegra"
 # The import packages of the distribution: pyproject.toml's [tool.hatch.build.targets.wheel] packages (a test
 # compares this wheel with the one hatchling builds from the checkout).
@@ -50,7 +52,8 @@ def _package_files() -> Iterator[tuple[str, Path]]:
     for package in PACKAGES:
         spec = importlib.util.find_spec(package)
         if spec is None or spec.origin is None:
-            raise RuntimeError(f"{package} is not importable, so this aegra cannot be packed")
+            raise AegraError(f"{package} is not importable, so aegra cannot be packed for the project",
+                             "reinstall aegra, e.g. `pipx install --force .` from its checkout")
         folder = Path(spec.origin).parent
         yield from _files_under(folder, package)
         if package == "aegra_cli" and not (folder / "templates").is_dir():  # an editable install
