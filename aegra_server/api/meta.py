@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
-from aegra_server.observability.probes import check_components
+from aegra_server.observability.probes import COMPONENTS, check_components
 from aegra_server.services import Services
 
 router = APIRouter(tags=["meta"])
@@ -29,9 +29,19 @@ async def root() -> JSONResponse:
 
 
 @router.get("/ok")
-async def ok() -> JSONResponse:
-    """Liveness: the process answers. Touches no database."""
-    return JSONResponse({"ok": True})
+async def ok(
+    services: ServicesDep,
+    check_db: int = Query(0, ge=0, le=1, description="1: also check that the database, checkpointer and store answer"),
+) -> JSONResponse:
+    """Liveness, answered as langgraph-api answers it: the process answers, and touches no database. With
+    `check_db=1` each storage part must answer too, else a 500 that names it (for probes that should fail when
+    the database is gone)."""
+    if not check_db:
+        return JSONResponse({"ok": True, "services": dict.fromkeys(COMPONENTS, "skipped")})
+    checks = await check_components(services)
+    health = {part: "healthy" if outcome == "ok" else "unhealthy" for part, outcome in checks.items()}
+    failed = "unhealthy" in health.values()
+    return JSONResponse({"ok": not failed, "services": health}, status_code=500 if failed else 200)
 
 
 async def _readiness(services: Services) -> JSONResponse:

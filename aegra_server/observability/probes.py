@@ -1,6 +1,6 @@
 """Readiness checks: each part the server needs to do work, asked one cheap question with a deadline.
 
-Used by /health and /ready. A failure names the part and the exception's type, never its message (it can
+Used by /health, /ready and /ok?check_db=1. A failure names the part and the exception's type, never its message (it can
 carry hosts, user names or SQL).
 """
 
@@ -22,17 +22,19 @@ _PROBE_THREAD = str(uuid.UUID(int=0))
 _PROBE_NAMESPACE = ("aegra", "probe")
 
 
-def _checks(services: Services) -> dict[str, Callable[[], Awaitable[Any]]]:
-    return {
-        "database": lambda: services.repos.db.read(lambda conn: conn.execute(text("SELECT 1")).scalar()),
-        "checkpointer": lambda: services.checkpointer.aget_tuple({"configurable": {"thread_id": _PROBE_THREAD}}),
-        "store": lambda: services.store.aget(_PROBE_NAMESPACE, "probe"),
-    }
+_CHECKS: dict[str, Callable[[Services], Awaitable[Any]]] = {
+    "database": lambda services: services.repos.db.read(lambda conn: conn.execute(text("SELECT 1")).scalar()),
+    "checkpointer": lambda services: services.checkpointer.aget_tuple(
+        {"configurable": {"thread_id": _PROBE_THREAD}}
+    ),
+    "store": lambda services: services.store.aget(_PROBE_NAMESPACE, "probe"),
+}
+COMPONENTS = tuple(_CHECKS)
 
 
-async def _outcome(check: Callable[[], Awaitable[Any]]) -> str:
+async def _outcome(check: Awaitable[Any]) -> str:
     try:
-        await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+        await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
     except TimeoutError:
         return f"timed out after {CHECK_TIMEOUT_SECONDS:g} s"
     except Exception as exc:
@@ -42,6 +44,5 @@ async def _outcome(check: Callable[[], Awaitable[Any]]) -> str:
 
 async def check_components(services: Services) -> dict[str, str]:
     """{part: "ok" or what went wrong}, all parts checked at once."""
-    checks = _checks(services)
-    outcomes = await asyncio.gather(*(_outcome(check) for check in checks.values()))
-    return dict(zip(checks, outcomes, strict=True))
+    outcomes = await asyncio.gather(*(_outcome(check(services)) for check in _CHECKS.values()))
+    return dict(zip(COMPONENTS, outcomes, strict=True))

@@ -17,9 +17,26 @@ ORIGIN = "https://smith.langchain.com"
 
 
 async def test_ok_probe(http):
+    # As langgraph-api answers: the storage parts are listed as not checked.
     response = await http.get("/ok")
     assert response.status_code == 200
-    assert response.json() == {"ok": True}
+    assert response.json() == {"ok": True, "services": {"database": "skipped", "checkpointer": "skipped",
+                                                        "store": "skipped"}}
+
+
+async def test_ok_probe_can_check_the_database(http):
+    response = await http.get("/ok", params={"check_db": 1})
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "services": {"database": "healthy", "checkpointer": "healthy",
+                                                        "store": "healthy"}}
+    assert (await http.get("/ok", params={"check_db": 0})).json()["services"]["database"] == "skipped"
+
+
+@pytest.mark.parametrize("value", ["2", "yes", "-1"])
+async def test_ok_probe_refuses_another_check_db(http, value):
+    response = await http.get("/ok", params={"check_db": value})
+    assert response.status_code == 422
+    assert "check_db" in response.text
 
 
 async def test_root_answers(http):
@@ -233,6 +250,6 @@ async def test_a_500_carries_no_exception_text(server_url):
 async def test_a_started_server_freezes_its_startup_heap_and_collects_young_objects_less_often(client):
     """What the process holds once started is out of the collector's scans, and young objects are collected
     every GC_YOUNG_THRESHOLD allocations (see aegra_server.app.tune_garbage_collector)."""
-    assert (await client.http.get("/ok")) == {"ok": True}  # the session's server has started
+    assert (await client.http.get("/ok"))["ok"] is True  # the session's server has started
     assert gc.get_freeze_count() > 10_000
     assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD

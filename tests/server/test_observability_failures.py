@@ -47,6 +47,12 @@ def test_a_broken_part_is_named_in_a_503(tmp_path, part):
                 name: "ok" for name in ("database", "checkpointer", "store") if name != part
             }
         assert http.get("/ok").status_code == 200  # liveness touches no database
+        # ... unless asked to, as langgraph-api's probes ask: then a 500 that names the part.
+        response = http.get("/ok", params={"check_db": 1})
+        assert response.status_code == 500
+        assert response.json() == {"ok": False, "services": {
+            name: "unhealthy" if name == part else "healthy" for name in ("database", "checkpointer", "store")
+        }}
 
 
 def test_an_unexpected_error_is_a_500_with_the_request_id_in_header_and_log(tmp_path):
