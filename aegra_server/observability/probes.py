@@ -1,7 +1,7 @@
 """Readiness checks: each part the server needs to do work, asked one cheap question with a deadline.
 
-Used by /health, /ready and /ok?check_db=1. A failure names the part and the exception's type, never its message (it can
-carry hosts, user names or SQL).
+Used by /health, /ready and /ok?check_db=1. A failure names the part and the exception's type, never its message
+(it can carry hosts, user names or SQL).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ _CHECKS: dict[str, Callable[[Services], Awaitable[Any]]] = {
 COMPONENTS = tuple(_CHECKS)
 
 
-async def _outcome(check: Awaitable[Any]) -> str:
-    try:
-        await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
+async def _outcome(check: Callable[[Services], Awaitable[Any]], services: Services) -> str:
+    try:  # the call too: a part that is gone can fail before it awaits anything
+        await asyncio.wait_for(check(services), CHECK_TIMEOUT_SECONDS)
     except TimeoutError:
         return f"timed out after {CHECK_TIMEOUT_SECONDS:g} s"
     except Exception as exc:
@@ -44,5 +44,5 @@ async def _outcome(check: Awaitable[Any]) -> str:
 
 async def check_components(services: Services) -> dict[str, str]:
     """{part: "ok" or what went wrong}, all parts checked at once."""
-    outcomes = await asyncio.gather(*(_outcome(check(services)) for check in _CHECKS.values()))
+    outcomes = await asyncio.gather(*(_outcome(check, services) for check in _CHECKS.values()))
     return dict(zip(COMPONENTS, outcomes, strict=True))
