@@ -16,7 +16,7 @@ router = APIRouter(tags=["meta"])
 
 
 @functools.cache  # reading a distribution's metadata costs more than the rest of the request
-def _version(package: str) -> str:
+def installed_version(package: str) -> str:
     try:
         return version(package)
     except PackageNotFoundError:
@@ -68,8 +68,8 @@ async def ready(services: ServicesDep) -> JSONResponse:
 async def info() -> JSONResponse:
     return JSONResponse(
         {
-            "version": _version("aegra"),
-            "langgraph_py_version": _version("langgraph"),
+            "version": installed_version("aegra"),
+            "langgraph_py_version": installed_version("langgraph"),
             "flags": {"assistants": True, "crons": True, "langsmith": False},
             "host": {"kind": "aegra"},
         }

@@ -142,6 +142,7 @@ class Pruned(BaseModel):
 
 class Ok(BaseModel):
     ok: bool
+    services: dict[str, Literal["healthy", "unhealthy", "skipped"]]  # each storage part: checked with check_db=1
 
 
 def _partial(model: type[BaseModel]) -> dict[str, Any]:
@@ -169,10 +170,12 @@ _PROTOCOL_ERROR = {
     "properties": {"type": {"const": "error"}, "id": {}, "error": {"type": "string"}, "message": {"type": "string"}},
     "required": ["type", "error", "message"],
 }
+# /mcp refuses a malformed message as langgraph-api does: `{"error": ...}`; JSON-RPC errors come in a 200.
+_MCP_REFUSAL = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
 # (method, path) -> {status: schema} for the success answers; unlisted ones keep FastAPI's (any JSON).
 RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {
-    ("get", "/ok"): {"200": _ref(Ok)},
+    ("get", "/ok"): {"200": _ref(Ok), "500": _ref(Ok), "422": {"$ref": "#/components/schemas/Error"}},
     ("get", "/health"): {"200": _OBJECT, "503": _OBJECT},
     ("get", "/ready"): {"200": _OBJECT, "503": _OBJECT},
     ("post", "/assistants"): {"200": _ref(Assistant)},
@@ -211,6 +214,9 @@ RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {
     ("get", "/store/items"): {"200": {"anyOf": [_ref(StoreItem), {"type": "null"}]}},
     ("post", "/store/items/search"): {"200": _ref(StoreItems)},
     ("post", "/store/namespaces"): {"200": _ref(Namespaces)},
+    ("post", "/mcp"): {"200": _OBJECT, "202": None, "400": _MCP_REFUSAL},
+    ("get", "/mcp"): {"405": None},  # no server-initiated stream; status only, as langgraph-api
+    ("delete", "/mcp"): {"404": None},  # no sessions to end
 }
 MODELS = (Thread, Assistant, Run, Cron, StoreItem, StoreItems, Namespaces, Pruned, Ok)
 

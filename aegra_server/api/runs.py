@@ -51,7 +51,7 @@ def _paths(run: dict[str, Any], stateless: bool) -> tuple[str, str]:
     return base, base
 
 
-async def _output(services: Services, run_id: str, thread_id: str) -> Any:
+async def wait_output(services: Services, run_id: str, thread_id: str) -> Any:
     """Wait for a run to end, wherever it executes, and give what wait/join return."""
     outcome = await services.runs.wait_for(run_id)
     if outcome is not None:
@@ -181,7 +181,7 @@ async def _respond_wait(
     run = await _create(services, auth, thread_id, body)
     content_location, base = _paths(run, thread_id is None)
     headers = {"Location": f"{base}/join", "Content-Location": content_location}
-    output = asyncio.ensure_future(_output(services, run["run_id"], run["thread_id"]))
+    output = asyncio.ensure_future(wait_output(services, run["run_id"], run["thread_id"]))
     return await _respond_when_done(
         services, output, headers, _canceller(services, run, body.on_disconnect == "cancel")
     )
@@ -260,7 +260,7 @@ async def join_run(thread_id: str, run_id: str, services: ServicesDep, auth: Aut
     await _thread_for(services, auth, thread_id, "read", run_id=run_id)
     await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     headers = {"Content-Location": f"/threads/{thread_id}/runs/{run_id}"}
-    return await _respond_when_done(services, asyncio.ensure_future(_output(services, run_id, thread_id)), headers)
+    return await _respond_when_done(services, asyncio.ensure_future(wait_output(services, run_id, thread_id)), headers)
 
 
 def _modes(values: list[str]) -> set[str] | None:
@@ -322,7 +322,7 @@ async def cancel_run(
         return Response(status_code=202, headers=headers)
     if action == "rollback":
         return Response(status_code=204, headers=headers)
-    return JSONResponse(await _output(services, run["run_id"], thread_id), headers=headers)
+    return JSONResponse(await wait_output(services, run["run_id"], thread_id), headers=headers)
 
 
 @router.post("/runs/cancel", status_code=204)

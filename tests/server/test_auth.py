@@ -109,6 +109,8 @@ async def test_requests_without_a_valid_token_are_401(raw: httpx.AsyncClient, au
     # Refused before the body is even looked at, on every protocol route.
     assert (await raw.post("/threads/search", content=b"{not json")).status_code == 401
     assert (await raw.put("/store/items", json={})).status_code == 401
+    mcp_call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}
+    assert (await raw.post("/mcp", json=mcp_call, headers={"Accept": "application/json"})).status_code == 401
     deep = b'{"metadata": ' + b"[" * 500 + b"]" * 500 + b"}"
     assert (await raw.post("/threads", content=deep)).status_code == 401  # limits are told only to callers
     anonymous = _sdk(auth_server, None)
