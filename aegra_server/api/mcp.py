@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
 
 from aegra_server import serde
 from aegra_server.api.deps import ServicesDep
@@ -152,7 +153,9 @@ async def _tools(services: Services, auth: RequestAuth, cursor: Any) -> dict[str
 
 
 async def _tool(services: Services, name: str, assistant: dict[str, Any]) -> dict[str, Any] | None:
-    """The tool for an assistant, or None (logged) when its graph is not loaded or has no input schema."""
+    """The tool for an assistant, or None when its graph is not loaded (any more) or has no input schema."""
+    if assistant["graph_id"] not in services.registry:
+        return None
     try:
         schemas = await services.registry.schemas(assistant["graph_id"], assistant["config"])
     except Exception:  # a graph whose schema cannot be made must not hide the other tools
@@ -180,8 +183,11 @@ async def _call(services: Services, auth: RequestAuth, params: dict[str, Any]) -
         why = f"Unknown tool: {name}" if not matches else f"Several assistants are named like the tool {name}"
         return {"error": {"code": INVALID_PARAMS, "message": why}}
     arguments = params.get("arguments")
-    body = RunCreate(assistant_id=matches[0]["assistant_id"], input=arguments if arguments is not None else {},
-                     context=params.get("context"))
+    try:
+        body = RunCreate(assistant_id=matches[0]["assistant_id"], input=arguments if arguments is not None else {},
+                         context=params.get("context"))
+    except ValidationError:
+        return {"error": {"code": INVALID_PARAMS, "message": "context must be an object"}}
     run = await create_authorized(services, auth, None, body.payload())
     output = await wait_output(services, run["run_id"], run["thread_id"])
     if isinstance(output, dict) and "__error__" in output:

@@ -124,3 +124,5 @@ async def test_the_transport_answers_as_langgraph_api(http):
     assert beyond == {"tools": []}
     missing = (await post(rpc("tools/call", arguments={}))).json()["error"]
     assert missing == {"code": -32602, "message": "Unknown tool: None"}
+    bad_context = (await post(rpc("tools/call", name="echo", arguments={}, context="x"))).json()["error"]
+    assert bad_context == {"code": -32602, "message": "context must be an object"}
