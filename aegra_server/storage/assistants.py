@@ -55,7 +55,7 @@ class AssistantRepository:
         row = {
             "assistant_id": assistant_id or str(uuid.uuid4()),
             "graph_id": graph_id,
-            "name": name or graph_id,
+            "name": name or "Untitled",  # as langgraph-api; system assistants are named after their graph
             "description": description,
             "config": config or {},
             "context": context or {},

@@ -51,6 +51,13 @@ async def test_assistant_shape(client):
     assert await client.assistants.get(created["assistant_id"]) == created
 
 
+async def test_an_assistant_created_without_a_name_is_untitled(client):
+    # As langgraph-api: only the system assistants are named after their graph (so an MCP tool named after a
+    # graph stays that graph's default assistant).
+    created = await client.assistants.create(graph_id="echo")
+    assert created["name"] == "Untitled"
+
+
 async def test_create_with_id_and_if_exists(client):
     assistant_id = str(uuid.uuid4())
     first = await client.assistants.create(graph_id="echo", assistant_id=assistant_id, name="first")
