@@ -143,8 +143,8 @@ async def _tools(services: Services, auth: RequestAuth, cursor: Any) -> dict[str
         name = tool_name(assistant["name"] or "")
         if name and name not in named:
             named[name] = assistant
-        elif name:
-            log.warning("assistant %s is not an MCP tool: another is also named %r", assistant["assistant_id"], name)
+        elif name:  # common ("Untitled"): debug, not a warning on every listing
+            log.debug("assistant %s is not an MCP tool: another is also named %r", assistant["assistant_id"], name)
     tools = await asyncio.gather(*(_tool(services, name, assistant) for name, assistant in named.items()))
     result: dict[str, Any] = {"tools": [tool for tool in tools if tool is not None]}
     if len(assistants) == PAGE_SIZE:

@@ -80,6 +80,26 @@ async def test_tools_are_named_as_mcp_allows_and_a_name_two_assistants_share_is_
         await client.assistants.delete(second["assistant_id"])
 
 
+async def test_tools_come_in_pages_of_100(server_url, http):
+    client = get_client(url=server_url)
+    missing = max(0, 101 - await client.assistants.count())  # at least two pages
+    made = [(await client.assistants.create("echo", name=f"page filler {i}"))["assistant_id"] for i in range(missing)]
+    try:
+        total = await client.assistants.count()
+
+        async def page(cursor: str | None) -> dict:
+            params = {"cursor": cursor} if cursor is not None else {}
+            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params}
+            return (await http.post("/mcp", json=body, headers=ACCEPT)).json()["result"]
+
+        assert (await page(None))["nextCursor"] == "100"
+        last = await page(str(total - 1))
+        assert "nextCursor" not in last and len(last["tools"]) <= 1
+    finally:
+        for assistant_id in made:
+            await client.assistants.delete(assistant_id)
+
+
 def test_tool_names_keep_only_what_mcp_allows():
     assert tool_name("  My agent\tv2 (beta)  ") == "My_agent_v2_beta"
     assert tool_name("a.b-c_d") == "a.b-c_d"
