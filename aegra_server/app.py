@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from aegra_server.api import assistants, crons, mcp, meta, openapi, runs, store, thread_protocol, threads
+from aegra_server.api import a2a, assistants, crons, mcp, meta, openapi, runs, store, thread_protocol, threads
 from aegra_server.api.gate import RequestGate
 from aegra_server.api.http import JSONBodyMiddleware, JSONResponse, install_error_handlers
 from aegra_server.auth import AuthSetup
@@ -37,6 +37,7 @@ ROUTE_GROUPS = (
     ("runs", runs.router),
     ("store", store.router),
     ("mcp", mcp.router),
+    ("a2a", a2a.router),
 )
 DOCS = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
 

@@ -31,6 +31,7 @@ from aegra_server.api.runs import create_authorized, wait_output
 from aegra_server.api.schemas import RunCreate
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.services import Services
+from aegra_server.storage.common import NotFound
 
 router = APIRouter(tags=["mcp"])
 log = logging.getLogger("aegra.mcp")
@@ -188,7 +189,10 @@ async def _call(services: Services, auth: RequestAuth, params: dict[str, Any]) -
                          context=params.get("context"))
     except ValidationError:
         return {"error": {"code": INVALID_PARAMS, "message": "context must be an object"}}
-    run = await create_authorized(services, auth, None, body.payload())
+    try:
+        run = await create_authorized(services, auth, None, body.payload())
+    except NotFound as error:  # its graph is no longer loaded
+        return {"error": {"code": INVALID_PARAMS, "message": str(error)}}
     output = await wait_output(services, run["run_id"], run["thread_id"])
     if isinstance(output, dict) and "__error__" in output:
         error = output["__error__"]

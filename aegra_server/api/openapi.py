@@ -170,8 +170,8 @@ _PROTOCOL_ERROR = {
     "properties": {"type": {"const": "error"}, "id": {}, "error": {"type": "string"}, "message": {"type": "string"}},
     "required": ["type", "error", "message"],
 }
-# /mcp refuses a malformed message as langgraph-api does: `{"error": ...}`; JSON-RPC errors come in a 200.
-_MCP_REFUSAL = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+# /mcp and /a2a refuse a malformed message as langgraph-api does: `{"error": ...}`; JSON-RPC errors come in a 200.
+_RPC_REFUSAL = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
 # (method, path) -> {status: schema} for the success answers; unlisted ones keep FastAPI's (any JSON).
 RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {
@@ -214,9 +214,15 @@ RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {
     ("get", "/store/items"): {"200": {"anyOf": [_ref(StoreItem), {"type": "null"}]}},
     ("post", "/store/items/search"): {"200": _ref(StoreItems)},
     ("post", "/store/namespaces"): {"200": _ref(Namespaces)},
-    ("post", "/mcp"): {"200": _OBJECT, "202": None, "400": _MCP_REFUSAL},
+    ("post", "/mcp"): {"200": _OBJECT, "202": None, "400": _RPC_REFUSAL},
     ("get", "/mcp"): {"405": None},  # no server-initiated stream; status only, as langgraph-api
     ("delete", "/mcp"): {"404": None},  # no sessions to end
+    ("post", "/a2a/{assistant_id}"): {"200": _OBJECT, "202": None, "400": _RPC_REFUSAL},
+    ("delete", "/a2a/{assistant_id}"): {"405": None},  # no sessions, as langgraph-api
+    ("get", "/a2a/{assistant_id}"): {"200": _OBJECT},
+    ("get", "/a2a/{assistant_id}/.well-known/agent-card.json"): {"200": _OBJECT},
+    ("get", "/a2a/{assistant_id}/.well-known/agent.json"): {"200": _OBJECT},
+    ("get", "/.well-known/agent-card.json"): {"200": _OBJECT},
 }
 MODELS = (Thread, Assistant, Run, Cron, StoreItem, StoreItems, Namespaces, Pruned, Ok)
 

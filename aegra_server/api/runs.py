@@ -33,7 +33,7 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-async def _thread_for(
+async def authorized_thread(
     services: Services, auth: RequestAuth, thread_id: str, resource_action: str, **value: Any
 ) -> dict[str, Any]:
     """Runs are their thread's: the thread's authorization for `resource_action` decides (hidden → 404).
@@ -236,19 +236,19 @@ async def list_runs(
     offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET),
     status: Literal["pending", "running", "error", "success", "timeout", "interrupted"] | None = None,
 ) -> JSONResponse:
-    await _thread_for(services, auth, thread_id, "read")
+    await authorized_thread(services, auth, thread_id, "read")
     return JSONResponse([_public(r) for r in await services.repos.runs.list(thread_id, limit=limit, offset=offset, status=status)])
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def get_run(thread_id: str, run_id: str, services: ServicesDep, auth: AuthDep) -> JSONResponse:
-    await _thread_for(services, auth, thread_id, "read", run_id=run_id)
+    await authorized_thread(services, auth, thread_id, "read", run_id=run_id)
     return JSONResponse(_public(await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
 async def delete_run(thread_id: str, run_id: str, services: ServicesDep, auth: AuthDep) -> Response:
-    await _thread_for(services, auth, thread_id, "delete", run_id=run_id)
+    await authorized_thread(services, auth, thread_id, "delete", run_id=run_id)
     await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     await services.runs.cancel(run_id, wait=True)
     await services.repos.runs.delete(run_id, thread_id)
@@ -257,7 +257,7 @@ async def delete_run(thread_id: str, run_id: str, services: ServicesDep, auth: A
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join_run(thread_id: str, run_id: str, services: ServicesDep, auth: AuthDep) -> Response:
-    await _thread_for(services, auth, thread_id, "read", run_id=run_id)
+    await authorized_thread(services, auth, thread_id, "read", run_id=run_id)
     await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     headers = {"Content-Location": f"/threads/{thread_id}/runs/{run_id}"}
     return await _respond_when_done(services, asyncio.ensure_future(wait_output(services, run_id, thread_id)), headers)
@@ -291,7 +291,7 @@ async def join_run_stream(
     cancel_on_disconnect: bool = False,
     last_event_id: str | None = Header(None),
 ) -> StreamingResponse:
-    await _thread_for(services, auth, thread_id, "read", run_id=run_id)
+    await authorized_thread(services, auth, thread_id, "read", run_id=run_id)
     run = await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     start = None  # without Last-Event-ID: from now on
     if last_event_id is not None:
@@ -314,7 +314,7 @@ async def cancel_run(
     wait: bool = False,
     action: str = Query("interrupt", pattern="^(interrupt|rollback)$"),
 ) -> Response:
-    await _thread_for(services, auth, thread_id, "update", run_id=run_id, action=action)
+    await authorized_thread(services, auth, thread_id, "update", run_id=run_id, action=action)
     run = await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     headers = {"Content-Location": f"/threads/{thread_id}/runs/{run_id}", "Location": f"/threads/{thread_id}/runs/{run_id}/join"}
     await services.runs.cancel(run_id, action=action, wait=wait)
@@ -360,7 +360,7 @@ async def join_thread_stream(
     The SDK sends `stream_mode`, langgraph-api reads `stream_modes`: both are accepted. `run_modes` (the default)
     passes run events, `lifecycle` only the metadata events that start and end runs.
     """
-    await _thread_for(services, auth, thread_id, "read")
+    await authorized_thread(services, auth, thread_id, "read")
     log = services.runs.streams.thread_log(thread_id)
     start = log.end
     if last_event_id is not None:

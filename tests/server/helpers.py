@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid5
 
+from aegra_server.storage.database import Database
+from aegra_server.storage.repositories import Repositories
+from aegra_server.storage.urls import parse_database_url
+
 GRAPH_NAMESPACE = UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 TERMINAL = {"success", "error", "interrupted", "timeout"}
 
@@ -112,3 +116,13 @@ def parse_sse(body: bytes) -> SSEBody:
 def names(parts) -> list[str]:
     """Event names of SDK StreamParts or SSE objects, in order."""
     return [p.event for p in parts]
+
+
+async def leftover_assistant(database_url: str, name: str) -> dict:
+    """An assistant of a graph this server does not serve, as one an earlier aegra.json made (written through
+    our storage, on the server's database)."""
+    db = Database(parse_database_url(database_url))
+    try:
+        return await Repositories.build(db).assistants.create(graph_id="removed_graph", name=name)
+    finally:
+        await db.close()

@@ -111,6 +111,9 @@ async def test_requests_without_a_valid_token_are_401(raw: httpx.AsyncClient, au
     assert (await raw.put("/store/items", json={})).status_code == 401
     mcp_call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}
     assert (await raw.post("/mcp", json=mcp_call, headers={"Accept": "application/json"})).status_code == 401
+    a2a_call = {"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": "x"}}
+    assert (await raw.post("/a2a/echo", json=a2a_call, headers={"Accept": "application/json"})).status_code == 401
+    assert (await raw.get("/a2a/echo/.well-known/agent-card.json")).status_code == 401
     deep = b'{"metadata": ' + b"[" * 500 + b"]" * 500 + b"}"
     assert (await raw.post("/threads", content=deep)).status_code == 401  # limits are told only to callers
     anonymous = _sdk(auth_server, None)
@@ -240,6 +243,28 @@ async def test_one_user_cannot_see_or_stop_anothers_runs(alice, bob, raw: httpx.
     finished = await alice.runs.get(thread_id, run_id)
     assert finished["status"] == "success"
     assert "auth" not in finished["kwargs"]  # the run's user stays on the server
+
+
+async def test_a2a_tasks_are_their_senders(alice, raw: httpx.AsyncClient) -> None:
+    """/a2a goes through the HTTP API's authorization: the agent is an assistant the caller may read (here: their
+    own), and the context a message creates is its sender's thread."""
+    agent = f"/a2a/{(await alice.assistants.create('echo'))['assistant_id']}"
+    assert (await raw.get(agent, headers=_as("bob"))).status_code == 404
+    send = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": {
+        "messageId": "m1", "role": "user", "parts": [{"kind": "text", "text": "mine"}]}}}
+    headers = {"Accept": "application/json"}
+    answer = (await raw.post(agent, json=send, headers={**headers, **_as("alice")})).json()
+    assert "result" in answer, answer
+    sent = answer["result"]
+    assert sent["status"]["state"] == "completed"
+    get = {"jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": {"id": sent["id"]}}
+    theirs = (await raw.post(agent, json=get, headers={**headers, **_as("bob")})).json()
+    assert theirs["error"]["message"] == f"Assistant '{agent.rsplit('/', 1)[1]}' not found"  # as it is to bob
+    reply = {**send, "params": {"message": {**send["params"]["message"], "contextId": sent["contextId"]}}}
+    intruding = (await raw.post(agent, json=reply, headers={**headers, **_as("bob")})).json()
+    assert "error" in intruding
+    mine = (await raw.post(agent, json=get, headers={**headers, **_as("alice")})).json()["result"]
+    assert mine["status"]["state"] == "completed" and mine["artifacts"][0]["parts"][0]["text"] == "echo: mine"
 
 
 async def test_streams_are_the_owners(alice, bob) -> None:
@@ -555,7 +580,7 @@ async def test_disabled_route_groups_are_gone(tmp_path: Path) -> None:
     paths = {getattr(r, "path", None) for r in app.router.routes}
     assert "/threads" in paths and "/threads/{thread_id}/commands" in paths
     for gone in ("/assistants", "/store/items", "/ok", "/info", "/openapi.json", "/docs", "/runs", "/runs/crons",
-                 "/threads/{thread_id}/runs"):
+                 "/threads/{thread_id}/runs", "/mcp", "/a2a/{assistant_id}", "/.well-known/agent-card.json"):
         assert gone not in paths, gone
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://aegra") as client:
         assert (await client.post("/assistants/search", json={})).status_code == 404

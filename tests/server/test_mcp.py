@@ -13,6 +13,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
 from aegra_server.api.mcp import tool_name
+from tests.server.helpers import leftover_assistant
 
 ACCEPT = {"Accept": "application/json, text/event-stream"}
 
@@ -146,3 +147,14 @@ async def test_the_transport_answers_as_langgraph_api(http):
     assert missing == {"code": -32602, "message": "Unknown tool: None"}
     bad_context = (await post(rpc("tools/call", name="echo", arguments={}, context="x"))).json()["error"]
     assert bad_context == {"code": -32602, "message": "context must be an object"}
+
+
+async def test_a_tool_whose_graph_is_gone_is_an_invalid_params_error(server_url, database_url, http):
+    """An assistant an earlier configuration left behind (its graph is no longer served) is not listed, and a call
+    by its name is a JSON-RPC error, not the HTTP API's 404."""
+    name = f"gone-{uuid.uuid4().hex[:8]}"
+    await leftover_assistant(database_url, name)
+    call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+    answer = await http.post("/mcp", json=call, headers=ACCEPT)
+    assert answer.status_code == 200
+    assert answer.json()["error"]["code"] == -32602 and "not loaded" in answer.json()["error"]["message"]

@@ -1,0 +1,587 @@
+"""/a2a/{assistant_id}: each assistant as an A2A (Agent2Agent) agent over JSON-RPC, as langgraph-api serves it.
+
+A context is a thread (its id, or a UUID made from it when it is not one) and a task is `{contextId}:{run_id}` of
+the run that started it; a message that answers a task waiting for input continues it with another run, which
+carries the task's id in its metadata (`a2a.task_id`). Each task state is read from its latest run: pending →
+submitted, running → working, success → completed (input-required while the thread waits at an interrupt),
+interrupted → canceled, error → failed.
+
+Both protocol versions are served on one URL: the 0.3 method names (`message/send`, `message/stream`, `tasks/get`,
+`tasks/cancel`) are answered in 0.3's JSON, the 1.0 names (`SendMessage`, `SendStreamingMessage`, `GetTask`,
+`CancelTask`, `ListTasks`, `GetExtendedAgentCard`) in 1.0's (aegra_server/a2a/wire.py). The agent card advertises
+both. No push notifications. Authorization is the HTTP API's: reading the assistant, creating runs, reading and
+updating threads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+
+from aegra_server import serde
+from aegra_server.a2a import content, wire
+from aegra_server.a2a.wire import PartError
+from aegra_server.api.deps import ServicesDep
+from aegra_server.api.http import JSONResponse
+from aegra_server.api.meta import installed_version
+from aegra_server.api.runs import authorized_thread, create_authorized, wait_output
+from aegra_server.api.schemas import RunCreate
+from aegra_server.auth import AuthDep, RequestAuth, search_value
+from aegra_server.services import Services
+from aegra_server.storage.common import NotFound
+from aegra_server.streaming.sse import HEARTBEAT, SSE_HEADERS, SSE_MEDIA_TYPE
+
+router = APIRouter(tags=["a2a"])
+
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
+TASK_NOT_FOUND, TASK_NOT_CANCELABLE, UNSUPPORTED_OPERATION, CONTENT_TYPE_NOT_SUPPORTED = -32001, -32002, -32004, -32005
+V03_METHODS = {"message/send": "SendMessage", "message/stream": "SendStreamingMessage", "tasks/get": "GetTask",
+               "tasks/cancel": "CancelTask"}
+METHODS = {"SendMessage", "SendStreamingMessage", "GetTask", "CancelTask", "ListTasks", "GetExtendedAgentCard"}
+DEFAULT_MODES = ["application/json", "text/plain"]
+MAX_HISTORY = 100
+MAX_TASK_RUNS = 1000  # a thread's runs read to find a task's latest (as langgraph-api)
+RUN_STATE = {"pending": "submitted", "running": "working", "success": "completed", "interrupted": "canceled",
+             "error": "failed", "timeout": "failed"}
+# Context ids that are not UUIDs name the thread made from them with this namespace.
+CONTEXT_NAMESPACE = uuid.UUID("6f1c2a43-a2a0-4e0a-9c8a-3b7e5d2f1a01")
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def thread_of(context_id: str) -> str:
+    """The thread behind a context: A2A context ids are any string, thread ids UUIDs."""
+    try:
+        return str(uuid.UUID(context_id))
+    except ValueError:
+        return str(uuid.uuid5(CONTEXT_NAMESPACE, context_id))
+
+
+# ---- the agent card ----------------------------------------------------------------------------------------------
+
+
+async def _assistant(services: Services, auth: RequestAuth, assistant_id: str) -> dict[str, Any]:
+    """The assistant (a graph name stands for its default one), as the caller may read it; NotFound otherwise."""
+    assistant_id = services.runs.assistant_id_of(assistant_id)
+    try:
+        uuid.UUID(assistant_id)
+    except ValueError:
+        raise NotFound(f"assistant {assistant_id!r} not found") from None
+    auth_filter = await auth.check("assistants", "read", {"assistant_id": assistant_id})
+    return await services.repos.assistants.get(assistant_id, auth_filter=auth_filter)
+
+
+def _modes(assistant: dict[str, Any], key: str) -> list[str]:
+    """`metadata.a2a.input_modes` / `output_modes` when the assistant sets them, else JSON and text."""
+    settings = (assistant.get("metadata") or {}).get("a2a")
+    modes = settings.get(key) if isinstance(settings, dict) else None
+    if modes is None:
+        return DEFAULT_MODES
+    if not isinstance(modes, list) or not modes or not all(isinstance(m, str) and m.strip() for m in modes):
+        raise HTTPException(422, f"assistant metadata.a2a.{key} must be a non-empty list of media types")
+    return [m.strip() for m in modes]
+
+
+def agent_card(request: Request, assistant: dict[str, Any]) -> dict[str, Any]:
+    url = f"{str(request.base_url).rstrip('/')}/a2a/{assistant['assistant_id']}"
+    name = assistant["name"]
+    description = assistant.get("description") or f"{name} assistant"
+    inputs, outputs = _modes(assistant, "input_modes"), _modes(assistant, "output_modes")
+    return {
+        "name": name,
+        "description": description,
+        # 1.0 clients read the interfaces; 0.3 clients the url, transport and version beside them.
+        "supportedInterfaces": [{"url": url, "protocolBinding": "JSONRPC", "protocolVersion": version}
+                                for version in ("1.0", "0.3")],
+        "url": url,
+        "preferredTransport": "JSONRPC",
+        "protocolVersion": "0.3.0",
+        "version": installed_version("aegra"),
+        "capabilities": {"streaming": True, "pushNotifications": False, "stateTransitionHistory": False},
+        "defaultInputModes": inputs,
+        "defaultOutputModes": outputs,
+        "skills": [{"id": f"{assistant['assistant_id']}-main", "name": f"{name} Capabilities",
+                    "description": description, "tags": ["assistant", "langgraph"], "examples": [],
+                    "inputModes": inputs, "outputModes": outputs}],
+    }
+
+
+@router.get("/a2a/{assistant_id}/.well-known/agent-card.json")
+@router.get("/a2a/{assistant_id}/.well-known/agent.json")
+@router.get("/a2a/{assistant_id}")
+@router.get("/a2a/{assistant_id}/", include_in_schema=False)
+async def assistant_card(assistant_id: str, request: Request, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    return JSONResponse(agent_card(request, await _assistant(services, auth, assistant_id)))
+
+
+@router.get("/.well-known/agent-card.json")
+async def server_card(
+    request: Request, services: ServicesDep, auth: AuthDep, assistant_id: str | None = None
+) -> JSONResponse:
+    """The card of `?assistant_id=` (an id or a graph name); without it, of the only graph's assistant."""
+    if assistant_id is None:
+        if len(services.registry.ids) != 1:
+            raise HTTPException(422, "assistant_id is required: the server has several graphs (an id or a graph name)")
+        assistant_id = services.registry.ids[0]
+    return JSONResponse(agent_card(request, await _assistant(services, auth, assistant_id)))
+
+
+@router.delete("/a2a/{assistant_id}")
+async def a2a_delete(assistant_id: str) -> Response:
+    return Response(status_code=405)  # no sessions, as langgraph-api
+
+
+# ---- JSON-RPC -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    services: Services
+    auth: RequestAuth
+    request: Request
+    assistant: dict[str, Any]
+    rpc_id: Any
+    v03: bool  # answered in 0.3's JSON (the method came by its 0.3 name)
+
+    def render(self, obj: dict[str, Any], *, wrapped: bool) -> dict[str, Any]:
+        return obj if self.v03 else wire.to_v1(obj, wrapped=wrapped)
+
+    def answer(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": self.rpc_id, "result": result}
+
+
+def _rpc_error(code: int, message: str, rpc_id: Any = None) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rpc_id, "error": {"code": code, "message": message}}
+
+
+def _accepts(request: Request, media_type: str) -> bool:
+    for media_range in (request.headers.get("accept") or "").split(","):
+        candidate = media_range.split(";", 1)[0].strip().lower()
+        if candidate in ("*/*", media_type) or (candidate.endswith("/*") and media_type.startswith(candidate[:-1])):
+            return True
+    return False
+
+
+@router.post("/a2a/{assistant_id}")
+@router.post("/a2a/{assistant_id}/", include_in_schema=False)
+async def a2a_message(assistant_id: str, request: Request, services: ServicesDep, auth: AuthDep) -> Response:
+    try:
+        message = serde.loads(await request.body())
+    except ValueError:
+        return JSONResponse(_rpc_error(PARSE_ERROR, "Invalid JSON payload"))
+    if not isinstance(message, dict):
+        return JSONResponse(_rpc_error(INVALID_REQUEST, "Invalid message format: expected object"))
+    rpc_id, method = message.get("id"), message.get("method")
+    if message.get("jsonrpc") != "2.0":
+        return JSONResponse(_rpc_error(INVALID_REQUEST, 'jsonrpc must be "2.0"', rpc_id))
+    if rpc_id is not None and (not isinstance(rpc_id, (str, int, float)) or isinstance(rpc_id, bool)):
+        return JSONResponse(_rpc_error(INVALID_REQUEST, "id must be a string, a number or null"))
+    if method is None:
+        if rpc_id is not None and ("result" in message or "error" in message):
+            return Response(status_code=202)  # a response to a request this server never sends
+        return JSONResponse(_rpc_error(INVALID_REQUEST, "the message has no method", rpc_id))
+    if not isinstance(method, str) or V03_METHODS.get(method, method) not in METHODS:
+        return JSONResponse(_rpc_error(METHOD_NOT_FOUND, f"Method not found: {method}", rpc_id))
+    v03 = method in V03_METHODS
+    name = V03_METHODS.get(method, method)
+    if rpc_id is None:
+        return JSONResponse(_rpc_error(INVALID_REQUEST, "A2A methods are requests: the message needs an id"))
+    params = message.get("params", {})
+    if not isinstance(params, dict):
+        return JSONResponse(_rpc_error(INVALID_PARAMS, "params must be an object", rpc_id))
+    streaming = name == "SendStreamingMessage"
+    wanted = "text/event-stream" if streaming else "application/json"
+    if not _accepts(request, wanted):
+        return JSONResponse({"error": f"the Accept header must include {wanted}"}, status_code=400)
+    try:
+        assistant = await _assistant(services, auth, assistant_id)
+    except NotFound:
+        return JSONResponse(_rpc_error(INVALID_PARAMS, f"Assistant '{assistant_id}' not found", rpc_id))
+    call = Call(services, auth, request, assistant, rpc_id, v03)
+    if streaming:
+        return StreamingResponse(_stream(call, params), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+    try:
+        result = await HANDLERS[name](call, params)
+    except RpcError as error:
+        return JSONResponse(_rpc_error(error.code, error.message, rpc_id))
+    return JSONResponse(call.answer(result))
+
+
+# ---- tasks ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskRef:
+    task_id: str
+    context_id: str
+    thread: dict[str, Any]
+    run: dict[str, Any]  # the task's latest run
+    state: str
+    latest: bool  # its run is the thread's latest: the thread's values are its outcome
+
+
+def _string(params: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = params.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise RpcError(INVALID_PARAMS, f"{key} must be a non-empty string")
+    return value
+
+
+def _history_length(params: dict[str, Any]) -> int | None:
+    length = params.get("historyLength")
+    if length is None:
+        return None
+    if not isinstance(length, int) or isinstance(length, bool) or not 0 <= length <= MAX_HISTORY:
+        raise RpcError(INVALID_PARAMS, f"historyLength must be an integer from 0 to {MAX_HISTORY}")
+    return length
+
+
+async def _find_task(call: Call, task_id: str, context_id: str | None = None) -> TaskRef:
+    """The task and its latest run, as the caller may read them; TaskNotFound otherwise."""
+    context, _, anchor = task_id.rpartition(":")
+    try:
+        uuid.UUID(anchor)
+    except ValueError:
+        context = ""
+    if not context or (context_id is not None and context_id != context):
+        raise RpcError(TASK_NOT_FOUND, f"Task not found: {task_id}")
+    try:
+        thread = await authorized_thread(call.services, call.auth, thread_of(context), "read")
+    except NotFound:
+        raise RpcError(TASK_NOT_FOUND, f"Task not found: {task_id}") from None
+    runs = await call.services.repos.runs.list(thread["thread_id"], limit=MAX_TASK_RUNS)  # newest first
+    mine = [run for run in runs if run["assistant_id"] == call.assistant["assistant_id"]
+            and (run["run_id"] == anchor or ((run.get("metadata") or {}).get("a2a") or {}).get("task_id") == task_id)]
+    if not mine:
+        raise RpcError(TASK_NOT_FOUND, f"Task not found: {task_id}")
+    run = mine[0]
+    latest = run["run_id"] == runs[0]["run_id"]
+    state = RUN_STATE.get(run["status"], "submitted")
+    if state == "completed" and latest and thread["status"] == "interrupted":
+        state = "input-required"  # the thread waits at an interrupt this run reached
+    return TaskRef(task_id, context, thread, run, state, latest)
+
+
+def _task_object(call: Call, ref: TaskRef, history_length: int | None, *, output: Any = None) -> dict[str, Any]:
+    """The task in 0.3's JSON. Its artifacts come from `output` (what the run returned) or, for the thread's
+    latest run, the thread's values (an older task's outcome is not kept apart from what came after it); the
+    history from the thread's messages."""
+    values = output if output is not None else ref.thread.get("values")
+    outcome_known = output is not None or ref.latest
+    status_message = None
+    artifacts: list[dict[str, Any]] = []
+    if ref.state == "failed":
+        error = (output or {}).get("__error__") if isinstance(output, dict) else None
+        error = error or ref.run.get("error") or {}
+        text = f"{error.get('error', 'Error')}: {error.get('message', '')}" if error else "The run failed"
+        status_message = wire.message("agent", [wire.text_part(text)], str(uuid.uuid4()), ref.task_id, ref.context_id)
+    elif ref.state == "input-required" and outcome_known:
+        interrupts = values.get("__interrupt__") if isinstance(values, dict) else None
+        if not interrupts:
+            interrupts = [i for pending in (ref.thread.get("interrupts") or {}).values() for i in pending]
+        artifacts.append(content.interrupt_artifact(interrupts))
+    elif ref.state == "completed" and outcome_known:
+        artifacts.append(content.response_artifact(values, call.assistant["assistant_id"]))
+    timestamp = ref.run.get("updated_at") or ref.run.get("created_at")
+    status = wire.status(ref.state, status_message, timestamp.isoformat() if hasattr(timestamp, "isoformat") else timestamp)
+    history = content.history(values, ref.task_id, ref.context_id, history_length) if history_length != 0 else None
+    return wire.task(ref.task_id, ref.context_id, status, artifacts=artifacts, history=history)
+
+
+async def get_task(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    task_id = _string(params, "id", required=True)
+    length = _history_length(params)
+    ref = await _find_task(call, task_id, _string(params, "contextId"))
+    return call.render(_task_object(call, ref, length), wrapped=False)
+
+
+async def cancel_task(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    task_id = _string(params, "id", required=True)
+    ref = await _find_task(call, task_id, _string(params, "contextId"))
+    if ref.state in wire.TERMINAL:
+        raise RpcError(TASK_NOT_CANCELABLE, f"Task is not cancelable: it is {ref.state}")
+    if ref.state == "input-required":
+        raise RpcError(TASK_NOT_CANCELABLE, "Task is waiting for input, not running: answer it, or leave it")
+    run_id = ref.run["run_id"]
+    await authorized_thread(call.services, call.auth, ref.thread["thread_id"], "update", run_id=run_id,
+                            action="interrupt")
+    await call.services.runs.cancel(run_id, action="interrupt", wait=True)
+    ref = await _find_task(call, task_id)
+    return call.render(_task_object(call, ref, 0), wrapped=False)
+
+
+async def list_tasks(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """The assistant's tasks the caller may read, the most recently updated first: in one context, or in every
+    thread this assistant has run on (threads carry their assistant in their metadata)."""
+    context_id = _string(params, "contextId")
+    size = params.get("pageSize", 50)
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 100:
+        raise RpcError(INVALID_PARAMS, "pageSize must be an integer from 1 to 100")
+    token = params.get("pageToken") or "0"
+    if not isinstance(token, str) or not token.isdigit():
+        raise RpcError(INVALID_PARAMS, "pageToken must be one this method returned")
+    wanted = params.get("status")
+    states = {wire.V1_STATE[s]: s for s in wire.STATES} | {s: s for s in wire.STATES}
+    if wanted not in (None, "", "TASK_STATE_UNSPECIFIED") and wanted not in states:
+        raise RpcError(INVALID_PARAMS, f"status must be a task state, got {wanted!r}")
+    length = _history_length(params)
+    contexts = [context_id] if context_id else await _contexts(call)
+    refs: dict[str, TaskRef] = {}
+    for context in contexts:
+        for task_id in await _task_ids(call, context):
+            if task_id in refs:
+                continue
+            try:
+                refs[task_id] = await _find_task(call, task_id)
+            except RpcError:
+                continue  # gone meanwhile
+    chosen = [ref for ref in refs.values() if not wanted or wanted == "TASK_STATE_UNSPECIFIED"
+              or ref.state == states[wanted]]
+    chosen.sort(key=lambda ref: str(ref.run.get("updated_at") or ""), reverse=True)
+    offset = int(token)
+    page = chosen[offset:offset + size]
+    tasks = []
+    for ref in page:
+        task = _task_object(call, ref, length or 0)
+        if not params.get("includeArtifacts"):
+            task.pop("artifacts", None)
+        tasks.append(wire.to_v1(task, wrapped=False))
+    following = offset + size if offset + size < len(chosen) else None
+    return {"tasks": tasks, "totalSize": len(chosen), "pageSize": len(page),
+            "nextPageToken": str(following) if following is not None else ""}
+
+
+async def _contexts(call: Call) -> list[str]:
+    query = {"metadata": {"assistant_id": call.assistant["assistant_id"]}, "limit": 1000, "offset": 0}
+    auth_filter = await call.auth.check("threads", "search", search_value(query))
+    page = await call.services.repos.threads.search(**query, auth_filter=auth_filter)
+    return [thread["thread_id"] for thread in page.items]
+
+
+async def _task_ids(call: Call, context: str) -> list[str]:
+    try:
+        thread = await authorized_thread(call.services, call.auth, thread_of(context), "read")
+    except NotFound:
+        return []
+    runs = await call.services.repos.runs.list(thread["thread_id"], limit=MAX_TASK_RUNS)
+    return [((run.get("metadata") or {}).get("a2a") or {}).get("task_id") or f"{context}:{run['run_id']}"
+            for run in runs if run["assistant_id"] == call.assistant["assistant_id"]]
+
+
+async def extended_card(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    return agent_card(call.request, call.assistant)
+
+
+# ---- sending messages --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sending:
+    """A validated message/send: the run to create and the task it makes or continues."""
+
+    message: dict[str, Any]
+    context_id: str
+    task_id: str | None  # None: a new task, named after its run
+    run: RunCreate
+
+
+async def _sending(call: Call, params: dict[str, Any], stream_modes: list[str] | None = None) -> Sending:
+    configuration = params.get("configuration")
+    if configuration is not None and not isinstance(configuration, dict):
+        raise RpcError(INVALID_PARAMS, "configuration must be an object")
+    message = params.get("message")
+    if not isinstance(message, dict):
+        raise RpcError(INVALID_PARAMS, "message must be an object")
+    message_id = _string(message, "messageId", required=True)
+    role = _string(message, "role", required=True)
+    raw_parts = message.get("parts")
+    if not isinstance(raw_parts, list) or not raw_parts:
+        raise RpcError(INVALID_PARAMS, "message.parts must be a non-empty array")
+    try:
+        parts = [wire.read_part(part) for part in raw_parts]
+    except PartError as error:
+        raise RpcError(CONTENT_TYPE_NOT_SUPPORTED, str(error)) from None
+    context_id, task_id = _string(message, "contextId"), _string(message, "taskId")
+    command, metadata = None, {}
+    if task_id is not None:
+        ref = await _find_task(call, task_id, context_id)
+        if ref.state in wire.TERMINAL:
+            raise RpcError(UNSUPPORTED_OPERATION, f"Task {task_id} is {ref.state}: send a message without taskId")
+        context_id = ref.context_id
+        metadata = {"a2a": {"task_id": task_id}}
+        if ref.state == "input-required":
+            command = {"resume": _resume_value(parts)}
+    if command is None:
+        if any(not part.is_data for part in parts):
+            await _check_takes_messages(call)
+        try:
+            graph_in = content.graph_input(parts, role, message_id)
+        except PartError as error:
+            raise RpcError(CONTENT_TYPE_NOT_SUPPORTED, str(error)) from None
+    context_id = context_id or str(uuid.uuid4())
+    try:
+        run = RunCreate(
+            assistant_id=call.assistant["assistant_id"],
+            input=None if command else graph_in,
+            command=command,
+            metadata=metadata,
+            context=params.get("context"),
+            if_not_exists="create",
+            **({"stream_mode": stream_modes} if stream_modes else {}),
+        )
+    except ValidationError as error:
+        raise RpcError(INVALID_PARAMS, f"the message cannot be a run: {error.errors()[0]['msg']}") from None
+    return Sending({**message, "contextId": context_id}, context_id, task_id, run)
+
+
+def _resume_value(parts: list[wire.Part]) -> Any:
+    """What answers an interrupt: a data part's `resume` value, else the message's text."""
+    resumes = [part.data["resume"] for part in parts if part.is_data and isinstance(part.data, dict)
+               and "resume" in part.data]
+    if len(resumes) > 1:
+        raise RpcError(INVALID_PARAMS, "Only one data part may carry a resume value")
+    if resumes:
+        return resumes[0]
+    texts = [part.text for part in parts if part.text is not None]
+    if not texts:
+        raise RpcError(INVALID_PARAMS, "The task waits for input: send text, or a data part with 'resume'")
+    return "\n".join(texts)
+
+
+async def _check_takes_messages(call: Call) -> None:
+    """Text and files become the graph's `messages`: a graph without that input key cannot take them."""
+    assistant = call.assistant
+    if assistant["graph_id"] not in call.services.registry:
+        raise RpcError(INVALID_PARAMS, f"graph {assistant['graph_id']!r} is not loaded")
+    schemas = await call.services.registry.schemas(assistant["graph_id"], assistant["config"])
+    properties = (schemas.get("input_schema") or schemas.get("state_schema") or {}).get("properties") or {}
+    if "messages" not in properties:
+        raise RpcError(INVALID_PARAMS, f"Assistant '{assistant['assistant_id']}' (graph '{assistant['graph_id']}') "
+                       f"takes no messages, so no text or file parts: send its input {sorted(properties)} "
+                       "as a data part")
+
+
+async def _start(call: Call, sending: Sending) -> tuple[dict[str, Any], str]:
+    """Create the run: (its row, the task's id)."""
+    try:
+        run = await create_authorized(call.services, call.auth, thread_of(sending.context_id), sending.run.payload())
+    except NotFound as error:
+        raise RpcError(INVALID_PARAMS, str(error)) from None
+    return run, sending.task_id or f"{sending.context_id}:{run['run_id']}"
+
+
+async def send_message(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    sending = await _sending(call, params)
+    configuration = params.get("configuration") or {}
+    length = _history_length(configuration)
+    run, task_id = await _start(call, sending)
+    # 0.3 says `blocking: false`, 1.0 `returnImmediately: true`: answer with the task as it starts.
+    if configuration.get("blocking") is False or configuration.get("returnImmediately") is True:
+        task = wire.task(task_id, sending.context_id, wire.status("submitted"),
+                         history=[_echo(sending.message, task_id)] if length != 0 else None)
+        return call.render(task, wrapped=True)
+    output = await wait_output(call.services, run["run_id"], run["thread_id"])
+    ref = await _find_task(call, task_id)
+    return call.render(_task_object(call, ref, length, output=output), wrapped=True)
+
+
+def _echo(message: dict[str, Any], task_id: str) -> dict[str, Any]:
+    """The client's message as the task's first history entry (in 0.3's JSON, whichever it came in)."""
+    parts = []
+    for part in message.get("parts") or []:
+        read = wire.read_part(part)
+        if read.is_file:
+            file = {"bytes": read.file_bytes} if read.file_bytes is not None else {"uri": read.file_uri}
+            parts.append({"kind": "file", "file": file})
+        else:
+            parts.append(wire.data_part(read.data) if read.is_data else wire.text_part(read.text or ""))
+    role = "user" if message.get("role") in wire.USER_ROLES else "agent"
+    return wire.message(role, parts, message["messageId"], task_id, message["contextId"])
+
+
+async def _stream(call: Call, params: dict[str, Any]) -> AsyncIterator[bytes]:
+    """message/stream: the task (submitted), the agent's message as it grows (working), then the answer or the
+    interrupt as an artifact and the final state. Errors before the run starts are one JSON-RPC error event."""
+
+    def event(obj: dict[str, Any]) -> bytes:
+        return b"data: " + serde.dumps(call.answer(call.render(obj, wrapped=True))) + b"\n\n"
+
+    try:
+        sending = await _sending(call, params, ["messages-tuple", "values"])
+        run, task_id = await _start(call, sending)
+    except RpcError as error:
+        yield b"data: " + serde.dumps(_rpc_error(error.code, error.message, call.rpc_id)) + b"\n\n"
+        return
+    context_id = sending.context_id
+    yield event(wire.task(task_id, context_id, wire.status("submitted"), history=[_echo(sending.message, task_id)]))
+    texts: dict[str, str] = {}
+    values: Any = None
+    interrupts: list[Any] | None = None
+    error: dict[str, Any] | None = None
+    async for item in call.services.runs.follow(run["run_id"], 0, call.services.settings.heartbeat_seconds):
+        if item is None:
+            yield HEARTBEAT
+            continue
+        name = item.name
+        if name == "messages":
+            chunk, _ = serde.loads(item.data)
+            if not isinstance(chunk, dict) or chunk.get("type") not in content.AI_TYPES:
+                continue
+            parts = content.content_parts(chunk.get("content"))
+            text = "".join(p["text"] for p in parts if p["kind"] == "text")
+            if not text:
+                continue
+            key = chunk.get("id") or ""
+            # Chunks of one streamed message add up; a whole message replaces what was there.
+            texts[key] = texts.get(key, "") + text if chunk.get("type") == "AIMessageChunk" else text
+            growing = wire.message("agent", [wire.text_part(texts[key])], str(uuid.uuid4()), task_id, context_id)
+            yield event(wire.status_update(task_id, context_id, wire.status("working", growing), final=False))
+        elif name == "values":
+            data = serde.loads(item.data)
+            if isinstance(data, dict) and "__interrupt__" in data:
+                interrupts = data["__interrupt__"]
+            else:
+                values = data
+        elif name == "error":
+            error = serde.loads(item.data)
+    if error is not None:
+        text = f"{error.get('error', 'Error')}: {error.get('message', '')}"
+        failed = wire.message("agent", [wire.text_part(text)], str(uuid.uuid4()), task_id, context_id)
+        yield event(wire.status_update(task_id, context_id, wire.status("failed", failed), final=True))
+        return
+    try:
+        ref = await _find_task(call, task_id)
+    except RpcError:  # its thread was deleted meanwhile: the events say how the run ended
+        ref = None
+    if ref is not None and ref.state == "canceled":
+        yield event(wire.status_update(task_id, context_id, wire.status("canceled"), final=True))
+        return
+    if interrupts:
+        artifact = content.interrupt_artifact(interrupts)
+        state = "input-required"
+    else:
+        artifact = content.response_artifact(values, call.assistant["assistant_id"])
+        state = "completed"
+    yield event(wire.artifact_update(task_id, context_id, artifact))
+    yield event(wire.status_update(task_id, context_id, wire.status(state), final=True))
+
+
+HANDLERS = {
+    "SendMessage": send_message,
+    "GetTask": get_task,
+    "CancelTask": cancel_task,
+    "ListTasks": list_tasks,
+    "GetExtendedAgentCard": extended_card,
+}
