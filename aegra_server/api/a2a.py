@@ -32,6 +32,7 @@ from aegra_server.api.http import JSONResponse
 from aegra_server.api.meta import installed_version
 from aegra_server.api.runs import authorized_thread, create_authorized, wait_output
 from aegra_server.api.schemas import RunCreate
+from aegra_server.api.threads import end_waiting
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
@@ -248,30 +249,43 @@ def _history_length(params: dict[str, Any]) -> int | None:
     return length
 
 
+def _tasks_in(call: Call, thread: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, TaskRef]:
+    """The assistant's tasks in a thread, from its runs (newest first): each task with its latest run."""
+    refs: dict[str, TaskRef] = {}
+    for run in runs:
+        if run["assistant_id"] != call.assistant["assistant_id"]:
+            continue
+        marks = (run.get("metadata") or {}).get("a2a") or {}
+        context = marks.get("context_id") or thread["thread_id"]
+        task_id = marks.get("task_id") or f"{context}:{run['run_id']}"
+        if task_id in refs:
+            continue
+        latest = run["run_id"] == runs[0]["run_id"]
+        state = RUN_STATE.get(run["status"], "submitted")
+        if state == "completed" and latest and thread["status"] == "interrupted":
+            state = "input-required"  # the thread waits at an interrupt this run reached
+        refs[task_id] = TaskRef(task_id, context, thread, run, state, latest)
+    return refs
+
+
+async def _thread_tasks(call: Call, thread_id: str) -> dict[str, TaskRef]:
+    """The assistant's tasks in a thread the caller may read (none when it may not)."""
+    try:
+        thread = await authorized_thread(call.services, call.auth, thread_id, "read")
+    except NotFound:
+        return {}
+    return _tasks_in(call, thread, await call.services.repos.runs.list(thread_id, limit=MAX_TASK_RUNS))
+
+
 async def _find_task(call: Call, task_id: str, context_id: str | None = None) -> TaskRef:
     """The task and its latest run, as the caller may read them; TaskNotFound otherwise."""
     context, _, anchor = task_id.rpartition(":")
-    try:
-        uuid.UUID(anchor)
-    except ValueError:
-        context = ""
-    if not context or (context_id is not None and context_id != context):
+    found = None
+    if context and (context_id is None or context_id == context):
+        found = (await _thread_tasks(call, thread_of(context))).get(task_id)
+    if found is None:
         raise RpcError(TASK_NOT_FOUND, f"Task not found: {task_id}")
-    try:
-        thread = await authorized_thread(call.services, call.auth, thread_of(context), "read")
-    except NotFound:
-        raise RpcError(TASK_NOT_FOUND, f"Task not found: {task_id}") from None
-    runs = await call.services.repos.runs.list(thread["thread_id"], limit=MAX_TASK_RUNS)  # newest first
-    mine = [run for run in runs if run["assistant_id"] == call.assistant["assistant_id"]
-            and (run["run_id"] == anchor or ((run.get("metadata") or {}).get("a2a") or {}).get("task_id") == task_id)]
-    if not mine:
-        raise RpcError(TASK_NOT_FOUND, f"Task not found: {task_id}")
-    run = mine[0]
-    latest = run["run_id"] == runs[0]["run_id"]
-    state = RUN_STATE.get(run["status"], "submitted")
-    if state == "completed" and latest and thread["status"] == "interrupted":
-        state = "input-required"  # the thread waits at an interrupt this run reached
-    return TaskRef(task_id, context, thread, run, state, latest)
+    return found
 
 
 def _task_object(call: Call, ref: TaskRef, history_length: int | None, *, output: Any = None) -> dict[str, Any]:
@@ -286,7 +300,8 @@ def _task_object(call: Call, ref: TaskRef, history_length: int | None, *, output
         error = (output or {}).get("__error__") if isinstance(output, dict) else None
         error = error or ref.run.get("error") or {}
         text = f"{error.get('error', 'Error')}: {error.get('message', '')}" if error else "The run failed"
-        status_message = wire.message("agent", [wire.text_part(text)], str(uuid.uuid4()), ref.task_id, ref.context_id)
+        message_id = str(uuid.uuid5(CONTEXT_NAMESPACE, f"{ref.task_id}/status"))
+        status_message = wire.message("agent", [wire.text_part(text)], message_id, ref.task_id, ref.context_id)
     elif ref.state == "input-required" and outcome_known:
         interrupts = values.get("__interrupt__") if isinstance(values, dict) else None
         if not interrupts:
@@ -313,13 +328,26 @@ async def cancel_task(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     if ref.state in wire.TERMINAL:
         raise RpcError(TASK_NOT_CANCELABLE, f"Task is not cancelable: it is {ref.state}")
     if ref.state == "input-required":
-        raise RpcError(TASK_NOT_CANCELABLE, "Task is waiting for input, not running: answer it, or leave it")
-    run_id = ref.run["run_id"]
-    await authorized_thread(call.services, call.auth, ref.thread["thread_id"], "update", run_id=run_id,
-                            action="interrupt")
-    await call.services.runs.cancel(run_id, action="interrupt", wait=True)
+        await _cancel_waiting(call, ref)
+    else:
+        run_id = ref.run["run_id"]
+        await authorized_thread(call.services, call.auth, ref.thread["thread_id"], "update", run_id=run_id,
+                                action="interrupt")
+        await call.services.runs.cancel(run_id, action="interrupt", wait=True)
     ref = await _find_task(call, task_id)
     return call.render(_task_object(call, ref, 0), wrapped=False)
+
+
+async def _cancel_waiting(call: Call, ref: TaskRef) -> None:
+    """A task waiting for input has no run to stop. Its thread leaves the interrupt (idle, its values kept), and
+    a run of the task that never starts, canceled at once, records it as canceled (as langgraph-api does)."""
+    thread_id = ref.thread["thread_id"]
+    await authorized_thread(call.services, call.auth, thread_id, "update", action="interrupt")
+    marks = {"a2a": {"task_id": ref.task_id, "context_id": ref.context_id}}
+    record = RunCreate(assistant_id=call.assistant["assistant_id"], metadata=marks, after_seconds=3600)
+    run = await create_authorized(call.services, call.auth, thread_id, record.payload())
+    await call.services.runs.cancel(run["run_id"], action="interrupt", wait=True)
+    await end_waiting(call.services, ref.thread)
 
 
 async def list_tasks(call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -337,16 +365,10 @@ async def list_tasks(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     if wanted not in (None, "", "TASK_STATE_UNSPECIFIED") and wanted not in states:
         raise RpcError(INVALID_PARAMS, f"status must be a task state, got {wanted!r}")
     length = _history_length(params)
-    contexts = [context_id] if context_id else await _contexts(call)
+    threads = [thread_of(context_id)] if context_id else await _assistants_threads(call)
     refs: dict[str, TaskRef] = {}
-    for context in contexts:
-        for task_id in await _task_ids(call, context):
-            if task_id in refs:
-                continue
-            try:
-                refs[task_id] = await _find_task(call, task_id)
-            except RpcError:
-                continue  # gone meanwhile
+    for thread_id in threads:
+        refs.update(await _thread_tasks(call, thread_id))
     chosen = [ref for ref in refs.values() if not wanted or wanted == "TASK_STATE_UNSPECIFIED"
               or ref.state == states[wanted]]
     chosen.sort(key=lambda ref: str(ref.run.get("updated_at") or ""), reverse=True)
@@ -363,21 +385,11 @@ async def list_tasks(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             "nextPageToken": str(following) if following is not None else ""}
 
 
-async def _contexts(call: Call) -> list[str]:
+async def _assistants_threads(call: Call) -> list[str]:
     query = {"metadata": {"assistant_id": call.assistant["assistant_id"]}, "limit": 1000, "offset": 0}
     auth_filter = await call.auth.check("threads", "search", search_value(query))
     page = await call.services.repos.threads.search(**query, auth_filter=auth_filter)
     return [thread["thread_id"] for thread in page.items]
-
-
-async def _task_ids(call: Call, context: str) -> list[str]:
-    try:
-        thread = await authorized_thread(call.services, call.auth, thread_of(context), "read")
-    except NotFound:
-        return []
-    runs = await call.services.repos.runs.list(thread["thread_id"], limit=MAX_TASK_RUNS)
-    return [((run.get("metadata") or {}).get("a2a") or {}).get("task_id") or f"{context}:{run['run_id']}"
-            for run in runs if run["assistant_id"] == call.assistant["assistant_id"]]
 
 
 async def extended_card(call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -414,13 +426,13 @@ async def _sending(call: Call, params: dict[str, Any], stream_modes: list[str] |
     except PartError as error:
         raise RpcError(CONTENT_TYPE_NOT_SUPPORTED, str(error)) from None
     context_id, task_id = _string(message, "contextId"), _string(message, "taskId")
-    command, metadata = None, {}
+    command, metadata = None, {}  # metadata: the run's `a2a` marks
     if task_id is not None:
         ref = await _find_task(call, task_id, context_id)
         if ref.state in wire.TERMINAL:
             raise RpcError(UNSUPPORTED_OPERATION, f"Task {task_id} is {ref.state}: send a message without taskId")
         context_id = ref.context_id
-        metadata = {"a2a": {"task_id": task_id}}
+        metadata["task_id"] = task_id
         if ref.state == "input-required":
             command = {"resume": _resume_value(parts)}
     if command is None:
@@ -436,7 +448,7 @@ async def _sending(call: Call, params: dict[str, Any], stream_modes: list[str] |
             assistant_id=call.assistant["assistant_id"],
             input=None if command else graph_in,
             command=command,
-            metadata=metadata,
+            metadata={"a2a": {**metadata, "context_id": context_id}},
             context=params.get("context"),
             if_not_exists="create",
             **({"stream_mode": stream_modes} if stream_modes else {}),

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from langgraph.errors import InvalidUpdateError
+from langgraph.graph import END
 from langgraph.types import Command, StateUpdate
 
 from aegra_server.api import schemas
@@ -49,6 +50,15 @@ async def _graph_of(services: Services, thread: dict[str, Any]):
     return await services.registry.graph(
         graph_id, config, checkpointer=services.checkpointer, store=services.store
     )
+
+
+async def end_waiting(services: Services, thread: dict[str, Any]) -> None:
+    """Leave the interrupt a thread waits at, as if its graph had ended there (A2A cancels a task waiting for input
+    so): the thread is idle, its values as they were."""
+    graph = await _graph_of(services, thread)
+    if graph is not None:
+        await graph.aupdate_state({"configurable": {"thread_id": thread["thread_id"]}}, None, as_node=END)
+        await _sync_thread_state(services, thread["thread_id"], graph)
 
 
 def _checkpoint_config(

@@ -178,6 +178,24 @@ async def test_a_task_waits_for_input_at_an_interrupt_and_the_answer_continues_i
         await _events(client, _text("more", task_id=task_id, context_id=context_id))
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_task_waiting_for_input_is_canceled(server_url, clients, version):
+    client = await _client(server_url, "hitl", version, streaming=False)
+    clients.append(client)
+    (first,) = await _events(client, _data({"topic": "birds"}))
+    task = first.task
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    canceled = await client.cancel_task(CancelTaskRequest(id=task.id))
+    assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+    assert (await client.get_task(GetTaskRequest(id=task.id))).status.state == TaskState.TASK_STATE_CANCELED
+    # The thread no longer waits, and keeps its values; the task takes no more answers.
+    thread = await get_client(url=server_url).threads.get(task.context_id)
+    assert thread["status"] == "idle" and thread["values"]["draft"] == "draft for birds"
+    assert not (await get_client(url=server_url).threads.get_state(task.context_id))["next"]
+    with pytest.raises(UnsupportedOperationError, match="canceled"):
+        await _events(client, _text("yes", task_id=task.id, context_id=task.context_id))
+
+
 async def test_a_structured_answer_resumes_with_its_value(server_url, clients):
     client = await _client(server_url, "hitl", "1.0", streaming=False)
     clients.append(client)
@@ -227,11 +245,16 @@ async def test_a_running_task_is_canceled_and_tasks_are_listed(server_url, clien
 async def test_a_context_id_need_not_be_a_uuid(server_url, clients):
     client = await _client(server_url, "echo", "1.0", streaming=False)
     clients.append(client)
-    (first,) = await _events(client, _text("one", context_id="conversation/42"))
-    assert first.task.context_id == "conversation/42"
-    (second,) = await _events(client, _text("two", context_id="conversation/42"))
+    context = f"conversation/{uuid.uuid4().hex[:8]}"
+    (first,) = await _events(client, _text("one", context_id=context))
+    assert first.task.context_id == context
+    (second,) = await _events(client, _text("two", context_id=context))
     assert [_texts(m.parts)[0] for m in second.task.history] == ["one", "echo: one", "two", "echo: two"]
-    assert (await client.get_task(GetTaskRequest(id=first.task.id))).context_id == "conversation/42"
+    assert (await client.get_task(GetTaskRequest(id=first.task.id))).context_id == context
+    listed = await client.list_tasks(ListTasksRequest(context_id=context))
+    assert [t.id for t in listed.tasks] == [second.task.id, first.task.id]
+    everywhere = await client.list_tasks(ListTasksRequest(page_size=100))
+    assert {first.task.id, second.task.id} <= {t.id for t in everywhere.tasks}
 
 
 async def _rpc(http: httpx.AsyncClient, assistant: str, body, **headers) -> httpx.Response:
