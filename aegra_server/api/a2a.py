@@ -2,7 +2,7 @@
 
 A context is a thread (its id, or a UUID made from it when it is not one) and a task is `{contextId}:{run_id}` of
 the run that started it; a message that answers a task waiting for input continues it with another run, which
-carries the task's id in its metadata (`a2a.task_id`). Each task state is read from its latest run: pending →
+carries the task's id in its metadata (`a2a.task_id`; every run also keeps the context id it was given there). Each task state is read from its latest run: pending →
 submitted, running → working, success → completed (input-required while the thread waits at an interrupt),
 interrupted → canceled, error → failed.
 
@@ -426,13 +426,13 @@ async def _sending(call: Call, params: dict[str, Any], stream_modes: list[str] |
     except PartError as error:
         raise RpcError(CONTENT_TYPE_NOT_SUPPORTED, str(error)) from None
     context_id, task_id = _string(message, "contextId"), _string(message, "taskId")
-    command, metadata = None, {}  # metadata: the run's `a2a` marks
+    command, marks = None, {}  # marks: what the run's metadata says under `a2a`
     if task_id is not None:
         ref = await _find_task(call, task_id, context_id)
         if ref.state in wire.TERMINAL:
             raise RpcError(UNSUPPORTED_OPERATION, f"Task {task_id} is {ref.state}: send a message without taskId")
         context_id = ref.context_id
-        metadata["task_id"] = task_id
+        marks["task_id"] = task_id
         if ref.state == "input-required":
             command = {"resume": _resume_value(parts)}
     if command is None:
@@ -448,7 +448,7 @@ async def _sending(call: Call, params: dict[str, Any], stream_modes: list[str] |
             assistant_id=call.assistant["assistant_id"],
             input=None if command else graph_in,
             command=command,
-            metadata={"a2a": {**metadata, "context_id": context_id}},
+            metadata={"a2a": {**marks, "context_id": context_id}},
             context=params.get("context"),
             if_not_exists="create",
             **({"stream_mode": stream_modes} if stream_modes else {}),
@@ -535,6 +535,9 @@ async def _stream(call: Call, params: dict[str, Any]) -> AsyncIterator[bytes]:
         run, task_id = await _start(call, sending)
     except RpcError as error:
         yield b"data: " + serde.dumps(_rpc_error(error.code, error.message, call.rpc_id)) + b"\n\n"
+        return
+    except HTTPException as refused:  # the HTTP API's answer (its authorization, say): the stream has begun
+        yield b"data: " + serde.dumps(_rpc_error(INVALID_PARAMS, str(refused.detail), call.rpc_id)) + b"\n\n"
         return
     context_id = sending.context_id
     yield event(wire.task(task_id, context_id, wire.status("submitted"), history=[_echo(sending.message, task_id)]))

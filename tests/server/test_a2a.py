@@ -97,6 +97,16 @@ async def test_the_agent_card_describes_the_assistant_for_both_protocol_versions
     assert (await http.delete(f"/a2a/{assistant_id}")).status_code == 405
 
 
+async def test_an_assistant_sets_its_cards_media_types(http, client):
+    plain = await client.assistants.create("echo", metadata={"a2a": {"input_modes": ["text/plain"]}})
+    card = (await http.get(f"/a2a/{plain['assistant_id']}/.well-known/agent-card.json")).json()
+    assert card["defaultInputModes"] == ["text/plain"] and card["defaultOutputModes"] == ["application/json", "text/plain"]
+    assert card["skills"][0]["inputModes"] == ["text/plain"]
+    broken = await client.assistants.create("echo", metadata={"a2a": {"output_modes": []}})
+    refused = await http.get(f"/a2a/{broken['assistant_id']}")
+    assert refused.status_code == 422 and "metadata.a2a.output_modes" in refused.json()["detail"]
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_a_message_is_answered_and_a_context_is_a_conversation(server_url, clients, version):
     client = await _client(server_url, "echo", version, streaming=False)
