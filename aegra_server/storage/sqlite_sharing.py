@@ -11,7 +11,8 @@ the temporary directory (`folder_for`): the sockets through which workers signal
 - `startup.lock`: workers starting together set up the schema one after another (`holding`).
 - `writes.lock`: workers take turns writing the file (storage.connections).
 
-The folder itself is flocked while served, which keeps systemd-tmpfiles' age-based cleaning out of it.
+The folder itself is flocked while served, which keeps systemd-tmpfiles' age-based cleaning out of it, and the
+last server to stop removes it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -50,7 +52,16 @@ class FileLock:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def is_current(self) -> bool:
+        """Whether the path still names the file this lock holds (not one removed since it was opened)."""
+        try:
+            named, held = os.stat(self.path), os.fstat(self.fd)
+        except FileNotFoundError:
+            return False
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     def acquire(self, *, shared: bool = False, wait: bool = True) -> None:
         """Raises BlockingIOError when `wait` is False and another process holds it the other way."""
@@ -105,11 +116,9 @@ def serving(url: DatabaseUrl, workers: int) -> Iterator[Path | None]:
     if not HAS_FLOCK:  # Windows: nothing to mark the file with
         yield folder
         return
-    lock = FileLock(folder / "server.lock")
     try:
-        lock.acquire(shared=workers > 1, wait=False)
+        lock = _take(folder / "server.lock", shared=workers > 1)
     except BlockingIOError:
-        lock.close()
         raise ConfigError(
             f"another Aegra server is already serving {url.sqlite_path}",
             "stop it, or serve the file from one `aegra serve --workers N`",
@@ -120,6 +129,37 @@ def serving(url: DatabaseUrl, workers: int) -> Iterator[Path | None]:
     finally:
         if pinned is not None:
             os.close(pinned)
+        lock.close()
+        _remove_if_unserved(folder)
+
+
+def _take(path: Path, *, shared: bool) -> FileLock:
+    """The lock file `path`, taken without waiting (BlockingIOError while another process holds it the other
+    way). Taken on the file the path names once it is held: the last server out may have removed the one this
+    process opened (`_remove_if_unserved`), and a lock on a removed file keeps nobody out."""
+    while True:
+        lock = FileLock(path)
+        try:
+            lock.acquire(shared=shared, wait=False)
+        except BlockingIOError:
+            lock.close()
+            raise
+        if lock.is_current():
+            return lock
+        lock.close()
+
+
+def _remove_if_unserved(folder: Path) -> None:
+    """The last server of the file to stop removes its folder (lock files, sockets), so none is left in the
+    temporary directory; while a fellow worker still serves, the folder stays. Removed while holding
+    server.lock exclusively, so no server starts on the folder meanwhile (see `_take`)."""
+    try:
+        lock = _take(folder / "server.lock", shared=False)
+    except BlockingIOError:
+        return
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
         lock.close()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from aegra_server.storage.sqlite_sharing import folder_for
 from tests.projects import DevServer
 
 
@@ -29,10 +30,13 @@ def start_dev() -> Iterator[Callable[..., DevServer]]:
 def test_dev_serves_a_project(project: Path, start_dev) -> None:
     server = start_dev(project, "--no-reload")
     server.wait_ready()
-    assert (project / ".aegra" / "aegra.db").is_file()
+    database = project / ".aegra" / "aegra.db"
+    assert database.is_file()
+    assert folder_for(str(database)).is_dir()  # its locks, while served
     assert "smith.langchain.com/studio/?baseUrl=" + server.url in server.output()
     server.stop()
     assert server.process.returncode == 0, server.output()
+    assert not folder_for(str(database)).exists()  # nothing left in the temporary directory
 
 
 @pytest.mark.timeout(180)
