@@ -1,16 +1,11 @@
 """/a2a/{assistant_id}: each assistant as an A2A (Agent2Agent) agent over JSON-RPC, as langgraph-api serves it.
 
-A context is a thread (its id, or a UUID made from it when it is not one) and a task is `{contextId}:{run_id}` of
-the run that started it; a message that answers a task waiting for input continues it with another run, which
-carries the task's id in its metadata (`a2a.task_id`; every run also keeps the context id it was given there). Each task state is read from its latest run: pending →
-submitted, running → working, success → completed (input-required while the thread waits at an interrupt),
-interrupted → canceled, error → failed.
-
 Both protocol versions are served on one URL: the 0.3 method names (`message/send`, `message/stream`, `tasks/get`,
 `tasks/cancel`) are answered in 0.3's JSON, the 1.0 names (`SendMessage`, `SendStreamingMessage`, `GetTask`,
-`CancelTask`, `ListTasks`, `GetExtendedAgentCard`) in 1.0's (aegra_server/a2a/wire.py). The agent card advertises
-both. No push notifications. Authorization is the HTTP API's: reading the assistant, creating runs, reading and
-updating threads.
+`CancelTask`, `ListTasks`, `GetExtendedAgentCard`) in 1.0's (aegra_server/a2a/wire.py); the agent card
+(aegra_server/a2a/card.py) advertises both. Contexts are threads and tasks runs (aegra_server/a2a/tasks.py). No
+push notifications. Authorization is the HTTP API's: reading the assistant, creating runs, reading and updating
+threads.
 """
 
 from __future__ import annotations
@@ -26,6 +21,8 @@ from pydantic import ValidationError
 
 from aegra_server import serde
 from aegra_server.a2a import content, wire
+from aegra_server.a2a.card import CardError, agent_card
+from aegra_server.a2a.tasks import TaskRef, task_object, tasks_in, thread_of
 from aegra_server.a2a.wire import PartError
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
@@ -40,32 +37,19 @@ from aegra_server.streaming.sse import HEARTBEAT, SSE_HEADERS, SSE_MEDIA_TYPE
 
 router = APIRouter(tags=["a2a"])
 
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 TASK_NOT_FOUND, TASK_NOT_CANCELABLE, UNSUPPORTED_OPERATION, CONTENT_TYPE_NOT_SUPPORTED = -32001, -32002, -32004, -32005
 V03_METHODS = {"message/send": "SendMessage", "message/stream": "SendStreamingMessage", "tasks/get": "GetTask",
                "tasks/cancel": "CancelTask"}
 METHODS = {"SendMessage", "SendStreamingMessage", "GetTask", "CancelTask", "ListTasks", "GetExtendedAgentCard"}
-DEFAULT_MODES = ["application/json", "text/plain"]
 MAX_HISTORY = 100
 MAX_TASK_RUNS = 1000  # a thread's runs read to find a task's latest (as langgraph-api)
-RUN_STATE = {"pending": "submitted", "running": "working", "success": "completed", "interrupted": "canceled",
-             "error": "failed", "timeout": "failed"}
-# Context ids that are not UUIDs name the thread made from them with this namespace.
-CONTEXT_NAMESPACE = uuid.UUID("6f1c2a43-a2a0-4e0a-9c8a-3b7e5d2f1a01")
 
 
 class RpcError(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
-
-
-def thread_of(context_id: str) -> str:
-    """The thread behind a context: A2A context ids are any string, thread ids UUIDs."""
-    try:
-        return str(uuid.UUID(context_id))
-    except ValueError:
-        return str(uuid.uuid5(CONTEXT_NAMESPACE, context_id))
 
 
 # ---- the agent card ----------------------------------------------------------------------------------------------
@@ -82,39 +66,11 @@ async def _assistant(services: Services, auth: RequestAuth, assistant_id: str) -
     return await services.repos.assistants.get(assistant_id, auth_filter=auth_filter)
 
 
-def _modes(assistant: dict[str, Any], key: str) -> list[str]:
-    """`metadata.a2a.input_modes` / `output_modes` when the assistant sets them, else JSON and text."""
-    settings = (assistant.get("metadata") or {}).get("a2a")
-    modes = settings.get(key) if isinstance(settings, dict) else None
-    if modes is None:
-        return DEFAULT_MODES
-    if not isinstance(modes, list) or not modes or not all(isinstance(m, str) and m.strip() for m in modes):
-        raise HTTPException(422, f"assistant metadata.a2a.{key} must be a non-empty list of media types")
-    return [m.strip() for m in modes]
-
-
-def agent_card(request: Request, assistant: dict[str, Any]) -> dict[str, Any]:
-    url = f"{str(request.base_url).rstrip('/')}/a2a/{assistant['assistant_id']}"
-    name = assistant["name"]
-    description = assistant.get("description") or f"{name} assistant"
-    inputs, outputs = _modes(assistant, "input_modes"), _modes(assistant, "output_modes")
-    return {
-        "name": name,
-        "description": description,
-        # 1.0 clients read the interfaces; 0.3 clients the url, transport and version beside them.
-        "supportedInterfaces": [{"url": url, "protocolBinding": "JSONRPC", "protocolVersion": version}
-                                for version in ("1.0", "0.3")],
-        "url": url,
-        "preferredTransport": "JSONRPC",
-        "protocolVersion": "0.3.0",
-        "version": installed_version("aegra"),
-        "capabilities": {"streaming": True, "pushNotifications": False, "stateTransitionHistory": False},
-        "defaultInputModes": inputs,
-        "defaultOutputModes": outputs,
-        "skills": [{"id": f"{assistant['assistant_id']}-main", "name": f"{name} Capabilities",
-                    "description": description, "tags": ["assistant", "langgraph"], "examples": [],
-                    "inputModes": inputs, "outputModes": outputs}],
-    }
+def _card(request: Request, assistant: dict[str, Any]) -> JSONResponse:
+    try:
+        return JSONResponse(agent_card(str(request.base_url), assistant, installed_version("aegra")))
+    except CardError as error:
+        raise HTTPException(422, str(error)) from None
 
 
 @router.get("/a2a/{assistant_id}/.well-known/agent-card.json")
@@ -122,7 +78,7 @@ def agent_card(request: Request, assistant: dict[str, Any]) -> dict[str, Any]:
 @router.get("/a2a/{assistant_id}")
 @router.get("/a2a/{assistant_id}/", include_in_schema=False)
 async def assistant_card(assistant_id: str, request: Request, services: ServicesDep, auth: AuthDep) -> JSONResponse:
-    return JSONResponse(agent_card(request, await _assistant(services, auth, assistant_id)))
+    return _card(request, await _assistant(services, auth, assistant_id))
 
 
 @router.get("/.well-known/agent-card.json")
@@ -134,7 +90,7 @@ async def server_card(
         if len(services.registry.ids) != 1:
             raise HTTPException(422, "assistant_id is required: the server has several graphs (an id or a graph name)")
         assistant_id = services.registry.ids[0]
-    return JSONResponse(agent_card(request, await _assistant(services, auth, assistant_id)))
+    return _card(request, await _assistant(services, auth, assistant_id))
 
 
 @router.delete("/a2a/{assistant_id}")
@@ -221,16 +177,6 @@ async def a2a_message(assistant_id: str, request: Request, services: ServicesDep
 # ---- tasks ------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class TaskRef:
-    task_id: str
-    context_id: str
-    thread: dict[str, Any]
-    run: dict[str, Any]  # the task's latest run
-    state: str
-    latest: bool  # its run is the thread's latest: the thread's values are its outcome
-
-
 def _string(params: dict[str, Any], key: str, *, required: bool = False) -> str | None:
     value = params.get(key)
     if value is None and not required:
@@ -249,32 +195,13 @@ def _history_length(params: dict[str, Any]) -> int | None:
     return length
 
 
-def _tasks_in(call: Call, thread: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, TaskRef]:
-    """The assistant's tasks in a thread, from its runs (newest first): each task with its latest run."""
-    refs: dict[str, TaskRef] = {}
-    for run in runs:
-        if run["assistant_id"] != call.assistant["assistant_id"]:
-            continue
-        marks = (run.get("metadata") or {}).get("a2a") or {}
-        context = marks.get("context_id") or thread["thread_id"]
-        task_id = marks.get("task_id") or f"{context}:{run['run_id']}"
-        if task_id in refs:
-            continue
-        latest = run["run_id"] == runs[0]["run_id"]
-        state = RUN_STATE.get(run["status"], "submitted")
-        if state == "completed" and latest and thread["status"] == "interrupted":
-            state = "input-required"  # the thread waits at an interrupt this run reached
-        refs[task_id] = TaskRef(task_id, context, thread, run, state, latest)
-    return refs
-
-
 async def _thread_tasks(call: Call, thread_id: str) -> dict[str, TaskRef]:
     """The assistant's tasks in a thread the caller may read (none when it may not)."""
     try:
         thread = await authorized_thread(call.services, call.auth, thread_id, "read")
     except NotFound:
         return {}
-    return _tasks_in(call, thread, await call.services.repos.runs.list(thread_id, limit=MAX_TASK_RUNS))
+    return tasks_in(call.assistant["assistant_id"], thread, await call.services.repos.runs.list(thread_id, limit=MAX_TASK_RUNS))
 
 
 async def _find_task(call: Call, task_id: str, context_id: str | None = None) -> TaskRef:
@@ -288,38 +215,11 @@ async def _find_task(call: Call, task_id: str, context_id: str | None = None) ->
     return found
 
 
-def _task_object(call: Call, ref: TaskRef, history_length: int | None, *, output: Any = None) -> dict[str, Any]:
-    """The task in 0.3's JSON. Its artifacts come from `output` (what the run returned) or, for the thread's
-    latest run, the thread's values (an older task's outcome is not kept apart from what came after it); the
-    history from the thread's messages."""
-    values = output if output is not None else ref.thread.get("values")
-    outcome_known = output is not None or ref.latest
-    status_message = None
-    artifacts: list[dict[str, Any]] = []
-    if ref.state == "failed":
-        error = (output or {}).get("__error__") if isinstance(output, dict) else None
-        error = error or ref.run.get("error") or {}
-        text = f"{error.get('error', 'Error')}: {error.get('message', '')}" if error else "The run failed"
-        message_id = str(uuid.uuid5(CONTEXT_NAMESPACE, f"{ref.task_id}/status"))
-        status_message = wire.message("agent", [wire.text_part(text)], message_id, ref.task_id, ref.context_id)
-    elif ref.state == "input-required" and outcome_known:
-        interrupts = values.get("__interrupt__") if isinstance(values, dict) else None
-        if not interrupts:
-            interrupts = [i for pending in (ref.thread.get("interrupts") or {}).values() for i in pending]
-        artifacts.append(content.interrupt_artifact(interrupts))
-    elif ref.state == "completed" and outcome_known:
-        artifacts.append(content.response_artifact(values, call.assistant["assistant_id"]))
-    timestamp = ref.run.get("updated_at") or ref.run.get("created_at")
-    status = wire.status(ref.state, status_message, timestamp.isoformat() if hasattr(timestamp, "isoformat") else timestamp)
-    history = content.history(values, ref.task_id, ref.context_id, history_length) if history_length != 0 else None
-    return wire.task(ref.task_id, ref.context_id, status, artifacts=artifacts, history=history)
-
-
 async def get_task(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     task_id = _string(params, "id", required=True)
     length = _history_length(params)
     ref = await _find_task(call, task_id, _string(params, "contextId"))
-    return call.render(_task_object(call, ref, length), wrapped=False)
+    return call.render(task_object(ref, call.assistant["assistant_id"], length), wrapped=False)
 
 
 async def cancel_task(call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -335,7 +235,7 @@ async def cancel_task(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                                 action="interrupt")
         await call.services.runs.cancel(run_id, action="interrupt", wait=True)
     ref = await _find_task(call, task_id)
-    return call.render(_task_object(call, ref, 0), wrapped=False)
+    return call.render(task_object(ref, call.assistant["assistant_id"], 0), wrapped=False)
 
 
 async def _cancel_waiting(call: Call, ref: TaskRef) -> None:
@@ -376,7 +276,7 @@ async def list_tasks(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     page = chosen[offset:offset + size]
     tasks = []
     for ref in page:
-        task = _task_object(call, ref, length or 0)
+        task = task_object(ref, call.assistant["assistant_id"], length or 0)
         if not params.get("includeArtifacts"):
             task.pop("artifacts", None)
         tasks.append(wire.to_v1(task, wrapped=False))
@@ -393,7 +293,10 @@ async def _assistants_threads(call: Call) -> list[str]:
 
 
 async def extended_card(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    return agent_card(call.request, call.assistant)
+    try:
+        return agent_card(str(call.request.base_url), call.assistant, installed_version("aegra"))
+    except CardError as error:
+        raise RpcError(INVALID_PARAMS, str(error)) from None
 
 
 # ---- sending messages --------------------------------------------------------------------------------------------
@@ -506,7 +409,7 @@ async def send_message(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         return call.render(task, wrapped=True)
     output = await wait_output(call.services, run["run_id"], run["thread_id"])
     ref = await _find_task(call, task_id)
-    return call.render(_task_object(call, ref, length, output=output), wrapped=True)
+    return call.render(task_object(ref, call.assistant["assistant_id"], length, output=output), wrapped=True)
 
 
 def _echo(message: dict[str, Any], task_id: str) -> dict[str, Any]:

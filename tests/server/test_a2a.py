@@ -3,6 +3,7 @@ transport; raw JSON-RPC for the transport's answers to malformed requests."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -133,6 +134,28 @@ async def test_a_message_is_answered_and_a_context_is_a_conversation(server_url,
     assert not fetched.artifacts  # the thread has moved on: its values are the second task's outcome
     latest = await client.get_task(GetTaskRequest(id=second.task.id))
     assert _texts(latest.artifacts[0].parts) == ["echo: again"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_files_reach_the_graph_as_content_blocks(server_url, clients, version):
+    client = await _client(server_url, "echo", version, streaming=False)
+    clients.append(client)
+    png = b"\x89PNG\r\n\x1a\n-not-really"
+    parts = [Part(text="look at "), Part(raw=png, media_type="image/png", filename="dot.png"),
+             Part(url="https://example.com/report.pdf", media_type="application/pdf")]
+    message = Message(message_id=str(uuid.uuid4()), role=Role.ROLE_USER, parts=parts)
+    (event,) = await _events(client, SendMessageRequest(message=message))
+    assert _texts(event.task.artifacts[0].parts) == ["echo: look at "]
+    state = await get_client(url=server_url).threads.get_state(event.task.context_id)
+    blocks = state["values"]["messages"][0]["content"]
+    assert blocks[0] == {"type": "text", "text": "look at "}
+    assert blocks[1]["type"] == "image" and blocks[1]["mime_type"] == "image/png"
+    assert base64.b64decode(blocks[1]["base64"]) == png and blocks[1]["extras"] == {"filename": "dot.png"}
+    assert blocks[2] == {"type": "file", "url": "https://example.com/report.pdf", "mime_type": "application/pdf"}
+    # And back: the user's message in the task's history has the same parts.
+    history = (await client.get_task(GetTaskRequest(id=event.task.id))).history
+    assert history[0].parts[1].raw == png and history[0].parts[1].media_type == "image/png"
+    assert history[0].parts[2].url == "https://example.com/report.pdf"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
