@@ -1,11 +1,11 @@
 """/a2a/{assistant_id}: each assistant as an A2A (Agent2Agent) agent over JSON-RPC, as langgraph-api serves it.
 
-Both protocol versions are served on one URL: the 0.3 method names (`message/send`, `message/stream`, `tasks/get`,
-`tasks/cancel`) are answered in 0.3's JSON, the 1.0 names (`SendMessage`, `SendStreamingMessage`, `GetTask`,
-`CancelTask`, `ListTasks`, `GetExtendedAgentCard`) in 1.0's (aegra_server/a2a/wire.py); the agent card
-(aegra_server/a2a/card.py) advertises both. Contexts are threads and tasks runs (aegra_server/a2a/tasks.py). No
-push notifications. Authorization is the HTTP API's: reading the assistant, creating runs, reading and updating
-threads.
+Both protocol versions are served on one URL: the 0.3 method names (`message/send`, `message/stream`,
+`tasks/get`, `tasks/cancel`, `tasks/resubscribe`) are answered in 0.3's JSON, the 1.0 names (`SendMessage`,
+`SendStreamingMessage`, `GetTask`, `CancelTask`, `SubscribeToTask`, `ListTasks`, `GetExtendedAgentCard`) in
+1.0's (aegra_server/a2a/wire.py); the agent card (aegra_server/a2a/card.py) advertises both. Contexts are
+threads and tasks runs (aegra_server/a2a/tasks.py). No push notifications. Authorization is the HTTP API's:
+reading the assistant, creating runs, reading and updating threads.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ router = APIRouter(tags=["a2a"])
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 TASK_NOT_FOUND, TASK_NOT_CANCELABLE, UNSUPPORTED_OPERATION, CONTENT_TYPE_NOT_SUPPORTED = -32001, -32002, -32004, -32005
 V03_METHODS = {"message/send": "SendMessage", "message/stream": "SendStreamingMessage", "tasks/get": "GetTask",
-               "tasks/cancel": "CancelTask"}
-METHODS = {"SendMessage", "SendStreamingMessage", "GetTask", "CancelTask", "ListTasks", "GetExtendedAgentCard"}
+               "tasks/cancel": "CancelTask", "tasks/resubscribe": "SubscribeToTask"}
+METHODS = {"SendMessage", "SendStreamingMessage", "GetTask", "CancelTask", "ListTasks", "GetExtendedAgentCard",
+           "SubscribeToTask"}
+STREAMS = {"SendStreamingMessage", "SubscribeToTask"}  # answered as server-sent events
 MAX_HISTORY = 100
 MAX_TASK_RUNS = 1000  # a thread's runs read to find a task's latest (as langgraph-api)
 
@@ -156,7 +158,7 @@ async def a2a_message(assistant_id: str, request: Request, services: ServicesDep
     params = message.get("params", {})
     if not isinstance(params, dict):
         return JSONResponse(_rpc_error(INVALID_PARAMS, "params must be an object", rpc_id))
-    streaming = name == "SendStreamingMessage"
+    streaming = name in STREAMS
     wanted = "text/event-stream" if streaming else "application/json"
     if not _accepts(request, wanted):
         return JSONResponse({"error": f"the Accept header must include {wanted}"}, status_code=400)
@@ -166,7 +168,8 @@ async def a2a_message(assistant_id: str, request: Request, services: ServicesDep
         return JSONResponse(_rpc_error(INVALID_PARAMS, f"Assistant '{assistant_id}' not found", rpc_id))
     call = Call(services, auth, request, assistant, rpc_id, v03)
     if streaming:
-        return StreamingResponse(_stream(call, params), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
+        events = _stream(call, params) if name == "SendStreamingMessage" else _subscribe(call, params)
+        return StreamingResponse(events, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
     try:
         result = await HANDLERS[name](call, params)
     except RpcError as error:
@@ -426,34 +429,63 @@ def _echo(message: dict[str, Any], task_id: str) -> dict[str, Any]:
     return wire.message(role, parts, message["messageId"], task_id, message["contextId"])
 
 
+def _event(call: Call, obj: dict[str, Any]) -> bytes:
+    return b"data: " + serde.dumps(call.answer(call.render(obj, wrapped=True))) + b"\n\n"
+
+
+def _error_event(call: Call, code: int, message: str) -> bytes:
+    return b"data: " + serde.dumps(_rpc_error(code, message, call.rpc_id)) + b"\n\n"
+
+
 async def _stream(call: Call, params: dict[str, Any]) -> AsyncIterator[bytes]:
-    """message/stream: the task (submitted), the agent's message as it grows (working), then the answer or the
-    interrupt as an artifact and the final state. Errors before the run starts are one JSON-RPC error event."""
-
-    def event(obj: dict[str, Any]) -> bytes:
-        return b"data: " + serde.dumps(call.answer(call.render(obj, wrapped=True))) + b"\n\n"
-
+    """message/stream: the task (submitted), then its progress. Errors before the run starts are one JSON-RPC
+    error event (the stream has begun)."""
     try:
         sending = await _sending(call, params, ["messages-tuple", "values"])
         run, task_id = await _start(call, sending)
     except RpcError as error:
-        yield b"data: " + serde.dumps(_rpc_error(error.code, error.message, call.rpc_id)) + b"\n\n"
+        yield _error_event(call, error.code, error.message)
         return
-    except HTTPException as refused:  # the HTTP API's answer (its authorization, say): the stream has begun
-        yield b"data: " + serde.dumps(_rpc_error(INVALID_PARAMS, str(refused.detail), call.rpc_id)) + b"\n\n"
+    except HTTPException as refused:  # the HTTP API's answer (its authorization, say)
+        yield _error_event(call, INVALID_PARAMS, str(refused.detail))
         return
-    context_id = sending.context_id
-    yield event(wire.task(task_id, context_id, wire.status("submitted"), history=[_echo(sending.message, task_id)]))
+    history = [_echo(sending.message, task_id)]
+    yield _event(call, wire.task(task_id, sending.context_id, wire.status("submitted"), history=history))
+    async for chunk in _progress(call, run["run_id"], task_id, sending.context_id, start=0):
+        yield chunk
+
+
+async def _subscribe(call: Call, params: dict[str, Any]) -> AsyncIterator[bytes]:
+    """tasks/resubscribe (1.0: SubscribeToTask), for a client whose stream broke: the task as it is now, then its
+    progress from now on. A task that has ended has nothing more to tell (UnsupportedOperation)."""
+    try:
+        task_id = _string(params, "id", required=True)
+        ref = await _find_task(call, task_id)
+    except RpcError as error:
+        yield _error_event(call, error.code, error.message)
+        return
+    if ref.state in wire.TERMINAL:
+        yield _error_event(call, UNSUPPORTED_OPERATION, f"Task {task_id} is {ref.state}: it sends nothing more")
+        return
+    task = task_object(ref, call.assistant["assistant_id"], None)
+    yield _event(call, task)
+    if ref.state == "input-required":  # nothing runs until a message answers it
+        yield _event(call, wire.status_update(task_id, ref.context_id, task["status"], final=True))
+        return
+    async for chunk in _progress(call, ref.run["run_id"], task_id, ref.context_id, start=None):
+        yield chunk
+
+
+async def _progress(call: Call, run_id: str, task_id: str, context_id: str, start: int | None) -> AsyncIterator[bytes]:
+    """A run's events from `start` (None: from now on) as the task's progress: the agent's message as it grows
+    (working; when the run streams messages), then the outcome once the run has ended: its artifact (the answer,
+    or what an interrupt asks) and the final state, as the task then is."""
     texts: dict[str, str] = {}
-    values: Any = None
-    interrupts: list[Any] | None = None
-    error: dict[str, Any] | None = None
-    async for item in call.services.runs.follow(run["run_id"], 0, call.services.settings.heartbeat_seconds):
+    output: Any = None  # the run's last values, when it streams them
+    async for item in call.services.runs.follow(run_id, start, call.services.settings.heartbeat_seconds):
         if item is None:
             yield HEARTBEAT
-            continue
-        name = item.name
-        if name == "messages":
+        elif item.name == "messages":
             chunk, _ = serde.loads(item.data)
             if not isinstance(chunk, dict) or chunk.get("type") not in content.AI_TYPES:
                 continue
@@ -465,35 +497,22 @@ async def _stream(call: Call, params: dict[str, Any]) -> AsyncIterator[bytes]:
             # Chunks of one streamed message add up; a whole message replaces what was there.
             texts[key] = texts.get(key, "") + text if chunk.get("type") == "AIMessageChunk" else text
             growing = wire.message("agent", [wire.text_part(texts[key])], str(uuid.uuid4()), task_id, context_id)
-            yield event(wire.status_update(task_id, context_id, wire.status("working", growing), final=False))
-        elif name == "values":
+            yield _event(call, wire.status_update(task_id, context_id, wire.status("working", growing), final=False))
+        elif item.name == "values":
             data = serde.loads(item.data)
-            if isinstance(data, dict) and "__interrupt__" in data:
-                interrupts = data["__interrupt__"]
+            # An interrupt comes as values of its own; it joins the state the run reached.
+            if isinstance(data, dict) and "__interrupt__" in data and isinstance(output, dict):
+                output = {**output, "__interrupt__": data["__interrupt__"]}
             else:
-                values = data
-        elif name == "error":
-            error = serde.loads(item.data)
-    if error is not None:
-        text = f"{error.get('error', 'Error')}: {error.get('message', '')}"
-        failed = wire.message("agent", [wire.text_part(text)], str(uuid.uuid4()), task_id, context_id)
-        yield event(wire.status_update(task_id, context_id, wire.status("failed", failed), final=True))
-        return
+                output = data
     try:
-        ref = await _find_task(call, task_id)
-    except RpcError:  # its thread was deleted meanwhile: the events say how the run ended
-        ref = None
-    if ref is not None and ref.state == "canceled":
-        yield event(wire.status_update(task_id, context_id, wire.status("canceled"), final=True))
-        return
-    if interrupts:
-        artifact = content.interrupt_artifact(interrupts)
-        state = "input-required"
-    else:
-        artifact = content.response_artifact(values, call.assistant["assistant_id"])
-        state = "completed"
-    yield event(wire.artifact_update(task_id, context_id, artifact))
-    yield event(wire.status_update(task_id, context_id, wire.status(state), final=True))
+        ref = await _find_task(call, task_id)  # the run's end is stored before its events end
+    except RpcError:
+        return  # its thread was deleted meanwhile: there is no task to tell of
+    task = task_object(ref, call.assistant["assistant_id"], 0, output=output)
+    for artifact in task["artifacts"]:
+        yield _event(call, wire.artifact_update(task_id, context_id, artifact))
+    yield _event(call, wire.status_update(task_id, context_id, task["status"], final=True))
 
 
 HANDLERS = {

@@ -21,6 +21,7 @@ from a2a.types.a2a_pb2 import (
     Role,
     SendMessageRequest,
     StreamResponse,
+    SubscribeToTaskRequest,
     TaskState,
 )
 from a2a.utils.errors import TaskNotCancelableError, UnsupportedOperationError
@@ -273,6 +274,24 @@ async def test_a_running_task_is_canceled_and_tasks_are_listed(server_url, clien
     assert [t.id for t in only.tasks] == [task.id]
     paged = await client.list_tasks(ListTasksRequest(page_size=1))  # every context this assistant ran in
     assert len(paged.tasks) == 1 and paged.next_page_token == "1" and paged.total_size >= 2
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_client_whose_stream_broke_subscribes_to_the_task_again(server_url, clients, version):
+    client = await _client(server_url, "slow", version, streaming=True)
+    clients.append(client)
+    async for event in client.send_message(_data({"steps": 6, "delay": 0.1, "label": "sub"})):
+        task_id = event.task.id
+        break  # the connection is lost after the first event; the task goes on
+    events = [event async for event in client.subscribe(SubscribeToTaskRequest(id=task_id))]
+    assert events[0].task.id == task_id
+    assert events[0].task.status.state in (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING)
+    assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+    answer = json_format.MessageToDict(events[-2].artifact_update.artifact.parts[0].data)
+    assert answer["log"] == [f"sub:{i}" for i in range(1, 7)]  # the graph's whole state, as data
+    # A task that has ended has nothing more to send.
+    with pytest.raises(UnsupportedOperationError, match="completed"):
+        [event async for event in client.subscribe(SubscribeToTaskRequest(id=task_id))]
 
 
 async def test_a_context_id_need_not_be_a_uuid(server_url, clients):
