@@ -60,7 +60,8 @@ def _start(launch: server.Launch) -> None:
             **({"Workers": str(launch.workers)} if launch.workers > 1 else {}),
         },
     )
-    server.run(launch)
+    with server.ui_bundled(launch):
+        server.run(launch)
 
 
 @app.command()

@@ -134,6 +134,28 @@ def check_database(launch: Launch) -> None:
         pass  # free now; the server marks it as its own when it starts
 
 
+@contextmanager
+def ui_bundled(launch: Launch) -> Iterator[None]:
+    """aegra.json's `ui` components bundled for the server (aegra_server.ui_bundles): once before `serve`, and
+    for `dev` again on every change, by a bundler that runs beside the server and stops with it."""
+    config = launch.project.config
+    if not config.ui:
+        yield
+        return
+    from aegra_server import ui_bundles
+
+    if not launch.dev:
+        ui_bundles.build(config)
+        yield
+        return
+    bundler = ui_bundles.watch(config)
+    try:
+        yield
+    finally:
+        bundler.terminate()
+        bundler.wait(timeout=10)
+
+
 def check_graphs(project: Project) -> None:
     """Import every graph now, so a broken one is a one-line error instead of a server traceback."""
     from aegra_server.graphs import check_graphs as import_all

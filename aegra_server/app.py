@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from aegra_server.api import a2a, assistants, crons, mcp, meta, openapi, runs, store, thread_protocol, threads
+from aegra_server.api import a2a, assistants, crons, mcp, meta, openapi, runs, store, thread_protocol, threads, ui
 from aegra_server.api.gate import RequestGate
 from aegra_server.api.http import JSONBodyMiddleware, JSONResponse, install_error_handlers
 from aegra_server.auth import AuthSetup
@@ -38,6 +38,7 @@ ROUTE_GROUPS = (
     ("store", store.router),
     ("mcp", mcp.router),
     ("a2a", a2a.router),
+    ("ui", ui.router),
 )
 DOCS = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"}
 
@@ -124,6 +125,8 @@ def create_app(settings: Settings) -> FastAPI:
         auth=auth,
         protocol_routes=protocol_routes,
         public_paths=public_paths,
+        # The generative UI's bundle files are loaded by URL from the page, as langgraph-api serves them.
+        public_get_prefix=None if http.disable_ui else ui.ASSETS_PREFIX,
         custom_route=custom_route,
         custom_route_auth=http.enable_custom_route_auth,
         max_body_bytes=settings.max_body_bytes,

@@ -22,7 +22,7 @@ CONFIG_NAMES = ("aegra.json", "langgraph.json")
 # LangGraph project's config loads as it is; they have no effect here.
 _BUILDER_KEYS = {
     "python_version", "node_version", "pip_config_file", "pip_installer", "dockerfile_lines", "base_image",
-    "image_distro", "keep_pkg_tools", "api_version", "ui", "ui_config", "webhooks", "encryption", "$schema",
+    "image_distro", "keep_pkg_tools", "api_version", "webhooks", "encryption", "$schema",
 }
 
 
@@ -107,6 +107,12 @@ class StoreConfig(_Strict):
     ttl: StoreTTLConfig | None = None
 
 
+class UiConfig(_Strict):
+    """`ui_config`: packages the components import that the page already has (not bundled with them)."""
+
+    shared: list[str] = Field(default_factory=list)
+
+
 class CheckpointerConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     ttl: TTLConfig | None = None
@@ -136,6 +142,9 @@ class AegraConfig(BaseModel):
     http: HttpConfig | None = None
     store: StoreConfig | None = None
     checkpointer: CheckpointerConfig | None = None
+    # Generative UI: graph id → the file (.tsx/.jsx) exporting its components by name (aegra_server/ui_bundles.py).
+    ui: dict[str, str] | None = None
+    ui_config: UiConfig | None = None
 
     # Not part of the file: where it was read from, so relative paths can be resolved.
     path: Path = Field(default=Path("aegra.json"), exclude=True)

@@ -1,7 +1,8 @@
 """The gate every request passes before routing: which part of the server it is for, the protocol's body limits,
 and authentication.
 
-- Probes and docs (`/ok`, `/health`, `/info`, `/openapi.json`, ...) are public.
+- Probes and docs (`/ok`, `/health`, `/info`, `/openapi.json`, ...) are public, and so are GETs of the generative
+  UI's bundle files (`/ui/...`), which a page loads by URL.
 - Protocol routes (assistants, threads, runs, crons, store, the thread protocol's HTTP and WebSocket routes)
   have their request bodies bounded: larger than `max_body_bytes` is a 413, JSON nested deeper than
   `max_json_depth` a 422 (deep nesting would otherwise end in a RecursionError somewhere, i.e. a 500). Then,
@@ -85,6 +86,7 @@ class RequestGate:
         auth: AuthSetup,
         protocol_routes: Sequence[BaseRoute],
         public_paths: Iterable[str],
+        public_get_prefix: str | None,
         custom_route: BaseRoute | None,
         custom_route_auth: bool,
         max_body_bytes: int,
@@ -94,6 +96,7 @@ class RequestGate:
         self.auth = auth
         self.protocol_routes = list(protocol_routes)
         self.public_paths = frozenset(public_paths)
+        self.public_get_prefix = public_get_prefix
         self.custom_route = custom_route
         self.custom_route_auth = custom_route_auth
         self.max_body_bytes = max_body_bytes
@@ -121,7 +124,9 @@ class RequestGate:
             await self.app(scope, receive, send)
             return
         path_params: dict[str, Any] | None = None
-        if scope["path"] in self.public_paths:
+        if scope["path"] in self.public_paths or (
+            self.public_get_prefix and scope.get("method") == "GET" and scope["path"].startswith(self.public_get_prefix)
+        ):
             kind = "public"
         elif self.custom_route is not None or self.auth.wants_path_params:
             kind, path_params = self._classify(scope)

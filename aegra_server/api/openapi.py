@@ -8,6 +8,7 @@ return, UUID path parameters, and `text/event-stream` for the streaming operatio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -173,8 +174,18 @@ _PROTOCOL_ERROR = {
 # /mcp and /a2a refuse a malformed message as langgraph-api does: `{"error": ...}`; JSON-RPC errors come in a 200.
 _RPC_REFUSAL = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
+@dataclass(frozen=True)
+class _Media:
+    """An answer that is not JSON: its media types and their schema."""
+
+    types: tuple[str, ...]
+    schema: dict[str, Any]
+
+
+_TEXT = {"type": "string"}
+
 # (method, path) -> {status: schema} for the success answers; unlisted ones keep FastAPI's (any JSON).
-RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {
+RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | _Media | None]] = {
     ("get", "/ok"): {"200": _ref(Ok), "500": _ref(Ok), "422": {"$ref": "#/components/schemas/Error"}},
     ("get", "/health"): {"200": _OBJECT, "503": _OBJECT},
     ("get", "/ready"): {"200": _OBJECT, "503": _OBJECT},
@@ -223,6 +234,9 @@ RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | None]] = {
     ("get", "/a2a/{assistant_id}/.well-known/agent-card.json"): {"200": _OBJECT},
     ("get", "/a2a/{assistant_id}/.well-known/agent.json"): {"200": _OBJECT},
     ("get", "/.well-known/agent-card.json"): {"200": _OBJECT},
+    # Generative UI: the HTML that loads a graph's bundle (as langgraph-api: a 404 in plain text), and its files.
+    ("post", "/ui/{graph_id}"): {"200": _Media(("text/html",), _TEXT), "404": _Media(("text/plain",), _TEXT)},
+    ("get", "/ui/{graph_id}/{file_name}"): {"200": _Media(("text/javascript", "text/css"), _TEXT)},
 }
 MODELS = (Thread, Assistant, Run, Cron, StoreItem, StoreItems, Namespaces, Pruned, Ok)
 
@@ -261,6 +275,8 @@ def document(schema: dict[str, Any], public_paths: set[str]) -> dict[str, Any]:
                 entry = responses.setdefault(status, {"description": "OK"})
                 if answer is None:
                     entry.pop("content", None)
+                elif isinstance(answer, _Media):
+                    entry["content"] = {media: {"schema": answer.schema} for media in answer.types}
                 else:
                     entry["content"] = _json(answer)
             if path in SSE_PATHS and "200" in responses:

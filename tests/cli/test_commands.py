@@ -72,6 +72,14 @@ def test_unknown_key_suggests_the_right_one(runner: CliRunner, make_project, mon
     assert_clean_failure(runner.invoke(app, ["dev"]), "unknown key 'dependancies'", "did you mean 'dependencies'?")
 
 
+def test_ui_entries_are_validated(runner: CliRunner, make_project, monkeypatch) -> None:
+    config = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "ui": ["./ui.tsx"]})
+    monkeypatch.chdir(config.parent)
+    assert_clean_failure(runner.invoke(app, ["dev"]), "ui: Input should be a valid dictionary")
+    config.write_text('{"graphs": {"agent": "./graph.py:graph"}, "ui": {"agent": "./ui.tsx"}, "ui_config": {"x": 1}}')
+    assert_clean_failure(runner.invoke(app, ["dev"]), "ui_config.x: Extra inputs are not permitted")
+
+
 def test_graph_that_fails_to_import(runner: CliRunner, project: Path, monkeypatch) -> None:
     (project / "graph.py").write_text("import aegra_no_such_module_xyz\n")
     monkeypatch.chdir(project)

@@ -114,6 +114,9 @@ async def test_requests_without_a_valid_token_are_401(raw: httpx.AsyncClient, au
     a2a_call = {"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": "x"}}
     assert (await raw.post("/a2a/echo", json=a2a_call, headers={"Accept": "application/json"})).status_code == 401
     assert (await raw.get("/a2a/echo/.well-known/agent-card.json")).status_code == 401
+    assert (await raw.post("/ui/echo", json={"name": "x"})).status_code == 401
+    # The generative UI's bundle files are loaded by URL from a page: public (none here, so a 404, not a 401).
+    assert (await raw.get("/ui/echo/entrypoint.js")).status_code == 404
     deep = b'{"metadata": ' + b"[" * 500 + b"]" * 500 + b"}"
     assert (await raw.post("/threads", content=deep)).status_code == 401  # limits are told only to callers
     anonymous = _sdk(auth_server, None)
@@ -580,7 +583,8 @@ async def test_disabled_route_groups_are_gone(tmp_path: Path) -> None:
     paths = {getattr(r, "path", None) for r in app.router.routes}
     assert "/threads" in paths and "/threads/{thread_id}/commands" in paths
     for gone in ("/assistants", "/store/items", "/ok", "/info", "/openapi.json", "/docs", "/runs", "/runs/crons",
-                 "/threads/{thread_id}/runs", "/mcp", "/a2a/{assistant_id}", "/.well-known/agent-card.json"):
+                 "/threads/{thread_id}/runs", "/mcp", "/a2a/{assistant_id}", "/.well-known/agent-card.json",
+                 "/ui/{graph_id}"):
         assert gone not in paths, gone
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://aegra") as client:
         assert (await client.post("/assistants/search", json={})).status_code == 404
