@@ -251,6 +251,12 @@ async def test_a_failing_graph_fails_the_task_with_its_error(server_url, clients
     fetched = await client.get_task(GetTaskRequest(id=event.task.id))
     assert fetched.status.state == TaskState.TASK_STATE_FAILED
     assert _texts(fetched.status.message.parts) == ["ValueError: intentional failure in node boom"]
+    streaming = await _client(server_url, "failing", version, streaming=True)
+    clients.append(streaming)
+    events = await _events(streaming, _data({"reached": "start"}))
+    final = events[-1].status_update.status
+    assert final.state == TaskState.TASK_STATE_FAILED
+    assert _texts(final.message.parts) == ["ValueError: intentional failure in node boom"]
 
 
 async def test_a_running_task_is_canceled_and_tasks_are_listed(server_url, clients):
