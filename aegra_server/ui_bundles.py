@@ -21,6 +21,8 @@ from aegra_server.errors import ConfigError
 
 BUNDLER_PACKAGE = "@langchain/langgraph-ui@1"
 BUNDLER_BIN = "langgraphjs-ui"
+# npx may first have to fetch the bundler; a bundle itself takes well under a second.
+BUILD_TIMEOUT_SECONDS = 300
 
 
 def output_dir(config: AegraConfig) -> Path:
@@ -55,8 +57,12 @@ def _env(config: AegraConfig) -> dict[str, str]:
 
 def build(config: AegraConfig) -> None:
     """Bundle the components once (`aegra serve`); ConfigError with the bundler's last words when it fails."""
-    done = subprocess.run([*_command(config), "build", "-o", str(output_dir(config))], cwd=config.root,
-                          env=_env(config), capture_output=True, text=True)
+    try:
+        done = subprocess.run([*_command(config), "build", "-o", str(output_dir(config))], cwd=config.root,
+                              env=_env(config), capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"bundling the `ui` components took over {BUILD_TIMEOUT_SECONDS} s",
+                          "check that npm can reach its registry, or install @langchain/langgraph-ui in the project")
     if done.returncode != 0:
         said = (done.stderr or done.stdout).strip().splitlines()
         raise ConfigError(f"bundling the `ui` components failed: {said[-1] if said else done.returncode}",
