@@ -204,12 +204,13 @@ async def _thread_tasks(call: Call, thread_id: str) -> dict[str, TaskRef]:
         thread = await authorized_thread(call.services, call.auth, thread_id, "read")
     except NotFound:
         return {}
-    return tasks_in(call.assistant["assistant_id"], thread, await call.services.repos.runs.list(thread_id, limit=MAX_TASK_RUNS))
+    runs = await call.services.repos.runs.list(thread_id, limit=MAX_TASK_RUNS)  # newest first
+    return tasks_in(call.assistant["assistant_id"], thread, runs)
 
 
 async def _find_task(call: Call, task_id: str, context_id: str | None = None) -> TaskRef:
     """The task and its latest run, as the caller may read them; TaskNotFound otherwise."""
-    context, _, anchor = task_id.rpartition(":")
+    context = task_id.rpartition(":")[0]
     found = None
     if context and (context_id is None or context_id == context):
         found = (await _thread_tasks(call, thread_of(context))).get(task_id)

@@ -1,9 +1,9 @@
 """/ui: generative UI, as langgraph-api serves it to Agent Chat UI (the JS SDK's `client["~ui"]`).
 
-`POST /ui/{graph_id}` (or an assistant's id) with `{"name": ...}` answers the HTML that loads that graph's bundle (aegra_server/ui_bundles.py):
-a stylesheet link per CSS file, and per JS file a script whose onload renders the named component into the
-shadow root the page substitutes for `{{shadowRootId}}`. `GET /ui/{graph_id}/{file}` serves the bundle's files,
-without authentication (the page loads them by URL), as langgraph-api does.
+`POST /ui/{graph_id}` (or an assistant's id) with `{"name": ...}` answers the HTML that loads that graph's bundle
+(aegra_server/ui_bundles.py): a stylesheet link per CSS file, and per JS file a script whose onload renders the
+named component into the shadow root the page substitutes for `{{shadowRootId}}`. `GET /ui/{graph_id}/{file}`
+serves the bundle's files, without authentication (the page loads them by URL), as langgraph-api does.
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ async def test_the_agent_card_describes_the_assistant_for_both_protocol_versions
     raw = (await http.get(f"/a2a/{assistant_id}/.well-known/agent-card.json")).json()
     assert raw["url"] == url and raw["protocolVersion"] == "0.3.0" and raw["preferredTransport"] == "JSONRPC"
     for path in (f"/a2a/{assistant_id}/.well-known/agent.json", f"/a2a/{assistant_id}",
-                 f"/.well-known/agent-card.json?assistant_id={assistant_id}", "/.well-known/agent-card.json?assistant_id=echo"):
+                 f"/.well-known/agent-card.json?assistant_id={assistant_id}",
+                 "/.well-known/agent-card.json?assistant_id=echo"):
         assert (await http.get(path)).json()["url"] == url, path
     missing = await http.get("/.well-known/agent-card.json")  # the test server has several graphs
     assert missing.status_code == 422 and "assistant_id" in missing.json()["detail"]
@@ -102,7 +103,8 @@ async def test_the_agent_card_describes_the_assistant_for_both_protocol_versions
 async def test_an_assistant_sets_its_cards_media_types(http, client):
     plain = await client.assistants.create("echo", metadata={"a2a": {"input_modes": ["text/plain"]}})
     card = (await http.get(f"/a2a/{plain['assistant_id']}/.well-known/agent-card.json")).json()
-    assert card["defaultInputModes"] == ["text/plain"] and card["defaultOutputModes"] == ["application/json", "text/plain"]
+    assert card["defaultInputModes"] == ["text/plain"]
+    assert card["defaultOutputModes"] == ["application/json", "text/plain"]
     assert card["skills"][0]["inputModes"] == ["text/plain"]
     broken = await client.assistants.create("echo", metadata={"a2a": {"output_modes": []}})
     refused = await http.get(f"/a2a/{broken['assistant_id']}")
@@ -336,7 +338,8 @@ async def test_malformed_requests_get_json_rpc_errors(http):
     assert error(await _rpc(http, "echo", {"jsonrpc": "1.0", "id": 1, "method": "tasks/get"}))[0] == -32600
     assert error(await _rpc(http, "echo", {"jsonrpc": "2.0", "id": 1, "method": "tasks/nope"})) == (
         -32601, "Method not found: tasks/nope")
-    assert error(await _rpc(http, "echo", {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": []}))[0] == -32602
+    not_an_object = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": []}
+    assert error(await _rpc(http, "echo", not_an_object))[0] == -32602
     text = {"kind": "text", "text": "hi"}
     assert "messageId" in error(await _rpc(http, "echo", _send({"role": "user", "parts": [text]})))[1]
     assert "parts" in error(await _rpc(http, "echo", _send({"messageId": "m", "role": "user", "parts": []})))[1]
@@ -345,7 +348,8 @@ async def test_malformed_requests_get_json_rpc_errors(http):
     # A graph without `messages` takes its input as data, not text.
     code, message = error(await _rpc(http, "slow", _send({"messageId": "m", "role": "user", "parts": [text]})))
     assert code == -32602 and "data part" in message and "steps" in message
-    assert error(await _rpc(http, str(uuid.uuid4()), _send({"messageId": "m", "role": "user", "parts": [text]})))[0] == -32602
+    nobody = str(uuid.uuid4())
+    assert error(await _rpc(http, nobody, _send({"messageId": "m", "role": "user", "parts": [text]})))[0] == -32602
     unknown = {"jsonrpc": "2.0", "id": "x", "method": "GetTask", "params": {"id": f"{uuid.uuid4()}:{uuid.uuid4()}"}}
     assert error(await _rpc(http, "echo", unknown))[0] == -32001
     assert error(await _rpc(http, "echo", {**unknown, "params": {"id": "nonsense"}}))[0] == -32001
