@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aegra_server.errors import AegraError
+from aegra_server.errors import AegraError, ConfigError
 from aegra_server.storage.urls import DatabaseUrl, parse_database_url
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -67,6 +67,8 @@ def run_checks(
     if aegra is not None:
         yield aegra
     yield from check_each_graph(project)
+    if project.config.ui:
+        yield check_ui_bundler(project)
     db = check_database(project.database_url)
     yield db
     yield check_docker(environ, needed=db.status == "fail" and _is_local_postgres(project.database_url))
@@ -130,6 +132,18 @@ def check_each_graph(project: Project) -> Iterator[Check]:
 
 # ---------------------------------------------------------------------------------------------------------
 # The database
+
+
+def check_ui_bundler(project: Project) -> Check:
+    """aegra.json's `ui` needs a bundler (aegra_server.ui_bundles): dev and serve stop without one."""
+    from aegra_server import ui_bundles
+
+    try:
+        command = ui_bundles.bundler_command(project.config)
+    except ConfigError as exc:
+        return Check("fail", "ui", exc.message, exc.hint)
+    where = "the project's node_modules" if len(command) == 1 else f"npx ({ui_bundles.BUNDLER_PACKAGE})"
+    return Check("ok", "ui", f"{len(project.config.ui)} graph(s) with components, bundled from {where}")
 
 
 def check_database(url: str) -> Check:

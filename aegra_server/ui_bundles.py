@@ -37,7 +37,8 @@ def schemas(config: AegraConfig) -> dict[str, Any]:
         return {}
 
 
-def _command(config: AegraConfig) -> list[str]:
+def bundler_command(config: AegraConfig) -> list[str]:
+    """The bundler to run: the project's own copy, else npx's; ConfigError without Node."""
     local = config.root / "node_modules" / ".bin" / BUNDLER_BIN
     if local.exists():
         return [str(local)]
@@ -58,7 +59,7 @@ def _env(config: AegraConfig) -> dict[str, str]:
 def build(config: AegraConfig) -> None:
     """Bundle the components once (`aegra serve`); ConfigError with the bundler's last words when it fails."""
     try:
-        done = subprocess.run([*_command(config), "build", "-o", str(output_dir(config))], cwd=config.root,
+        done = subprocess.run([*bundler_command(config), "build", "-o", str(output_dir(config))], cwd=config.root,
                               env=_env(config), capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
         raise ConfigError(f"bundling the `ui` components took over {BUILD_TIMEOUT_SECONDS} s",
@@ -71,5 +72,5 @@ def build(config: AegraConfig) -> None:
 
 def watch(config: AegraConfig) -> subprocess.Popen:
     """Bundle the components and again on every change, until the process is stopped (`aegra dev`)."""
-    return subprocess.Popen([*_command(config), "watch", "-o", str(output_dir(config))], cwd=config.root,
+    return subprocess.Popen([*bundler_command(config), "watch", "-o", str(output_dir(config))], cwd=config.root,
                             env=_env(config))

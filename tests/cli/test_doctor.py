@@ -191,3 +191,16 @@ def test_a_project_installing_another_aegra_is_warned(
     assert result.exit_code == 0, result.output  # a warning: the running aegra serves the project regardless
     assert line(result, "aegra").startswith("! aegra: ") and expected in line(result, "aegra")
     assert "run `aegra update`" in result.stdout
+
+
+def test_ui_components_need_a_bundler(runner: CliRunner, project: Path, monkeypatch, tmp_path: Path) -> None:
+    config = json.loads((project / "aegra.json").read_text())
+    (project / "aegra.json").write_text(json.dumps({**config, "ui": {"agent": "./ui.tsx"}}))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-node-here"))  # no npx
+    result = doctor(runner, project, monkeypatch)
+    assert result.exit_code == 1
+    assert line(result, "ui").startswith("✗ ui: aegra.json has `ui`: bundling its components needs Node.js")
+    (project / "node_modules" / ".bin").mkdir(parents=True)
+    (project / "node_modules" / ".bin" / "langgraphjs-ui").write_text("")  # the project's own copy
+    result = doctor(runner, project, monkeypatch)
+    assert line(result, "ui") == "✓ ui: 1 graph(s) with components, bundled from the project's node_modules"
