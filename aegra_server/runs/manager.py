@@ -523,6 +523,7 @@ class RunManager:
         else:
             row = await self.repos.runs.request_cancel(run_id, action)
             if row is not None and row.get("settled"):
+                await self._thread_as_its_checkpoint(row["thread_id"])
                 self._signal_end(run_id)
                 if self.bus.shared:
                     await self.bus.notify("aegra_events", run_id)
@@ -530,6 +531,24 @@ class RunManager:
                 await self.bus.notify("aegra_cancel", f"{run_id}:{action}")
         if wait:
             await self.wait_for_end(run_id)
+
+    async def _thread_as_its_checkpoint(self, thread_id: str) -> None:
+        """A run canceled before it started changed nothing, but settling it left its thread idle: a thread
+        whose checkpoint still has work to do (waiting at an interrupt or a breakpoint) is interrupted again, as
+        langgraph-api derives a thread's status from its checkpoint. Unless another run began meanwhile."""
+        try:
+            thread = await self.repos.threads.get(thread_id)
+        except NotFound:
+            return  # a rollback's thread, or one deleted meanwhile
+        graph_id = (thread.get("metadata") or {}).get("graph_id")
+        if thread["status"] != "idle" or graph_id not in self.registry:
+            return
+        config = {"configurable": {"thread_id": thread_id}}
+        scope = self.registry.graph_scope(graph_id, config, checkpointer=self.checkpointer, store=self.store)
+        async with scope as graph:
+            snapshot = await graph.aget_state(config)
+        if snapshot.next:
+            await self.repos.threads.set_status_if_idle(thread_id, "interrupted")
 
     def _on_cancel_signal(self, payload: str) -> None:
         run_id, _, action = payload.partition(":")

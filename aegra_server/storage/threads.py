@@ -121,6 +121,12 @@ class ThreadRepository:
         query = update(threads).where(threads.c.thread_id == thread_id).values(changes)
         await self.db.write(lambda conn: conn.execute(query))
 
+    async def set_status_if_idle(self, thread_id: str, status: str) -> None:
+        """The thread's status, unless something made it other than idle meanwhile (a run that started)."""
+        query = (update(threads).where(threads.c.thread_id == thread_id, threads.c.status == "idle")
+                 .values(status=status, updated_at=utcnow()))
+        await self.db.write(lambda conn: conn.execute(query))
+
     async def delete(self, thread_id: str, *, auth_filter: dict[str, Any] | None = None) -> None:
         query = delete(threads).where(threads.c.thread_id == thread_id)
         if auth_filter:

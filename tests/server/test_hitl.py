@@ -95,3 +95,14 @@ async def test_state_edit_while_paused_then_resume(client):
     output = await client.runs.wait(thread_id, "hitl", command={"resume": "ok"})
     assert output["draft"] == "edited draft"
     assert output["decision"] == "ok"
+
+
+async def test_canceling_a_queued_run_leaves_the_thread_waiting_at_its_interrupt(client):
+    """A run queued on a paused thread and canceled before it starts changed nothing: the thread still waits."""
+    thread_id, _ = await _paused(client)
+    queued = await client.runs.create(thread_id, "hitl", input=None, after_seconds=600)
+    assert (await client.threads.get(thread_id))["status"] == "busy"
+    await client.runs.cancel(thread_id, queued["run_id"], wait=True)
+    assert (await client.runs.get(thread_id, queued["run_id"]))["status"] == "interrupted"
+    thread = await client.threads.get(thread_id)
+    assert thread["status"] == "interrupted" and thread["interrupts"]
