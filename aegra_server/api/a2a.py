@@ -24,6 +24,7 @@ from aegra_server.a2a import content, wire
 from aegra_server.a2a.card import CardError, agent_card
 from aegra_server.a2a.tasks import TaskRef, task_object, tasks_in, thread_of
 from aegra_server.a2a.wire import PartError
+from aegra_server.api.assistants import readable_by_id_or_graph
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
 from aegra_server.api.meta import installed_version
@@ -57,17 +58,6 @@ class RpcError(Exception):
 # ---- the agent card ----------------------------------------------------------------------------------------------
 
 
-async def _assistant(services: Services, auth: RequestAuth, assistant_id: str) -> dict[str, Any]:
-    """The assistant (a graph name stands for its default one), as the caller may read it; NotFound otherwise."""
-    assistant_id = services.runs.assistant_id_of(assistant_id)
-    try:
-        uuid.UUID(assistant_id)
-    except ValueError:
-        raise NotFound(f"assistant {assistant_id!r} not found") from None
-    auth_filter = await auth.check("assistants", "read", {"assistant_id": assistant_id})
-    return await services.repos.assistants.get(assistant_id, auth_filter=auth_filter)
-
-
 def _card(request: Request, assistant: dict[str, Any]) -> JSONResponse:
     try:
         return JSONResponse(agent_card(str(request.base_url), assistant, installed_version("aegra")))
@@ -80,7 +70,7 @@ def _card(request: Request, assistant: dict[str, Any]) -> JSONResponse:
 @router.get("/a2a/{assistant_id}")
 @router.get("/a2a/{assistant_id}/", include_in_schema=False)
 async def assistant_card(assistant_id: str, request: Request, services: ServicesDep, auth: AuthDep) -> JSONResponse:
-    return _card(request, await _assistant(services, auth, assistant_id))
+    return _card(request, await readable_by_id_or_graph(services, auth, assistant_id))
 
 
 @router.get("/.well-known/agent-card.json")
@@ -92,7 +82,7 @@ async def server_card(
         if len(services.registry.ids) != 1:
             raise HTTPException(422, "assistant_id is required: the server has several graphs (an id or a graph name)")
         assistant_id = services.registry.ids[0]
-    return _card(request, await _assistant(services, auth, assistant_id))
+    return _card(request, await readable_by_id_or_graph(services, auth, assistant_id))
 
 
 @router.delete("/a2a/{assistant_id}")
@@ -163,8 +153,8 @@ async def a2a_message(assistant_id: str, request: Request, services: ServicesDep
     if not _accepts(request, wanted):
         return JSONResponse({"error": f"the Accept header must include {wanted}"}, status_code=400)
     try:
-        assistant = await _assistant(services, auth, assistant_id)
-    except NotFound:
+        assistant = await readable_by_id_or_graph(services, auth, assistant_id)
+    except (NotFound, HTTPException):  # not there, or not even an id
         return JSONResponse(_rpc_error(INVALID_PARAMS, f"Assistant '{assistant_id}' not found", rpc_id))
     call = Call(services, auth, request, assistant, rpc_id, v03)
     if streaming:

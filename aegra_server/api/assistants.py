@@ -10,7 +10,6 @@ from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.api.http import JSONResponse, paged, validate_uuid
-from aegra_server.graphs import default_assistant_id
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
 
@@ -29,11 +28,14 @@ async def _readable(services: Services, auth: RequestAuth, assistant_id: str) ->
     return await services.repos.assistants.get(assistant_id, auth_filter=auth_filter)
 
 
+async def readable_by_id_or_graph(services: Services, auth: RequestAuth, assistant_id: str) -> dict[str, Any]:
+    """An assistant the caller may read, by its id or by a graph's name (that graph's default assistant), for the
+    routes that accept either as langgraph-api does. NotFound, or a 422 for an id that is neither."""
+    return await _readable(services, auth, services.runs.assistant_id_of(assistant_id))
+
+
 async def _assistant_for_introspection(services: Services, auth: RequestAuth, assistant_id: str) -> dict[str, Any]:
-    """These routes accept a graph name in place of the id, as langgraph-api does."""
-    if assistant_id in services.registry:
-        assistant_id = default_assistant_id(assistant_id)
-    assistant = await _readable(services, auth, assistant_id)
+    assistant = await readable_by_id_or_graph(services, auth, assistant_id)
     if assistant["graph_id"] not in services.registry:
         raise NotFound(f"graph {assistant['graph_id']!r} is not loaded")
     return assistant

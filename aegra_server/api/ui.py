@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from aegra_server import ui_bundles
+from aegra_server.api.assistants import readable_by_id_or_graph
 from aegra_server.api.deps import ServicesDep
 from aegra_server.auth import AuthDep, RequestAuth
 from aegra_server.services import Services
@@ -42,13 +42,8 @@ async def _graph_of(services: Services, auth: RequestAuth, key: str) -> str:
     if key in services.registry:
         return key
     try:
-        uuid.UUID(key)
-    except ValueError:
-        return key
-    try:
-        auth_filter = await auth.check("assistants", "read", {"assistant_id": key})
-        return (await services.repos.assistants.get(key, auth_filter=auth_filter))["graph_id"]
-    except NotFound:
+        return (await readable_by_id_or_graph(services, auth, key))["graph_id"]
+    except (NotFound, HTTPException):  # no such assistant: the key is taken as a graph id
         return key
 
 
