@@ -24,9 +24,11 @@ from aegra_server.a2a import content, wire
 from aegra_server.a2a.card import CardError, agent_card
 from aegra_server.a2a.tasks import TaskRef, task_object, tasks_in, thread_of
 from aegra_server.a2a.wire import PartError
+from aegra_server.api import jsonrpc
 from aegra_server.api.assistants import readable_by_id_or_graph
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
+from aegra_server.api.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
 from aegra_server.api.meta import installed_version
 from aegra_server.api.runs import authorized_thread, create_authorized, wait_output
 from aegra_server.api.schemas import RunCreate
@@ -38,7 +40,6 @@ from aegra_server.streaming.sse import HEARTBEAT, SSE_HEADERS, SSE_MEDIA_TYPE
 
 router = APIRouter(tags=["a2a"])
 
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 TASK_NOT_FOUND, TASK_NOT_CANCELABLE, UNSUPPORTED_OPERATION, CONTENT_TYPE_NOT_SUPPORTED = -32001, -32002, -32004, -32005
 V03_METHODS = {"message/send": "SendMessage", "message/stream": "SendStreamingMessage", "tasks/get": "GetTask",
                "tasks/cancel": "CancelTask", "tasks/resubscribe": "SubscribeToTask"}
@@ -106,11 +107,11 @@ class Call:
         return obj if self.v03 else wire.to_v1(obj, wrapped=wrapped)
 
     def answer(self, result: dict[str, Any]) -> dict[str, Any]:
-        return {"jsonrpc": "2.0", "id": self.rpc_id, "result": result}
+        return jsonrpc.response(self.rpc_id, {"result": result})
 
 
 def _rpc_error(code: int, message: str, rpc_id: Any = None) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rpc_id, "error": {"code": code, "message": message}}
+    return jsonrpc.response(rpc_id, jsonrpc.error(code, message))
 
 
 def _accepts(request: Request, media_type: str) -> bool:

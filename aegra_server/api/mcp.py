@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from aegra_server import serde
+from aegra_server.api import jsonrpc
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
 from aegra_server.api.meta import installed_version
@@ -39,7 +40,6 @@ log = logging.getLogger("aegra.mcp")
 PROTOCOL_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")  # oldest first
 PAGE_SIZE = 100
 MAX_ASSISTANTS = 1000  # searched for a tool by name, as langgraph-api does
-INVALID_PARAMS, METHOD_NOT_FOUND = -32602, -32601
 _NOT_IN_TOOL_NAMES = re.compile(r"[^A-Za-z0-9_.-]")
 _MESSAGE_TYPES = {f"{kind}{suffix}" for kind in ("AI", "Human", "Chat", "System", "Function", "Tool")
                   for suffix in ("Message", "MessageChunk")}
@@ -99,7 +99,7 @@ async def mcp_message(request: Request, services: ServicesDep, auth: AuthDep) ->
     if method and message_id is not None:  # 0 is a valid id
         params = message.get("params") or {}
         answer = await _answer(services, auth, method, params if isinstance(params, dict) else {})
-        return JSONResponse({"jsonrpc": "2.0", "id": message_id, **answer})
+        return JSONResponse(jsonrpc.response(message_id, answer))
     if method or message_id is not None:
         return Response(status_code=202)  # a notification, or a response to a request we never send
     return _refused("the message is neither a request, a notification nor a response")
@@ -124,7 +124,7 @@ async def _answer(services: Services, auth: RequestAuth, method: str, params: di
         return {"result": await _tools(services, auth, params.get("cursor"))}
     if method == "tools/call":
         return await _call(services, auth, params)
-    return {"error": {"code": METHOD_NOT_FOUND, "message": f"Method not found: {method}"}}
+    return jsonrpc.error(jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method}")
 
 
 async def _assistants(services: Services, auth: RequestAuth, *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
@@ -182,17 +182,17 @@ async def _call(services: Services, auth: RequestAuth, params: dict[str, Any]) -
                if isinstance(name, str) and name and tool_name(assistant["name"] or "") == name]
     if len(matches) != 1:
         why = f"Unknown tool: {name}" if not matches else f"Several assistants are named like the tool {name}"
-        return {"error": {"code": INVALID_PARAMS, "message": why}}
+        return jsonrpc.error(jsonrpc.INVALID_PARAMS, why)
     arguments = params.get("arguments")
     try:
         body = RunCreate(assistant_id=matches[0]["assistant_id"], input=arguments if arguments is not None else {},
                          context=params.get("context"))
     except ValidationError:
-        return {"error": {"code": INVALID_PARAMS, "message": "context must be an object"}}
+        return jsonrpc.error(jsonrpc.INVALID_PARAMS, "context must be an object")
     try:
         run = await create_authorized(services, auth, None, body.payload())
     except NotFound as error:  # its graph is no longer loaded
-        return {"error": {"code": INVALID_PARAMS, "message": str(error)}}
+        return jsonrpc.error(jsonrpc.INVALID_PARAMS, str(error))
     output = await wait_output(services, run["run_id"], run["thread_id"])
     if isinstance(output, dict) and "__error__" in output:
         error = output["__error__"]
