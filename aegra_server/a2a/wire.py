@@ -73,6 +73,20 @@ def read_part(part: Any) -> Part:
                 filename=part.get("filename"))
 
 
+def write_part(part: Part) -> dict[str, Any]:
+    """A client's part as the server shows it back (in 0.3's JSON, whichever it came in)."""
+    if part.is_data:
+        return data_part(part.data)
+    if not part.is_file:
+        return text_part(part.text or "")
+    file: dict[str, Any] = {"bytes": part.file_bytes} if part.file_bytes is not None else {"uri": part.file_uri}
+    if part.media_type:
+        file["mimeType"] = part.media_type
+    if part.filename:
+        file["name"] = part.filename
+    return {"kind": "file", "file": file}
+
+
 # ---- what the server answers, in 0.3's JSON ----------------------------------------------------------------------
 
 

@@ -301,7 +301,9 @@ async def extended_card(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 class Sending:
     """A validated message/send: the run to create and the task it makes or continues."""
 
-    message: dict[str, Any]
+    message_id: str
+    role: str
+    parts: list[wire.Part]
     context_id: str
     task_id: str | None  # None: a new task, named after its run
     run: RunCreate
@@ -353,7 +355,7 @@ async def _sending(call: Call, params: dict[str, Any], stream_modes: list[str] |
         )
     except ValidationError as error:
         raise RpcError(INVALID_PARAMS, f"the message cannot be a run: {error.errors()[0]['msg']}") from None
-    return Sending({**message, "contextId": context_id}, context_id, task_id, run)
+    return Sending(message_id, role, parts, context_id, task_id, run)
 
 
 def _resume_value(parts: list[wire.Part]) -> Any:
@@ -400,25 +402,18 @@ async def send_message(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     # 0.3 says `blocking: false`, 1.0 `returnImmediately: true`: answer with the task as it starts.
     if configuration.get("blocking") is False or configuration.get("returnImmediately") is True:
         task = wire.task(task_id, sending.context_id, wire.status("submitted"),
-                         history=[_echo(sending.message, task_id)] if length != 0 else None)
+                         history=[_echo(sending, task_id)] if length != 0 else None)
         return call.render(task, wrapped=True)
     output = await wait_output(call.services, run["run_id"], run["thread_id"])
     ref = await _find_task(call, task_id)
     return call.render(task_object(ref, call.assistant["assistant_id"], length, output=output), wrapped=True)
 
 
-def _echo(message: dict[str, Any], task_id: str) -> dict[str, Any]:
+def _echo(sending: Sending, task_id: str) -> dict[str, Any]:
     """The client's message as the task's first history entry (in 0.3's JSON, whichever it came in)."""
-    parts = []
-    for part in message.get("parts") or []:
-        read = wire.read_part(part)
-        if read.is_file:
-            file = {"bytes": read.file_bytes} if read.file_bytes is not None else {"uri": read.file_uri}
-            parts.append({"kind": "file", "file": file})
-        else:
-            parts.append(wire.data_part(read.data) if read.is_data else wire.text_part(read.text or ""))
-    role = "user" if message.get("role") in wire.USER_ROLES else "agent"
-    return wire.message(role, parts, message["messageId"], task_id, message["contextId"])
+    role = "user" if sending.role in wire.USER_ROLES else "agent"
+    parts = [wire.write_part(part) for part in sending.parts]
+    return wire.message(role, parts, sending.message_id, task_id, sending.context_id)
 
 
 def _event(call: Call, obj: dict[str, Any]) -> bytes:
@@ -441,7 +436,7 @@ async def _stream(call: Call, params: dict[str, Any]) -> AsyncIterator[bytes]:
     except HTTPException as refused:  # the HTTP API's answer (its authorization, say)
         yield _error_event(call, INVALID_PARAMS, str(refused.detail))
         return
-    history = [_echo(sending.message, task_id)]
+    history = [_echo(sending, task_id)]
     yield _event(call, wire.task(task_id, sending.context_id, wire.status("submitted"), history=history))
     async for chunk in _progress(call, run["run_id"], task_id, sending.context_id, start=0):
         yield chunk

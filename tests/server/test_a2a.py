@@ -159,6 +159,13 @@ async def test_files_reach_the_graph_as_content_blocks(server_url, clients, vers
     history = (await client.get_task(GetTaskRequest(id=event.task.id))).history
     assert history[0].parts[1].raw == png and history[0].parts[1].media_type == "image/png"
     assert history[0].parts[2].url == "https://example.com/report.pdf"
+    # A stream's first event shows the message as it was sent.
+    streaming = await _client(server_url, "echo", version, streaming=True)
+    clients.append(streaming)
+    message.message_id = str(uuid.uuid4())
+    [sent] = (await _events(streaming, SendMessageRequest(message=message)))[0].task.history
+    assert sent.parts[1].raw == png and sent.parts[1].media_type == "image/png" and sent.parts[1].filename == "dot.png"
+    assert sent.parts[2].url == "https://example.com/report.pdf" and sent.parts[2].media_type == "application/pdf"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
