@@ -21,6 +21,12 @@ def checkpoint_of(config: dict | None) -> dict[str, Any] | None:
     }
 
 
+def status_of(snapshot: StateSnapshot) -> str:
+    """A thread's status as its checkpoint says, as langgraph-api derives it: interrupted while work remains
+    (an interrupt or a breakpoint), else idle."""
+    return "interrupted" if snapshot.next else "idle"
+
+
 def interrupts_by_task(snapshot: StateSnapshot) -> dict[str, list[dict[str, Any]]]:
     return {task.id: jsonable(list(task.interrupts)) for task in snapshot.tasks if task.interrupts}
 

@@ -16,7 +16,7 @@ from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.api.http import JSONResponse, paged, validate_uuid
 from aegra_server.serde import jsonable
 from aegra_server.services import Services
-from aegra_server.state import empty_state, interrupts_by_task, thread_state
+from aegra_server.state import empty_state, interrupts_by_task, status_of, thread_state
 from aegra_server.storage.checkpoints import copy_thread, keep_latest
 from aegra_server.storage.common import NotFound
 
@@ -80,7 +80,7 @@ async def _sync_thread_state(services: Services, thread_id: str, graph) -> None:
         thread_id,
         values=jsonable(snapshot.values),
         interrupts=interrupts_by_task(snapshot),
-        status="interrupted" if snapshot.next else "idle",
+        status=status_of(snapshot),
     )
 
 

@@ -34,7 +34,7 @@ from aegra_server.runs.stream import Event, RunStream, StreamRegistry, run_done
 from aegra_server.runs.webhooks import WebhookSender
 from aegra_server.serde import dumps, jsonable
 from aegra_server.settings import Settings
-from aegra_server.state import interrupts_by_task
+from aegra_server.state import interrupts_by_task, status_of
 from aegra_server.storage.checkpoints import delete_after
 from aegra_server.storage.common import NotFound
 from aegra_server.storage.database import utcnow
@@ -547,8 +547,9 @@ class RunManager:
         scope = self.registry.graph_scope(graph_id, config, checkpointer=self.checkpointer, store=self.store)
         async with scope as graph:
             snapshot = await graph.aget_state(config)
-        if snapshot.next:
-            await self.repos.threads.set_status_if_idle(thread_id, "interrupted")
+        status = status_of(snapshot)
+        if status != "idle":
+            await self.repos.threads.set_status_if_idle(thread_id, status)
 
     def _on_cancel_signal(self, payload: str) -> None:
         run_id, _, action = payload.partition(":")
