@@ -141,6 +141,28 @@ class Pruned(BaseModel):
     pruned_count: int = Field(ge=0)
 
 
+class StoredPart(BaseModel):
+    count: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+
+
+class StoredChannel(BaseModel):
+    versions: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+
+
+class StoredChannelValues(StoredPart):
+    by_channel: dict[str, StoredChannel]
+
+
+class ThreadStorage(BaseModel):
+    thread_id: str
+    total_bytes: int = Field(ge=0)
+    checkpoints: StoredPart
+    channel_values: StoredChannelValues
+    pending_writes: StoredPart
+
+
 class Ok(BaseModel):
     ok: bool
     services: dict[str, Literal["healthy", "unhealthy", "skipped"]]  # each storage part: checked with check_db=1
@@ -208,6 +230,7 @@ RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | _Media | None]] = {
     ("get", "/threads/{thread_id}/state/{checkpoint_id}"): {"200": _OBJECT},
     ("post", "/threads/{thread_id}/state"): {"200": _OBJECT},
     ("get", "/threads/{thread_id}/history"): {"200": _array(_OBJECT)},
+    ("get", "/threads/{thread_id}/storage"): {"200": _ref(ThreadStorage)},
     ("post", "/threads/{thread_id}/history"): {"200": _array(_OBJECT)},
     ("post", "/threads/{thread_id}/commands"): {"200": _OBJECT, "400": _PROTOCOL_ERROR},
     ("post", "/threads/{thread_id}/runs"): {"200": _ref(Run)},
@@ -238,7 +261,7 @@ RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | _Media | None]] = {
     ("post", "/ui/{graph_id}"): {"200": _Media(("text/html",), _TEXT), "404": _Media(("text/plain",), _TEXT)},
     ("get", "/ui/{graph_id}/{file_name}"): {"200": _Media(("text/javascript", "text/css"), _TEXT)},
 }
-MODELS = (Thread, Assistant, Run, Cron, StoreItem, StoreItems, Namespaces, Pruned, Ok)
+MODELS = (Thread, Assistant, Run, Cron, StoreItem, StoreItems, Namespaces, Pruned, Ok, ThreadStorage)
 
 
 def _components(schema: dict[str, Any]) -> dict[str, Any]:

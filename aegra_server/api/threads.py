@@ -17,7 +17,7 @@ from aegra_server.api.http import JSONResponse, paged, validate_uuid
 from aegra_server.serde import jsonable
 from aegra_server.services import Services
 from aegra_server.state import empty_state, interrupts_by_task, status_of, thread_state
-from aegra_server.storage.checkpoints import copy_thread, keep_latest
+from aegra_server.storage.checkpoints import copy_thread, keep_latest, thread_storage
 from aegra_server.storage.common import NotFound
 
 router = APIRouter(prefix="/threads", tags=["threads"])
@@ -254,6 +254,14 @@ async def update_state(
         raise HTTPException(400, f"cannot update state: {exc}") from None
     await _sync_thread_state(services, thread_id, graph)
     return JSONResponse({"checkpoint": new_config["configurable"]})
+
+
+@router.get("/{thread_id}/storage")
+async def get_storage(thread_id: str, services: ServicesDep, auth: AuthDep) -> JSONResponse:
+    """Bytes the thread's checkpoints occupy: checkpoints, channel values (in all, and per channel) and pending
+    writes, each a count and bytes, and `total_bytes`, as langgraph-api reports them."""
+    await _thread(services, auth, thread_id)
+    return JSONResponse({"thread_id": thread_id, **await thread_storage(services.checkpointer, thread_id)})
 
 
 async def _history(

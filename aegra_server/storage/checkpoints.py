@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -67,3 +68,83 @@ async def keep_latest(saver: BaseCheckpointSaver, thread_id: str) -> None:
             await saver.conn.commit()
         return
     await saver.aprune([thread_id], strategy="keep_latest")
+
+
+async def thread_storage(saver: BaseCheckpointSaver, thread_id: str) -> dict[str, Any]:
+    """Bytes a thread's checkpoints occupy, per table and per channel (langgraph-api's report).
+
+    `total_bytes` is the sum of the three parts. Postgres keeps each version of a channel's value once, in its own
+    table (`checkpoint_blobs`); its sizes are as stored (`pg_column_size`, after compression). LangGraph's SQLite
+    saver keeps every channel's value inside each checkpoint, so there a channel's `versions` are the copies the
+    checkpoints carry, and `checkpoints.bytes` is what the checkpoints hold besides them.
+    """
+    if _is_sqlite(saver):
+        return await _sqlite_storage(saver, thread_id)
+    return await _postgres_storage(saver, thread_id)
+
+
+def _report(checkpoints: tuple[int, int], by_channel: dict[str, dict[str, int]], writes: tuple[int, int]) -> dict:
+    channel_bytes = sum(entry["bytes"] for entry in by_channel.values())
+    return {
+        "total_bytes": checkpoints[1] + channel_bytes + writes[1],
+        "checkpoints": {"count": checkpoints[0], "bytes": checkpoints[1]},
+        "channel_values": {
+            "count": sum(entry["versions"] for entry in by_channel.values()),
+            "bytes": channel_bytes,
+            "by_channel": by_channel,
+        },
+        "pending_writes": {"count": writes[0], "bytes": writes[1]},
+    }
+
+
+async def _sqlite_storage(saver: BaseCheckpointSaver, thread_id: str) -> dict[str, Any]:
+    async with saver.lock:
+        async with saver.conn.execute(
+            "SELECT type, checkpoint, coalesce(length(checkpoint), 0) + coalesce(length(metadata), 0)"
+            " FROM checkpoints WHERE thread_id = ?",
+            (thread_id,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        async with saver.conn.execute(
+            "SELECT count(*), coalesce(sum(length(value)), 0) FROM writes WHERE thread_id = ?", (thread_id,)
+        ) as cursor:
+            writes = await cursor.fetchone()
+    # The values are measured by serialising each one again as the saver does, off the event loop (a long
+    # thread's checkpoints take a while to read back).
+    by_channel, inline = await asyncio.to_thread(_inline_values, saver, rows)
+    row_bytes = sum(row[2] for row in rows)
+    return _report((len(rows), row_bytes - inline), by_channel, (writes[0], writes[1]))
+
+
+def _inline_values(saver: BaseCheckpointSaver, rows: list) -> tuple[dict[str, dict[str, int]], int]:
+    by_channel: dict[str, dict[str, int]] = {}
+    for type_, blob, _ in rows:
+        for channel, value in saver.serde.loads_typed((type_, blob)).get("channel_values", {}).items():
+            entry = by_channel.setdefault(channel, {"versions": 0, "bytes": 0})
+            entry["versions"] += 1
+            entry["bytes"] += len(saver.serde.dumps_typed(value)[1])
+    return dict(sorted(by_channel.items())), sum(entry["bytes"] for entry in by_channel.values())
+
+
+async def _postgres_storage(saver: BaseCheckpointSaver, thread_id: str) -> dict[str, Any]:
+    size = "coalesce(sum(pg_column_size({})), 0)::bigint"
+    async with saver._cursor() as cur:
+        await cur.execute(
+            f"SELECT count(*) AS count, {size.format('checkpoint')} + {size.format('metadata')} AS bytes"
+            " FROM checkpoints WHERE thread_id = %s",
+            (thread_id,),
+        )
+        checkpoints = await cur.fetchone()
+        await cur.execute(
+            f"SELECT channel, count(*) AS count, {size.format('blob')} AS bytes FROM checkpoint_blobs"
+            " WHERE thread_id = %s GROUP BY channel ORDER BY channel",
+            (thread_id,),
+        )
+        blobs = await cur.fetchall()
+        await cur.execute(
+            f"SELECT count(*) AS count, {size.format('blob')} AS bytes FROM checkpoint_writes WHERE thread_id = %s",
+            (thread_id,),
+        )
+        writes = await cur.fetchone()
+    by_channel = {row["channel"]: {"versions": row["count"], "bytes": row["bytes"]} for row in blobs}
+    return _report((checkpoints["count"], checkpoints["bytes"]), by_channel, (writes["count"], writes["bytes"]))

@@ -180,6 +180,8 @@ async def test_one_user_cannot_touch_anothers_thread(alice, bob, raw: httpx.Asyn
     assert await bob.threads.count(metadata={"label": label}) == 0
     stream = await raw.get(f"/threads/{thread_id}/stream", headers=_as("bob"))
     assert stream.status_code == 404
+    assert (await raw.get(f"/threads/{thread_id}/storage", headers=_as("bob"))).status_code == 404
+    assert (await raw.get(f"/threads/{thread_id}/storage", headers=_as("alice"))).status_code == 200
     pruned = await raw.post("/threads/prune", json={"thread_ids": [thread_id]}, headers=_as("bob"))
     assert pruned.json() == {"pruned_count": 0}
 

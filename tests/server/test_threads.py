@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import uuid
 
 import pytest
@@ -406,6 +408,52 @@ async def test_history_post_and_get(client, http):
         f"/threads/{thread_id}/history", params={"limit": 1, "before": history[0]["checkpoint"]["checkpoint_id"]}
     )
     assert got_before.json() == history[1:2]
+
+
+async def _storage(http, thread_id: str) -> dict:
+    got = await http.get(f"/threads/{thread_id}/storage")
+    assert got.status_code == 200, got.text
+    report = got.json()
+    parts = report["checkpoints"]["bytes"] + report["channel_values"]["bytes"] + report["pending_writes"]["bytes"]
+    assert report["total_bytes"] == parts
+    by_channel = report["channel_values"]["by_channel"]
+    assert report["channel_values"]["count"] == sum(c["versions"] for c in by_channel.values())
+    assert report["channel_values"]["bytes"] == sum(c["bytes"] for c in by_channel.values())
+    return report
+
+
+async def test_storage_reports_what_the_checkpoints_hold(client, http):
+    empty = await _storage(http, await new_thread(client))
+    assert empty["total_bytes"] == 0
+    assert empty["checkpoints"] == {"count": 0, "bytes": 0}
+    assert empty["channel_values"]["by_channel"] == {}
+
+    thread_id = await _echo_thread(client, "a", "b")
+    before = await _storage(http, thread_id)
+    assert before["thread_id"] == thread_id
+    assert before["checkpoints"]["count"] == len(await client.threads.get_history(thread_id, limit=100)) == 8
+    assert before["checkpoints"]["bytes"] > 0
+    assert before["channel_values"]["by_channel"]["messages"]["versions"] >= 2
+    # A large message (random, so that Postgres cannot compress it away) shows in the messages channel.
+    await client.runs.wait(thread_id, "echo", input=human(base64.b64encode(os.urandom(15_000)).decode()))
+    after = await _storage(http, thread_id)
+    assert after["checkpoints"]["count"] == 12
+    grown = after["channel_values"]["by_channel"]["messages"]["bytes"] - before["channel_values"]["by_channel"]["messages"]["bytes"]
+    assert grown > 15_000
+    assert after["total_bytes"] > before["total_bytes"] + 15_000
+
+
+async def test_storage_counts_pending_writes_of_an_interrupted_thread(client, http):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "hitl", input={"topic": "t"})
+    paused = await _storage(http, thread_id)
+    assert paused["pending_writes"]["count"] >= 1 and paused["pending_writes"]["bytes"] > 0
+
+
+async def test_storage_of_missing_or_malformed_thread(http):
+    assert (await http.get(f"/threads/{uuid.uuid4()}/storage")).status_code == 404
+    malformed = await http.get("/threads/not-a-uuid/storage")
+    assert malformed.status_code == 422 and "thread_id" in malformed.text
 
 
 # ---- metadata stamping and status -----------------------------------------------------------------------------
