@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build (or reuse) a local Postgres + pgvector image without any image registry: a minimal Debian root file
-# system from debootstrap becomes a base image (`docker import`), and the Dockerfile beside this script
-# apt-installs Postgres and pgvector on top of it. Needs root, debootstrap and a running Docker engine.
+# Build (or reuse) a local Postgres + pgvector image without any image registry: the Dockerfile beside this
+# script apt-installs Postgres and pgvector on the local Debian base (.ci/debian-base.sh). Needs root,
+# debootstrap and a running Docker engine.
 #
 #   .ci/postgres-image/build.sh                 # builds local/aegra-postgres:17 unless it exists
 #   AEGRA_IMAGE_REBUILD=1 .ci/postgres-image/build.sh
@@ -11,26 +11,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 image="${AEGRA_TEST_POSTGRES_IMAGE:-local/aegra-postgres:17}"
-suite="${DEBIAN_SUITE:-trixie}"
-mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 pg_major="${PG_MAJOR:-17}"
-base="local/debian:$suite"
 
 if [ -z "${AEGRA_IMAGE_REBUILD:-}" ] && docker image inspect "$image" > /dev/null 2>&1; then
     echo "postgres image: reusing $image"
     exit 0
 fi
-
-if ! docker image inspect "$base" > /dev/null 2>&1; then
-    rootfs=$(mktemp -d)
-    trap 'rm -rf "$rootfs"' EXIT
-    echo "postgres image: debootstrap $suite from $mirror"
-    debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" > "$rootfs.log" 2>&1 \
-        || { tail -30 "$rootfs.log"; exit 1; }
-    rm -f "$rootfs.log"
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar -C "$rootfs" -c . | docker import - "$base" > /dev/null
-fi
+base=$("$here/../debian-base.sh")
 
 echo "postgres image: building $image (PostgreSQL $pg_major + pgvector on $base)"
 # Host networking: the build's apt-get reaches the mirror the way this machine does, with no bridge/NAT setup.

@@ -1,7 +1,8 @@
 """Tests against a real Docker engine: skipped, with the reason, where none answers.
 
 The Postgres image comes from AEGRA_TEST_POSTGRES_IMAGE (default local/aegra-postgres:17, which
-.ci/postgres-image/build.sh builds without any registry); the pull test uses a local registry named by
+.ci/postgres-image/build.sh builds without any registry), the generated projects' base image from
+AEGRA_TEST_PYTHON_IMAGE (default local/python:slim, from .ci/python-image/build.sh); the pull test uses a local registry named by
 AEGRA_TEST_REGISTRY. With AEGRA_REQUIRE_DOCKER=1 (set by CI) a missing engine, image or registry fails these
 tests instead of skipping them, so CI cannot pass without having run them.
 
@@ -24,6 +25,8 @@ IMAGE_ENV = "AEGRA_TEST_POSTGRES_IMAGE"
 DEFAULT_TEST_IMAGE = "local/aegra-postgres:17"
 REQUIRE_ENV = "AEGRA_REQUIRE_DOCKER"
 REGISTRY_ENV = "AEGRA_TEST_REGISTRY"
+PYTHON_IMAGE_ENV = "AEGRA_TEST_PYTHON_IMAGE"
+DEFAULT_PYTHON_IMAGE = "local/python:slim"
 
 
 
@@ -58,6 +61,19 @@ def postgres_image(engine) -> str:
         engine.images.get(image)
     except ImageNotFound:
         _unavailable(f"the test Postgres image {image} is not built: run .ci/postgres-image/build.sh")
+    return image
+
+
+@pytest.fixture(scope="session")
+def python_image(engine) -> str:
+    """A stand-in for the official Python image, the base of generated projects' images (.ci/python-image)."""
+    from docker.errors import ImageNotFound
+
+    image = os.environ.get(PYTHON_IMAGE_ENV) or DEFAULT_PYTHON_IMAGE
+    try:
+        engine.images.get(image)
+    except ImageNotFound:
+        _unavailable(f"the test Python image {image} is not built: run .ci/python-image/build.sh")
     return image
 
 
