@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from aegra_server.api.extract import check as check_extract
+
 StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
 ]
@@ -153,6 +155,8 @@ class ThreadSearch(Body):
     sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None = None
     sort_order: SortOrder | None = None
     select: list[str] | None = None
+    # alias -> path, e.g. {"last": "values.messages[-1].content"}: each thread gets `extracted` (api/extract.py)
+    extract: Annotated[dict[str, str] | None, AfterValidator(check_extract)] = None
 
 
 class ThreadCount(Body):

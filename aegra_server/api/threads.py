@@ -10,7 +10,7 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.graph import END
 from langgraph.types import Command, StateUpdate
 
-from aegra_server.api import schemas
+from aegra_server.api import extract, schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.api.http import JSONResponse, paged, validate_uuid
@@ -122,10 +122,14 @@ async def create_thread(body: schemas.ThreadCreate, services: ServicesDep, auth:
 
 @router.post("/search")
 async def search_threads(body: schemas.ThreadSearch, services: ServicesDep, auth: AuthDep) -> JSONResponse:
-    query = body.model_dump(exclude={"select"})
+    query = body.model_dump(exclude={"select", "extract"})
     auth_filter = await auth.check("threads", "search", search_value(query))
     page = await services.repos.threads.search(**query, auth_filter=auth_filter)
-    return paged(page, [_public(r, body.select) for r in page.items])
+    found = [_public(r, body.select) for r in page.items]
+    if body.extract:  # from the whole thread, whatever `select` keeps
+        for thread, row in zip(found, page.items):
+            thread["extracted"] = extract.extracted(_public(row), body.extract)
+    return paged(page, found)
 
 
 @router.post("/count")

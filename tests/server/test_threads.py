@@ -195,6 +195,43 @@ async def test_search_by_metadata_values_ids_status(client):
     assert ids(await client.threads.search(ids=[ran], metadata={"kind": "plain"})) == set()
 
 
+async def test_search_extracts_values_by_path(client, http):
+    marker = tag()
+    ran = await _echo_thread(client, "hello", metadata={"marker": marker, "tags": ["a", "b"]})
+    paths = {
+        "last": "values.messages[-1].content",
+        "first_kind": "values.messages[0].type",
+        "turns": "values.turns",
+        "second_tag": "metadata.tags[1]",
+        "graph": "metadata.graph_id",
+        "beyond": "values.messages[5].content",
+        "missing": "values.nothing.here",
+        "not_a_list": "values.turns[0]",
+    }
+    [found] = await client.threads.search(metadata={"marker": marker}, extract=paths)
+    assert found["thread_id"] == ran and found["values"]["turns"] == 1
+    assert found["extracted"] == {
+        "last": "echo: hello", "first_kind": "human", "turns": 1, "second_tag": "b", "graph": "echo",
+        "beyond": None, "missing": None, "not_a_list": None,
+    }
+    # With `select`, the extraction still reads the whole thread.
+    [small] = await client.threads.search(metadata={"marker": marker}, select=["thread_id"], extract={"last": paths["last"]})
+    assert small == {"thread_id": ran, "extracted": {"last": "echo: hello"}}
+    [plain] = await client.threads.search(metadata={"marker": marker})
+    assert "extracted" not in plain
+
+    for bad, field_hint in [
+        ({f"k{i}": "values.x" for i in range(11)}, "at most 10"),
+        ({"status": "values.x"}, "thread field"),
+        ({"not-an-identifier": "values.x"}, "identifier"),
+        ({"k": "thread_id"}, "must start with"),
+        ({"k": ""}, "must start with"),
+    ]:
+        refused = await http.post("/threads/search", json={"extract": bad})
+        assert refused.status_code == 422, bad
+        assert refused.json()["detail"][0]["loc"] == ["body", "extract"] and field_hint in refused.text
+
+
 async def test_search_sort_and_pagination(client, http):
     marker = tag()
     made = [(await client.threads.create(metadata={"marker": marker, "i": i}))["thread_id"] for i in range(3)]
