@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
@@ -15,7 +15,7 @@ from aegra_server.storage.common import NotFound
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
-_FIELDS = ("assistant_id", "graph_id", "config", "context", "created_at", "updated_at", "metadata", "version", "name", "description")
+_FIELDS = get_args(schemas.AssistantField)
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

@@ -12,15 +12,13 @@ from typing import Any
 
 MAX_PATHS = 10
 COLUMNS = frozenset({"values", "metadata", "config", "interrupts"})
-THREAD_FIELDS = frozenset(
-    {"thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "status", "values", "interrupts"}
-)
 _ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STEP = re.compile(r"\.([^.\[\]]+)|\[(-?\d+)\]")
 
 
-def check(extract: dict[str, str] | None) -> dict[str, str] | None:
-    """The request's `extract`, or a ValueError saying what is wrong with it (a 422 naming the field)."""
+def check(extract: dict[str, str] | None, reserved: frozenset[str]) -> dict[str, str] | None:
+    """The request's `extract`, or a ValueError saying what is wrong with it (a 422 naming the field); `reserved`
+    are the thread's own fields, which no alias may shadow."""
     if not extract:
         return extract
     if len(extract) > MAX_PATHS:
@@ -28,7 +26,7 @@ def check(extract: dict[str, str] | None) -> dict[str, str] | None:
     for alias, path in extract.items():
         if not _ALIAS.fullmatch(alias):
             raise ValueError(f"the key {alias!r} must be an identifier (letters, digits, underscores)")
-        if alias in THREAD_FIELDS:
+        if alias in reserved:
             raise ValueError(f"the key {alias!r} is a thread field's name")
         if not path or _root(path) not in COLUMNS:
             raise ValueError(f"the path {path!r} must start with one of {', '.join(sorted(COLUMNS))}")

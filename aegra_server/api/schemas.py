@@ -3,7 +3,7 @@ servers don't know, e.g. `strict_resume`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -19,6 +19,13 @@ IfExists = Literal["raise", "do_nothing"]
 MAX_OFFSET = 2**31 - 1
 MAX_TTL_MINUTES = 10 * 365 * 24 * 60  # ten years
 MAX_DELAY_SECONDS = 365 * 24 * 60 * 60  # one year
+# What `select` may name in searches (langgraph-api's lists: anything else is a 422).
+AssistantField = Literal[
+    "assistant_id", "graph_id", "config", "context", "created_at", "updated_at", "metadata", "version", "name", "description"
+]
+ThreadField = Literal[
+    "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "status", "values", "interrupts"
+]
 Limit = Field(default=10, ge=0, le=1000)
 Offset = Field(default=0, ge=0, le=MAX_OFFSET)
 
@@ -89,7 +96,7 @@ class AssistantSearch(Body):
     offset: int = Offset
     sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
     sort_order: SortOrder | None = None
-    select: list[str] | None = None
+    select: list[AssistantField] | None = None
 
 
 class AssistantCount(Body):
@@ -154,9 +161,11 @@ class ThreadSearch(Body):
     offset: int = Offset
     sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None = None
     sort_order: SortOrder | None = None
-    select: list[str] | None = None
+    select: list[ThreadField] | None = None
     # alias -> path, e.g. {"last": "values.messages[-1].content"}: each thread gets `extracted` (api/extract.py)
-    extract: Annotated[dict[str, str] | None, AfterValidator(check_extract)] = None
+    extract: Annotated[
+        dict[str, str] | None, AfterValidator(lambda paths: check_extract(paths, frozenset(get_args(ThreadField))))
+    ] = None
 
 
 class ThreadCount(Body):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from langgraph.errors import InvalidUpdateError
@@ -22,7 +22,7 @@ from aegra_server.storage.common import NotFound
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
-_FIELDS = ("thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "status", "values", "interrupts")
+_FIELDS = get_args(schemas.ThreadField)
 
 
 def _public(row: dict[str, Any], select: list[str] | None = None) -> dict[str, Any]:

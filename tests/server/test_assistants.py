@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from langgraph_sdk.errors import ConflictError, NotFoundError
+from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
 from tests.server.helpers import default_assistant_id, human, tag, texts
 
@@ -210,6 +210,9 @@ async def test_search_sort_limit_offset(client):
     assert [a["assistant_id"] for a in page] == [beta["assistant_id"], gamma["assistant_id"]]
     selected = await client.assistants.search(metadata={"marker": marker}, select=["assistant_id", "name"], limit=1)
     assert list(selected[0]) == ["assistant_id", "name"]
+    with pytest.raises(UnprocessableEntityError) as refused:
+        await client.assistants.search(select=["assistant_id", "password"])
+    assert refused.value.response.json()["detail"][0]["loc"] == ["body", "select", 1]
 
 
 async def test_search_pagination_headers(http):

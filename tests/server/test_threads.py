@@ -253,6 +253,9 @@ async def test_search_sort_and_pagination(client, http):
     assert len(last.json()) == 1
     selected = await client.threads.search(metadata={"marker": marker}, select=["thread_id", "status"], limit=1)
     assert set(selected[0]) == {"thread_id", "status"}
+    with pytest.raises(UnprocessableEntityError) as refused:
+        await client.threads.search(select=["thread_id", "secrets"])
+    assert refused.value.response.json()["detail"][0]["loc"] == ["body", "select", 1]
 
 
 async def test_count(client, http):
