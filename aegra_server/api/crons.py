@@ -14,6 +14,7 @@ from pydantic import Field
 
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, paged, validate_uuid
+from aegra_server.api import schemas
 from aegra_server.api.schemas import Body, Limit, Offset, RunnableConfig, SortOrder, StreamMode
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.crons import InvalidCron, next_run, zone
@@ -86,13 +87,13 @@ class _RunFields(Body):
     stream_mode: StreamMode | list[StreamMode] | None = None
     stream_subgraphs: bool | None = None
     stream_resumable: bool | None = None
-    durability: Literal["sync", "async", "exit"] | None = None
+    durability: schemas.Durability | None = None
     checkpoint_during: bool | None = None  # deprecated spelling of durability
 
     def run_fields(self) -> dict[str, Any]:
         data = {k: v for k, v in self.model_dump(include=set(_RUN_FIELDS)).items() if v is not None}
-        if self.checkpoint_during is not None and self.durability is None:
-            data["durability"] = "async" if self.checkpoint_during else "exit"
+        if durability := schemas.durability_of(self.durability, self.checkpoint_during):
+            data["durability"] = durability
         return data
 
 

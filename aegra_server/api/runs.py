@@ -68,12 +68,16 @@ async def wait_output(services: Services, run_id: str, thread_id: str) -> Any:
 
 async def _respond_when_done(services: Services, output: asyncio.Future, headers: dict, on_disconnect=None) -> Response:
     """The output as JSON. If the run takes longer than a heartbeat, the body starts with a newline every
-    heartbeat (as langgraph-api does) so proxies and clients keep the connection open."""
+    heartbeat (as langgraph-api does) so proxies and clients keep the connection open.
+
+    `on_disconnect` runs when the client leaves first. Only a response already streaming notices that, so with
+    one the response streams from the start; without, a run done within a heartbeat is a plain JSON response."""
     heartbeat = services.settings.heartbeat_seconds
-    try:
-        return JSONResponse(await asyncio.wait_for(asyncio.shield(output), heartbeat), headers=headers)
-    except TimeoutError:
-        pass
+    if on_disconnect is None:
+        try:
+            return JSONResponse(await asyncio.wait_for(asyncio.shield(output), heartbeat), headers=headers)
+        except TimeoutError:
+            pass
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
@@ -256,11 +260,15 @@ async def delete_run(thread_id: str, run_id: str, services: ServicesDep, auth: A
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_run(thread_id: str, run_id: str, services: ServicesDep, auth: AuthDep) -> Response:
+async def join_run(
+    thread_id: str, run_id: str, services: ServicesDep, auth: AuthDep, cancel_on_disconnect: bool = False
+) -> Response:
     await authorized_thread(services, auth, thread_id, "read", run_id=run_id)
-    await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
-    headers = {"Content-Location": f"/threads/{thread_id}/runs/{run_id}"}
-    return await _respond_when_done(services, asyncio.ensure_future(wait_output(services, run_id, thread_id)), headers)
+    run = await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
+    base = f"/threads/{thread_id}/runs/{run_id}"
+    headers = {"Location": f"{base}/join", "Content-Location": base}
+    output = asyncio.ensure_future(wait_output(services, run_id, thread_id))
+    return await _respond_when_done(services, output, headers, _canceller(services, run, cancel_on_disconnect))
 
 
 def _modes(values: list[str]) -> set[str] | None:

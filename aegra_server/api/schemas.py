@@ -199,6 +199,17 @@ class Command(Body):
     goto: Any = None
 
 
+Durability = Literal["sync", "async", "exit"]
+
+
+def durability_of(durability: Durability | None, checkpoint_during: bool | None) -> Durability | None:
+    """`checkpoint_during` is durability's older spelling (older SDKs send it): false keeps only the final
+    checkpoint, as "exit" does; `durability` wins when both are given."""
+    if durability is None and checkpoint_during is not None:
+        return "async" if checkpoint_during else "exit"
+    return durability
+
+
 class RunCreate(Body):
     assistant_id: str
     input: Any = None
@@ -220,10 +231,12 @@ class RunCreate(Body):
     multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "enqueue"
     if_not_exists: Literal["create", "reject"] = "reject"
     after_seconds: float | None = Field(default=None, ge=0, le=MAX_DELAY_SECONDS)
-    durability: Literal["sync", "async", "exit"] | None = None
+    durability: Durability | None = None
+    checkpoint_during: bool | None = None
 
     def payload(self) -> dict[str, Any]:
-        data = self.model_dump(exclude_none=False)
+        data = self.model_dump(exclude_none=False, exclude={"checkpoint_during"})
+        data["durability"] = durability_of(self.durability, self.checkpoint_during)
         if isinstance(data["stream_mode"], str):
             data["stream_mode"] = [data["stream_mode"]]
         if data["command"] is not None:

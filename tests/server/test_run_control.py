@@ -63,6 +63,11 @@ async def test_durability_exit_writes_only_the_final_checkpoint(client):
     sync_history = await client.threads.get_history(sync_thread, limit=100)
     assert len(exit_history) < len(sync_history)
     assert exit_history[0]["values"]["turns"] == 1
+    # Older clients say it as checkpoint_during=false (the SDK still offers it).
+    old_thread = await new_thread(client)
+    with pytest.warns(DeprecationWarning):
+        await client.runs.wait(old_thread, "echo", input=human("d"), checkpoint_during=False)
+    assert len(await client.threads.get_history(old_thread, limit=100)) == len(exit_history)
 
 
 async def test_run_on_unknown_thread_is_404_unless_if_not_exists_create(client):

@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
+import pytest
+
 from tests.server.helpers import SSE, human, names, new_thread, parse_sse, wait_status
 
 HEARTBEAT_WAIT = 1.3  # longer than the fixture's 0.5 s heartbeat
+LEAVE_AFTER = 0.2  # a client that leaves before the first heartbeat
 
 
 async def _raw_stream(http, thread_id: str, body: dict) -> tuple[dict, list[SSE], list[bytes]]:
@@ -322,6 +326,27 @@ async def test_on_disconnect_cancel_interrupts_the_run(client, http):
     assert run["status"] == "interrupted"
     assert (await client.threads.get(thread_id))["status"] != "busy"
     assert (await client.threads.get_state(thread_id))["values"]["done"] < 40
+
+
+async def test_wait_with_on_disconnect_cancel_interrupts_the_run_when_the_client_leaves_early(client, http):
+    """Even before the first keep-alive newline: the client may leave at any time."""
+    thread_id = await new_thread(client)
+    body = {"assistant_id": "slow", "input": {"steps": 40, "delay": 0.1}, "on_disconnect": "cancel"}
+    with pytest.raises(httpx.ReadTimeout):
+        await http.post(f"/threads/{thread_id}/runs/wait", json=body, timeout=httpx.Timeout(5, read=LEAVE_AFTER))
+    [run] = await client.runs.list(thread_id)
+    run = await wait_status(client, thread_id, run["run_id"], {"success", "error", "interrupted"})
+    assert run["status"] == "interrupted"
+
+
+async def test_join_with_cancel_on_disconnect_interrupts_the_run(client, http):
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "slow", input={"steps": 40, "delay": 0.1})
+    with pytest.raises(httpx.ReadTimeout):
+        await http.get(f"/threads/{thread_id}/runs/{run['run_id']}/join", params={"cancel_on_disconnect": "true"},
+                       timeout=httpx.Timeout(5, read=LEAVE_AFTER))
+    run = await wait_status(client, thread_id, run["run_id"], {"success", "error", "interrupted"})
+    assert run["status"] == "interrupted"
 
 
 async def test_disconnect_by_default_lets_the_run_finish(client, http):
