@@ -73,16 +73,19 @@ def _simplified(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/mcp")
+@router.get("/mcp/", include_in_schema=False)  # langgraph-api serves both
 async def mcp_stream() -> Response:
     return Response(status_code=405)  # no server-initiated stream
 
 
 @router.delete("/mcp")
+@router.delete("/mcp/", include_in_schema=False)
 async def mcp_end_session() -> Response:
     return Response(status_code=404)  # there are no sessions to end
 
 
 @router.post("/mcp")
+@router.post("/mcp/", include_in_schema=False)
 async def mcp_message(request: Request, services: ServicesDep, auth: AuthDep) -> Response:
     try:
         message = serde.loads(await request.body())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -22,7 +22,7 @@ from aegra_server.streaming.sse import HEARTBEAT, SSE_HEADERS, SSE_MEDIA_TYPE, f
 
 router = APIRouter(tags=["runs"])
 
-_FIELDS = ("run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata", "kwargs", "multitask_strategy")
+_FIELDS = get_args(schemas.RunField)
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
@@ -239,9 +239,11 @@ async def list_runs(
     limit: int = Query(10, ge=0, le=1000),
     offset: int = Query(0, ge=0, le=schemas.MAX_OFFSET),
     status: Literal["pending", "running", "error", "success", "timeout", "interrupted"] | None = None,
+    select: list[schemas.RunField] = Query(default_factory=list),
 ) -> JSONResponse:
     await authorized_thread(services, auth, thread_id, "read")
-    return JSONResponse([_public(r) for r in await services.repos.runs.list(thread_id, limit=limit, offset=offset, status=status)])
+    found = [_public(r) for r in await services.repos.runs.list(thread_id, limit=limit, offset=offset, status=status)]
+    return JSONResponse([{k: run[k] for k in select} for run in found] if select else found)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")

@@ -19,12 +19,16 @@ IfExists = Literal["raise", "do_nothing"]
 MAX_OFFSET = 2**31 - 1
 MAX_TTL_MINUTES = 10 * 365 * 24 * 60  # ten years
 MAX_DELAY_SECONDS = 365 * 24 * 60 * 60  # one year
-# What `select` may name in searches (langgraph-api's lists: anything else is a 422).
+# Each resource's public fields, in the order answered: what `select` may name (langgraph-api's lists; anything
+# else is a 422).
 AssistantField = Literal[
     "assistant_id", "graph_id", "config", "context", "created_at", "updated_at", "metadata", "version", "name", "description"
 ]
 ThreadField = Literal[
     "thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "status", "values", "interrupts"
+]
+RunField = Literal[
+    "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata", "kwargs", "multitask_strategy"
 ]
 Limit = Field(default=10, ge=0, le=1000)
 Offset = Field(default=0, ge=0, le=MAX_OFFSET)

@@ -135,6 +135,10 @@ async def test_the_transport_answers_as_langgraph_api(http):
         assert response.status_code == 400 and why in response.json()["error"], (body, response.text)
 
     assert (await post(rpc("ping", id_=0))).json() == {"jsonrpc": "2.0", "id": 0, "result": {}}
+    # With a trailing slash too, as langgraph-api mounts it (no redirect a client would have to follow).
+    slash = await http.post("/mcp/", content=json.dumps(rpc("ping")), headers={"Content-Type": "application/json", **ACCEPT})
+    assert slash.status_code == 200 and slash.json()["result"] == {}
+    assert (await http.get("/mcp/")).status_code == 405
     assert (await post(rpc("resources/list", id_="a"))).json() == {
         "jsonrpc": "2.0", "id": "a", "error": {"code": -32601, "message": "Method not found: resources/list"}
     }

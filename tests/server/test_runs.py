@@ -115,6 +115,9 @@ async def test_list_newest_first_with_status_filter_and_paging(client):
     assert [r["run_id"] for r in await client.runs.list(thread_id, status="success")] == ok[::-1]
     assert await client.runs.list(thread_id, status="pending") == []
     assert [r["run_id"] for r in await client.runs.list(thread_id, limit=2, offset=1)] == [ok[2], ok[1]]
+    assert await client.runs.list(thread_id, limit=1, select=["run_id", "status"]) == [{"run_id": bad, "status": "error"}]
+    with pytest.raises(UnprocessableEntityError):
+        await client.runs.list(thread_id, select=["run_id", "secret"])
     with pytest.raises(NotFoundError):
         await client.runs.list(str(uuid.uuid4()))
 
