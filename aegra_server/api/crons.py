@@ -12,9 +12,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import Field
 
+from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, paged, validate_uuid
-from aegra_server.api import schemas
 from aegra_server.api.schemas import Body, Limit, Offset, RunnableConfig, SortOrder, StreamMode
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.crons import InvalidCron, next_run, zone

@@ -236,7 +236,7 @@ RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | _Media | None]] = {
     ("post", "/threads/{thread_id}/runs"): {"200": _ref(Run)},
     ("post", "/runs"): {"200": _ref(Run)},
     ("post", "/runs/batch"): {"200": _array(_ref(Run))},
-    ("get", "/threads/{thread_id}/runs"): {"200": _array(_ref(Run))},
+    ("get", "/threads/{thread_id}/runs"): {"200": _array(_partial(Run))},
     ("get", "/threads/{thread_id}/runs/{run_id}"): {"200": _ref(Run)},
     ("post", "/threads/{thread_id}/runs/{run_id}/cancel"): {"200": {}, "202": None, "204": None},
     ("post", "/runs/crons"): {"200": _ref(Cron)},
