@@ -157,11 +157,13 @@ def ui_bundled(launch: Launch) -> Iterator[None]:
 
 
 def check_graphs(project: Project) -> None:
-    """Import every graph now, so a broken one is a one-line error instead of a server traceback."""
+    """Import every graph now, so a broken one is a one-line error instead of a server traceback (and fill in the
+    webhook headers' variables, for the same reason)."""
     from aegra_server.graphs import check_graphs as import_all
 
     with project_environment(project):
         import_all(project.config)
+        project.config.webhooks.rendered_headers()
 
 
 # Linux spreads the connections to one port over the sockets listening on it with SO_REUSEPORT; elsewhere (macOS

@@ -10,9 +10,12 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Any
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aegra_server.errors import ConfigError
 
@@ -22,7 +25,13 @@ CONFIG_NAMES = ("aegra.json", "langgraph.json")
 # LangGraph project's config loads as it is; they have no effect here.
 _BUILDER_KEYS = {
     "python_version", "node_version", "pip_config_file", "pip_installer", "dockerfile_lines", "base_image",
-    "image_distro", "keep_pkg_tools", "api_version", "webhooks", "encryption", "$schema",
+    "image_distro", "keep_pkg_tools", "api_version", "$schema",
+}
+# Keys of langgraph.json whose promise Aegra cannot keep: ignoring them would quietly break it (data thought
+# encrypted stored in plain), so they are errors with the reason.
+_UNSUPPORTED_KEYS = {
+    "encryption": "custom encryption at rest is not supported: remove the key, and encrypt the database's disk "
+    "or use Postgres' own encryption",
 }
 
 
@@ -113,6 +122,79 @@ class UiConfig(_Strict):
     shared: list[str] = Field(default_factory=list)
 
 
+class WebhookUrlPolicy(_Strict):
+    """`webhooks.url`: which URLs runs may name as their webhook (aegra_server/runs/webhook_policy.py applies it).
+    Defaults are langgraph-api's for a written policy; with none written, http is allowed and URLs may be 4096
+    characters long. Loopback targets are refused unless `disable_loopback` is false; link-local and cloud
+    metadata addresses always are."""
+
+    require_https: bool = True
+    allowed_domains: list[str] = Field(default_factory=list)  # "hooks.example.com" or "*.example.com" (subdomains)
+    allowed_ports: list[int] = Field(default_factory=list)  # empty: any
+    max_url_length: int = Field(default=2048, gt=0)
+    disable_loopback: bool = True
+    disable_private_ips: bool = False
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        for domain in value:
+            if not domain or ("*" in domain and not (domain.startswith("*.") and "*" not in domain[2:])):
+                raise ValueError(f"{domain!r}: a host, or '*.' followed by a domain")
+        return [domain.lower() for domain in value]
+
+
+# What a webhook's body holds; `webhooks.allowed_fields` may keep only some of them.
+WebhookField = Literal[
+    "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "metadata", "kwargs", "multitask_strategy",
+    "status", "run_started_at", "run_ended_at", "webhook_sent_at", "values", "error",
+]
+_HEADER_TEMPLATE = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
+
+
+class WebhooksConfig(_Strict):
+    """`webhooks` (langgraph.json's key): the URL policy, headers sent with every webhook, and the body's fields."""
+
+    env_prefix: str = "LG_WEBHOOK_"
+    url: WebhookUrlPolicy | None = None
+    # Values may hold "${{ env.NAME }}", NAME starting with env_prefix: read from the environment at start.
+    headers: dict[str, str] = Field(default_factory=dict)
+    allowed_fields: list[WebhookField] | None = None
+
+    @model_validator(mode="after")
+    def _templates(self) -> WebhooksConfig:
+        for value in self.headers.values():
+            for expression in _HEADER_TEMPLATE.findall(value):
+                self._variable(expression)
+        return self
+
+    def _variable(self, expression: str) -> str:
+        name = expression.removeprefix("env.")
+        if name == expression or not name or "." in name:
+            raise ValueError(f"headers: {expression!r} must be env.NAME, e.g. env.{self.env_prefix}TOKEN")
+        if not name.startswith(self.env_prefix):
+            raise ValueError(f"headers: {name!r} must start with env_prefix {self.env_prefix!r}")
+        return name
+
+    @property
+    def policy(self) -> WebhookUrlPolicy:
+        return self.url or WebhookUrlPolicy(require_https=False, max_url_length=4096)
+
+    def rendered_headers(self, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+        """The headers with their templates filled in, or a ConfigError naming the variable that is not set."""
+
+        def value_of(match: re.Match[str]) -> str:
+            name = self._variable(match.group(1))
+            if name not in environ:
+                raise ConfigError(
+                    f"webhooks.headers uses the environment variable {name}, which is not set",
+                    f"set {name} (in .env or the environment), or remove that header",
+                )
+            return environ[name]
+
+        return {key: _HEADER_TEMPLATE.sub(value_of, value) for key, value in self.headers.items()}
+
+
 class CheckpointerConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     ttl: TTLConfig | None = None
@@ -145,6 +227,7 @@ class AegraConfig(BaseModel):
     # Generative UI: graph id → the file (.tsx/.jsx) exporting its components by name (aegra_server/ui_bundles.py).
     ui: dict[str, str] | None = None
     ui_config: UiConfig | None = None
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
 
     # Not part of the file: where it was read from, so relative paths can be resolved.
     path: Path = Field(default=Path("aegra.json"), exclude=True)
@@ -177,6 +260,9 @@ def _known_keys() -> set[str]:
 
 def _reject_unknown_keys(data: dict[str, Any], path: Path) -> None:
     for key in data:
+        if key in _UNSUPPORTED_KEYS:
+            message, _, hint = _UNSUPPORTED_KEYS[key].partition(": ")
+            raise ConfigError(f"{path}: {key}: {message}", hint)
         if key in _known_keys():
             continue
         close = difflib.get_close_matches(key, sorted(_known_keys()), n=1)

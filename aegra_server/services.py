@@ -15,6 +15,7 @@ from aegra_server.graphs import GraphRegistry, default_assistant_id
 from aegra_server.observability.runs import RunObserver
 from aegra_server.runs.bus import LocalBus, PostgresBus, SocketBus
 from aegra_server.runs.manager import RunManager
+from aegra_server.runs.webhooks import WebhookSender
 from aegra_server.settings import Settings
 from aegra_server.storage import sqlite_sharing
 from aegra_server.storage.connections import postgres_pool, postgres_setup_lock, sqlite_connection
@@ -78,6 +79,7 @@ def _bus(url: DatabaseUrl, folder: Path | None, workers: int) -> LocalBus:
 
 async def open_services(settings: Settings, stack: AsyncExitStack, observer: RunObserver | None = None) -> Services:
     config = load_config(settings.config_path)
+    webhooks = WebhookSender(config.webhooks)  # first: a header's missing variable stops the start at once
     registry = await asyncio.to_thread(GraphRegistry.load, config)
     stack.push_async_callback(registry.aclose)
     url = parse_database_url(settings.resolved_database_url())
@@ -98,7 +100,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
         await repos.assistants.ensure_defaults(
             {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}
         )
-    runs = RunManager(repos, registry, checkpointer, store, settings, bus, observer)
+    runs = RunManager(repos, registry, checkpointer, store, settings, bus, observer, webhooks)
     await runs.start()
     stack.push_async_callback(runs.shutdown)
     crons = CronScheduler(repos, runs)

@@ -166,6 +166,8 @@ async def _create(services: Services, auth: RequestAuth, thread_id: str | None, 
         next_run_date = services.crons.next_run_date(body.schedule, body.timezone)
     except InvalidCron as exc:
         raise _invalid(exc) from None
+    if body.webhook:
+        await services.runs.webhooks.policy.check(body.webhook)  # refused now, not at every firing
     # A graph name stands for its default assistant; an unknown one is a 404 from the repository.
     assistant_id = services.runs.assistant_id_of(body.assistant_id)
     stateless = thread_id is None
@@ -256,6 +258,8 @@ async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep, auth
     validate_uuid(cron_id, "cron_id")
     given = body.model_fields_set
     _check(body.schedule, body.timezone)
+    if body.webhook:
+        await services.runs.webhooks.policy.check(body.webhook)
     value = {"cron_id": cron_id, "payload": body.run_fields() or None, "schedule": body.schedule}
     if body.metadata is not None:
         value["metadata"] = dict(body.metadata)

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aegra_server.auth import AuthFailure
+from aegra_server.runs.webhook_policy import WebhookRefused
 from aegra_server.serde import dumps
 from aegra_server.storage.common import Conflict, NotFound, Page
 from aegra_server.storage.filters import FilterError
@@ -86,6 +87,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FilterError)
     async def _bad_filter(_: Request, exc: FilterError) -> JSONResponse:
         return _detail(422, str(exc))
+
+    @app.exception_handler(WebhookRefused)
+    async def _bad_webhook(_: Request, exc: WebhookRefused) -> JSONResponse:
+        # Shaped as a validation error of the body's field, like every other 422 about one field.
+        return _detail(422, [{"loc": ["body", "webhook"], "msg": f"webhook refused: {exc}", "type": "value_error"}])
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

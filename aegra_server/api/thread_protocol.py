@@ -36,6 +36,7 @@ from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, validate_uuid
 from aegra_server.api.runs import create_authorized
 from aegra_server.auth import AuthDep, AuthFailure, RequestAuth, request_auth
+from aegra_server.runs.webhook_policy import WebhookRefused
 from aegra_server.serde import dumps, jsonable
 from aegra_server.services import Services
 from aegra_server.storage.common import Conflict, NotFound
@@ -152,6 +153,8 @@ async def _create_run(services: Services, registry: ProtocolRegistry, thread_id:
         raise ProtocolError("invalid_argument", str(exc)) from None
     except HTTPException as exc:
         raise ProtocolError("invalid_argument", str(exc.detail)) from None
+    except WebhookRefused as exc:
+        raise ProtocolError("invalid_argument", f"webhook refused: {exc}") from None
     run = getattr(created, "run", created)  # a row, or a Job carrying one
     return run["run_id"], head
 

@@ -19,6 +19,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from langgraph.checkpoint.base.id import uuid6
@@ -64,6 +65,7 @@ class Job:
     task: asyncio.Task | None = None
     cancel_action: str | None = None
     marker: str | None = None  # a checkpoint id older than anything this run writes (for rollback)
+    started_at: datetime = field(default_factory=utcnow)  # when this process took the run up
     events_ended: bool = False
 
     @property
@@ -93,6 +95,7 @@ class RunManager:
         settings: Settings,
         bus=None,
         observer: RunObserver | None = None,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self.repos = repos
         self.registry = registry
@@ -104,7 +107,7 @@ class RunManager:
         self.observer = observer or RunObserver()
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.streams = StreamRegistry()
-        self.webhooks = WebhookSender()
+        self.webhooks = webhooks or WebhookSender()
         self.persister = EventPersister(repos.runs, self.bus) if self.bus.shared else None
         self._jobs: dict[str, Job] = {}
         self._ended: dict[str, asyncio.Event] = {}
@@ -173,8 +176,11 @@ class RunManager:
 
         `thread_filter` is the caller's authorization on the thread (a thread it hides is NotFound, before any
         multitask strategy touches that thread's runs). `payload["auth"]` (RequestAuth.run_context) is the
-        user the graph sees; it is kept with the run so a run resumed elsewhere still has it.
+        user the graph sees; it is kept with the run so a run resumed elsewhere still has it. A webhook the
+        policy refuses is WebhookRefused, before anything is written.
         """
+        if payload.get("webhook"):
+            await self.webhooks.policy.check(payload["webhook"])
         stateless = thread_id is None
         strategy = payload.get("multitask_strategy") or "enqueue"
         if stateless:
@@ -437,7 +443,14 @@ class RunManager:
     @staticmethod
     def _webhook_payload(job: Job) -> dict[str, Any]:
         outcome = job.outcome
-        payload = {**job.run, "status": outcome.status if outcome else "error", "updated_at": utcnow()}
+        ended = utcnow()
+        payload = {
+            **job.run,
+            "status": outcome.status if outcome else "error",
+            "updated_at": ended,
+            "run_started_at": job.started_at,
+            "run_ended_at": ended,
+        }
         # The run's user stays on this server (see aegra_server.auth); the webhook gets the run as the API shows it.
         payload["kwargs"] = {k: v for k, v in job.run["kwargs"].items() if k != "auth"}
         if outcome is not None and outcome.status == "error":

@@ -2,6 +2,8 @@
 
 Delivery happens after the run is recorded and never delays it: each webhook is its own task with a timeout per
 attempt and a few retries with backoff. A receiver that is down, slow or answers 5xx costs the run nothing.
+Each attempt checks the URL against the policy (runs/webhook_policy.py) and connects to the address it checked;
+aegra.json's `webhooks` adds headers to every delivery and may keep only some of the body's fields.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from aegra_server.config import WebhooksConfig
+from aegra_server.runs.webhook_policy import WebhookPolicy, WebhookRefused
 from aegra_server.serde import dumps
 
 log = logging.getLogger("aegra.webhooks")
@@ -23,7 +28,19 @@ BACKOFF_SECONDS = 0.5  # doubled after each failed attempt
 
 
 class WebhookSender:
-    def __init__(self, *, timeout: float = TIMEOUT_SECONDS, attempts: int = ATTEMPTS, backoff: float = BACKOFF_SECONDS) -> None:
+    def __init__(
+        self,
+        config: WebhooksConfig | None = None,
+        *,
+        timeout: float = TIMEOUT_SECONDS,
+        attempts: int = ATTEMPTS,
+        backoff: float = BACKOFF_SECONDS,
+    ) -> None:
+        config = config or WebhooksConfig()
+        self.policy = WebhookPolicy(config.policy)
+        self._headers = {**config.rendered_headers(), "Content-Type": "application/json"}
+        self._fields = set(config.allowed_fields) if config.allowed_fields is not None else None
+        # No redirects: a receiver could otherwise send the delivery on to an address the policy refuses.
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._attempts = attempts
         self._backoff = backoff
@@ -31,21 +48,40 @@ class WebhookSender:
 
     def send(self, url: str, payload: dict[str, Any]) -> None:
         """Queue one delivery; returns at once."""
-        task = asyncio.create_task(self._deliver(url, {**payload, "webhook_sent_at": datetime.now(UTC)}))
+        payload = {**payload, "webhook_sent_at": datetime.now(UTC)}
+        if self._fields is not None:
+            payload = {key: value for key, value in payload.items() if key in self._fields}
+        task = asyncio.create_task(self._deliver(url, payload))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def _post(self, url: str, body: bytes) -> httpx.Response:
+        host, address = await self.policy.check(url)
+        if address is None:  # a host the policy trusts by name
+            return await self._client.post(url, content=body, headers=self._headers)
+        # To the address just checked, under the URL's own name (Host header, and TLS's server name).
+        parts = urlsplit(url)
+        netloc = f"[{address}]" if ":" in address else address
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        pinned = urlunsplit(parts._replace(netloc=netloc))
+        headers = {**self._headers, "Host": parts.netloc.rpartition("@")[2]}
+        return await self._client.post(pinned, content=body, headers=headers, extensions={"sni_hostname": host})
 
     async def _deliver(self, url: str, payload: dict[str, Any]) -> None:
         body = dumps(payload)
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             try:
-                response = await self._client.post(url, content=body, headers={"Content-Type": "application/json"})
+                response = await self._post(url, body)
                 if response.status_code < 500:
                     if response.status_code >= 400:
                         log.warning("webhook %s refused run %s: HTTP %s", url, payload.get("run_id"), response.status_code)
                     return
                 reason = f"HTTP {response.status_code}"
+            except WebhookRefused as exc:
+                log.warning("webhook %s for run %s not sent: %s", url, payload.get("run_id"), exc)
+                return
             except httpx.HTTPError as exc:
                 reason = type(exc).__name__
             if attempt < self._attempts:

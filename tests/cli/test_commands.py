@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -72,12 +73,33 @@ def test_unknown_key_suggests_the_right_one(runner: CliRunner, make_project, mon
     assert_clean_failure(runner.invoke(app, ["dev"]), "unknown key 'dependancies'", "did you mean 'dependencies'?")
 
 
+def test_encryption_is_refused_not_ignored(runner: CliRunner, make_project, monkeypatch) -> None:
+    config = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "encryption": {"path": "./enc.py:enc"}})
+    monkeypatch.chdir(config.parent)
+    assert_clean_failure(
+        runner.invoke(app, ["dev"]), "encryption: custom encryption at rest is not supported", "hint: remove the key"
+    )
+
+
 def test_ui_entries_are_validated(runner: CliRunner, make_project, monkeypatch) -> None:
     config = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "ui": ["./ui.tsx"]})
     monkeypatch.chdir(config.parent)
     assert_clean_failure(runner.invoke(app, ["dev"]), "ui: Input should be a valid dictionary")
     config.write_text('{"graphs": {"agent": "./graph.py:graph"}, "ui": {"agent": "./ui.tsx"}, "ui_config": {"x": 1}}')
     assert_clean_failure(runner.invoke(app, ["dev"]), "ui_config.x: Extra inputs are not permitted")
+
+
+def test_webhook_settings_are_checked_before_the_server_starts(runner: CliRunner, make_project, monkeypatch) -> None:
+    monkeypatch.delenv("LG_WEBHOOK_TOKEN", raising=False)
+    header = {"Authorization": "Bearer ${{ env.LG_WEBHOOK_TOKEN }}"}
+    config = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "webhooks": {"headers": header}})
+    monkeypatch.chdir(config.parent)
+    result = runner.invoke(app, ["dev", "--port", str(_free_port())])
+    assert_clean_failure(result, "environment variable LG_WEBHOOK_TOKEN, which is not set", "hint: set LG_WEBHOOK_TOKEN")
+    config.write_text(json.dumps({"graphs": {"agent": "./graph.py:graph"}, "webhooks": {"headers": {"X": "${{ env.HOME }}"}}}))
+    assert_clean_failure(runner.invoke(app, ["dev"]), "'HOME' must start with env_prefix 'LG_WEBHOOK_'")
+    config.write_text(json.dumps({"graphs": {"agent": "./graph.py:graph"}, "webhooks": {"url": {"allowed_domains": ["a*.b"]}}}))
+    assert_clean_failure(runner.invoke(app, ["dev"]), "'a*.b': a host, or '*.' followed by a domain")
 
 
 def test_graph_that_fails_to_import(runner: CliRunner, project: Path, monkeypatch) -> None:

@@ -1,4 +1,6 @@
-"""Webhooks: the finished run is POSTed to a real local receiver; a failing receiver costs the run nothing."""
+"""Webhooks: the finished run is POSTed to a real local receiver; a failing receiver costs the run nothing; the
+URL policy (aegra.json's `webhooks`, langgraph-api's rules) refuses what the server must not reach, and the
+configured headers and fields shape each delivery."""
 
 from __future__ import annotations
 
@@ -6,11 +8,21 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.errors import UnprocessableEntityError
 
+from aegra_server.config import WebhooksConfig, WebhookUrlPolicy
+from aegra_server.settings import Settings
 from helpers import eventually, human, new_thread
+from tests.server.conftest import _ServerThread
+
+GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 
 
 class Receiver:
@@ -18,6 +30,7 @@ class Receiver:
 
     def __init__(self, status: int = 200, fail_first: int = 0) -> None:
         self.bodies: list[dict] = []
+        self.headers: list[dict[str, str]] = []
         self.attempts = 0
         receiver = self
 
@@ -28,6 +41,7 @@ class Receiver:
                 failing = receiver.attempts <= fail_first
                 if not failing:
                     receiver.bodies.append(body)
+                    receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                 self.send_response(503 if failing else status)
                 self.end_headers()
 
@@ -82,7 +96,8 @@ async def test_webhook_is_retried_after_a_5xx():
     try:
         from aegra_server.runs.webhooks import WebhookSender
 
-        sender = WebhookSender(backoff=0.05)
+        loopback = WebhooksConfig(url=WebhookUrlPolicy(require_https=False, disable_loopback=False))
+        sender = WebhookSender(loopback, backoff=0.05)
         sender.send(flaky.url, {"run_id": "r1", "status": "success"})
         await sender.close(grace=5)
         assert flaky.attempts == 2
@@ -101,3 +116,76 @@ async def test_dead_receiver_does_not_slow_the_run(client):
     assert time.monotonic() - started < 2.0
     assert (await client.threads.get(thread_id))["status"] == "idle"
     await asyncio.sleep(0)  # the delivery keeps retrying in the background; the run is long done
+
+
+# ---- the URL policy and aegra.json's `webhooks` ------------------------------------------------------------------
+
+
+@contextmanager
+def _server_with(folder: Path, webhooks: dict | None) -> Iterator[str]:
+    """A server of the echo graph whose aegra.json has this `webhooks` section (none: the defaults)."""
+    config = {"graphs": {"echo": str(GRAPHS / "echo.py") + ":graph"}}
+    if webhooks is not None:
+        config["webhooks"] = webhooks
+    (folder / "aegra.json").write_text(json.dumps(config))
+    server = _ServerThread(Settings(AEGRA_CONFIG=folder / "aegra.json", DATABASE_URL=f"sqlite:///{folder / 'aegra.db'}"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+async def _refusal(call) -> str:
+    with pytest.raises(UnprocessableEntityError) as refused:
+        await call
+    [error] = refused.value.response.json()["detail"]
+    assert error["loc"] == ["body", "webhook"]
+    return error["msg"]
+
+
+async def test_by_default_a_webhook_may_not_reach_this_machine_or_the_platform(tmp_path, receiver):
+    with _server_with(tmp_path, None) as url:
+        client = get_client(url=url)
+        thread_id = (await client.threads.create())["thread_id"]
+        message = await _refusal(client.runs.create(thread_id, "echo", input=human("x"), webhook=receiver.url))
+        assert "this machine" in message and "disable_loopback" in message
+        for target, why in [
+            ("http://localhost:9/hook", "this machine"),
+            ("http://169.254.169.254/latest/meta-data", "metadata"),  # the cloud's instance credentials
+            ("http://metadata.google.internal/", "internal"),
+            ("http://[::ffff:127.0.0.1]/", "reserved"),
+            ("ftp://example.com/hook", "http or https"),
+            ("/hook", "relative"),
+        ]:
+            assert why in await _refusal(client.runs.create(thread_id, "echo", input=human("x"), webhook=target)), target
+        assert "this machine" in await _refusal(
+            client.crons.create("echo", schedule="* * * * *", input=human("x"), webhook=receiver.url)
+        )
+        # Nothing was created by the refused requests.
+        assert await client.runs.list(thread_id) == []
+        assert await client.crons.search() == []
+        await client.runs.wait(thread_id, "echo", input=human("no hook"))  # a run without a webhook is unaffected
+    assert receiver.bodies == []
+
+
+async def test_configured_headers_fields_and_domains(tmp_path, receiver, monkeypatch):
+    monkeypatch.setenv("LG_WEBHOOK_TEST_TOKEN", "s3cret")
+    webhooks = {
+        "url": {"require_https": False, "disable_loopback": False, "allowed_domains": ["127.0.0.1"]},
+        "headers": {"Authorization": "Bearer ${{ env.LG_WEBHOOK_TEST_TOKEN }}", "X-Source": "aegra"},
+        "allowed_fields": ["run_id", "status", "values", "run_started_at", "run_ended_at"],
+    }
+    with _server_with(tmp_path, webhooks) as url:
+        client = get_client(url=url)
+        thread_id = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(thread_id, "echo", input=human("hook"), webhook=receiver.url)
+        (body,) = await _received(receiver)
+        assert set(body) == {"run_id", "status", "values", "run_started_at", "run_ended_at"}
+        assert body["run_id"] == run["run_id"] and body["status"] == "success"
+        assert body["run_started_at"] <= body["run_ended_at"]
+        (headers,) = receiver.headers
+        assert headers["authorization"] == "Bearer s3cret" and headers["x-source"] == "aegra"
+        assert headers["host"] == receiver.url.split("/")[2]
+        other_name = receiver.url.replace("127.0.0.1", "localhost")
+        assert "allowed_domains" in await _refusal(client.runs.create(thread_id, "echo", webhook=other_name))
