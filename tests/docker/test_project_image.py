@@ -1,6 +1,7 @@
 """The Dockerfile `aegra init` writes: each template's project is built into an image by a real engine, run beside a
 Postgres container as its compose.yaml runs it (DATABASE_URL pointing at the `postgres` service), and holds the
-conversation its README promises through langgraph-sdk; the data outlives a restart of the app container.
+conversation its README promises through langgraph-sdk; the data outlives a restart of the app container; the
+server runs as its own user, not root; and without DATABASE_URL the image serves on SQLite in its folder.
 
 No registry is reachable here, so the base image is a stand-in for the official Python one
 (.ci/python-image/build.sh), passed as the Dockerfile's PYTHON_IMAGE build argument; the build's `pip install .`
@@ -119,3 +120,10 @@ async def test_the_generated_dockerfile_builds_an_image_that_serves_the_project(
     assert [t["thread_id"] for t in await client.threads.search(limit=10)] == [t["thread_id"] for t in threads_before]
     state = await client.threads.get_state(threads_before[0]["thread_id"])
     assert state["values"]["messages"]
+    assert app.exec_run(["id", "-u"]).output.decode().strip() == "10001"  # not root
+
+    # Without DATABASE_URL the image serves on SQLite in its own folder, which its user may write.
+    alone = engine.containers.run(image.id, detach=True, ports={"2026/tcp": ("127.0.0.1", None)})
+    cleanups.append(lambda: alone.remove(force=True))
+    await converse(template, _until_served(alone, "the app without a database"))
+    assert "aegra.db" in alone.exec_run(["ls", "/app/.aegra"]).output.decode().split()
