@@ -145,7 +145,7 @@ async def test_pip_install_of_a_generated_project_installs_this_aegra(
     image = tmp_path / "app"
     image.mkdir()
     steps = [line.split() for line in (project / "Dockerfile").read_text().splitlines()]
-    install_step = steps.index(["RUN", "pip", "install", "--no-cache-dir", "."])
+    install_step = next(i for i, step in enumerate(steps) if step[:5] == ["RUN", "pip", "install", "--no-cache-dir", "."])
     image_python = fresh_environment(tmp_path / "image-venv", dependencies)
     for index, step in enumerate(steps):
         if index == install_step:
