@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from dotenv import dotenv_values
-from pydantic import Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aegra_server.errors import ConfigError
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     run_lease_seconds: float = Field(default=30.0, gt=0, alias="AEGRA_RUN_LEASE_SECONDS")
     # How often threads whose `ttl` has passed are deleted.
     thread_sweep_seconds: float = Field(default=60.0, gt=0, alias="AEGRA_THREAD_SWEEP_SECONDS")
+    # A run still executing after this long is stopped and ends as `timeout` (its thread: `error`). LangGraph
+    # Platform's variable, BG_JOB_TIMEOUT_SECS, is read too, so a deployment's setting carries over.
+    run_timeout_seconds: float = Field(
+        default=86400.0, gt=0, validation_alias=AliasChoices("AEGRA_RUN_TIMEOUT_SECONDS", "BG_JOB_TIMEOUT_SECS")
+    )
     # On shutdown (SIGTERM), how long running runs may finish before they are handed back to be resumed.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, alias="AEGRA_SHUTDOWN_GRACE_SECONDS")
     # Protocol request bodies larger than this are refused with 413 (custom routes set their own limits).

@@ -36,7 +36,7 @@ GRAPH_MODE = {
 
 @dataclass
 class Outcome:
-    status: str  # success | error | interrupted
+    status: str  # success | error | interrupted | timeout
     values: Any = None
     interrupts: list[Any] = field(default_factory=list)
     error: dict[str, str] | None = None
@@ -47,7 +47,7 @@ def run_output(outcome: Outcome | None, thread_values: Any = None) -> Any:
     """What wait/join return: the final values, `__interrupt__` when paused, `__error__` when failed."""
     if outcome is None or outcome.status == "interrupted" and outcome.values is None:
         return thread_values if thread_values is not None else {}
-    if outcome.status == "error":
+    if outcome.error is not None:  # failed, or stopped at the run timeout
         return {"__error__": outcome.error}
     values = jsonable(outcome.values) if outcome.values is not None else {}
     if outcome.interrupts and isinstance(values, dict):

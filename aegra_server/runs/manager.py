@@ -348,12 +348,18 @@ class RunManager:
                 job.task = asyncio.create_task(execute(graph, job.run["kwargs"], config, job.context, job.stream))
                 if job.cancel_action:  # cancelled while starting
                     job.task.cancel()
+                timed_out = not (await asyncio.wait({job.task}, timeout=self.settings.run_timeout_seconds))[0]
+                if timed_out:
+                    job.task.cancel()
                 try:
                     outcome = await job.task
                 except asyncio.CancelledError:
-                    if job.cancel_action is None:
+                    if timed_out:
+                        outcome = self._timed_out(job)
+                    elif job.cancel_action is None:
                         return  # shutting down: the run is handed back, not finished
-                    outcome = Outcome(status="interrupted")
+                    else:
+                        outcome = Outcome(status="interrupted")
                 await self._finish(job, graph, config, outcome)
         except Exception as exc:
             log.exception("run %s failed outside the graph", job.run_id)
@@ -361,6 +367,13 @@ class RunManager:
             error = {"error": type(exc).__name__, "message": redact(str(exc))}
             job.stream.append("error", dumps(error))
             await self._record(job, Outcome(status="error", error=error), "error", None, None)
+
+    def _timed_out(self, job: Job) -> Outcome:
+        limit = self.settings.run_timeout_seconds
+        error = {"error": "TimeoutError", "message": f"the run did not finish within {limit:g} s (AEGRA_RUN_TIMEOUT_SECONDS)"}
+        log.warning("run %s stopped after %g s (AEGRA_RUN_TIMEOUT_SECONDS)", job.run_id, limit)
+        job.stream.append("error", dumps(error))
+        return Outcome(status="timeout", error=error)
 
     async def _finish(self, job: Job, graph, config: dict[str, Any], outcome: Outcome) -> None:
         kwargs = job.run["kwargs"]
@@ -371,7 +384,7 @@ class RunManager:
         if isinstance(values, dict):
             values.pop("__interrupt__", None)  # LangGraph adds it to the last values chunk; it is not state
         interrupts: dict[str, Any] = {}
-        thread_status = "error" if outcome.status == "error" else "idle"
+        thread_status = "error" if outcome.status in ("error", "timeout") else "idle"
         if outcome.status == "success" and (
             outcome.saw_interrupt or kwargs.get("interrupt_before") or kwargs.get("interrupt_after")
         ):
@@ -453,7 +466,7 @@ class RunManager:
         }
         # The run's user stays on this server (see aegra_server.auth); the webhook gets the run as the API shows it.
         payload["kwargs"] = {k: v for k, v in job.run["kwargs"].items() if k != "auth"}
-        if outcome is not None and outcome.status == "error":
+        if outcome is not None and outcome.error is not None:
             payload["error"] = outcome.error
         else:
             payload["values"] = run_output(outcome)

@@ -161,3 +161,36 @@ async def test_a_full_process_starts_waiting_runs_as_its_runs_end(graphs_config,
     finally:
         await sdk.http.client.aclose()
         server.stop()
+
+
+async def test_a_run_past_the_timeout_ends_as_timeout(graphs_config, tmp_path, monkeypatch):
+    """AEGRA_RUN_TIMEOUT_SECONDS (or LangGraph Platform's BG_JOB_TIMEOUT_SECS) stops a run: status `timeout`, its
+    thread `error`, the error in its stream and in what wait and join answer; the next run goes on."""
+    monkeypatch.setenv("BG_JOB_TIMEOUT_SECS", "0.5")  # read from the environment, under LangGraph's name
+    settings = Settings(AEGRA_CONFIG=graphs_config, DATABASE_URL=f"sqlite:///{tmp_path / 'timeout.db'}")
+    assert settings.run_timeout_seconds == 0.5
+    server = _ServerThread(settings)
+    server.start()
+    sdk = get_client(url=server.url, api_key=None, timeout=HTTP_TIMEOUT)
+    try:
+        thread_id = await new_thread(sdk)
+        started = time.monotonic()
+        output = await sdk.runs.wait(
+            thread_id, "slow", input={"steps": 100, "delay": 0.05, "label": "t"}, raise_error=False
+        )
+        assert time.monotonic() - started < 3
+        assert output["__error__"]["error"] == "TimeoutError" and "0.5 s" in output["__error__"]["message"]
+        [run] = await sdk.runs.list(thread_id)
+        assert run["status"] == "timeout"
+        assert (await sdk.threads.get(thread_id))["status"] == "error"
+        assert 0 < len((await sdk.threads.get_state(thread_id))["values"]["log"]) < 100  # stopped part way
+
+        events = [part async for part in sdk.runs.stream(
+            thread_id, "slow", input={"steps": 100, "delay": 0.05, "label": "s"}, stream_mode="values"
+        )]
+        assert events[-1].event == "error" and events[-1].data["error"] == "TimeoutError"
+        assert (await sdk.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0.0, "label": "ok"}))["log"][-1] == "ok:1"
+        assert (await sdk.threads.get(thread_id))["status"] == "idle"
+    finally:
+        await sdk.http.client.aclose()
+        server.stop()
