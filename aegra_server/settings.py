@@ -34,8 +34,10 @@ class Settings(BaseSettings):
     # How many server processes `aegra serve --workers` started on this database. Postgres is always shared
     # safely; SQLite with more than one worker persists run events and signals between the processes.
     workers: int = Field(default=1, ge=1, alias="AEGRA_WORKERS")
-    # How many runs one server process executes at once.
-    max_concurrent_runs: int = Field(default=32, alias="AEGRA_MAX_CONCURRENT_RUNS")
+    # How many runs one server process executes at once (LangGraph Platform's N_JOBS_PER_WORKER is read too).
+    max_concurrent_runs: int = Field(
+        default=32, ge=1, validation_alias=AliasChoices("AEGRA_MAX_CONCURRENT_RUNS", "N_JOBS_PER_WORKER")
+    )
     # Seconds between SSE heartbeat comments and `/wait` keep-alive newlines while nothing else is sent.
     heartbeat_seconds: float = Field(default=5.0, alias="AEGRA_HEARTBEAT_SECONDS")
     dev_mode: bool = Field(default=False, alias="AEGRA_DEV")

@@ -140,12 +140,12 @@ async def test_a_run_orphaned_before_its_first_checkpoint_restarts_from_its_inpu
     assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "success"
 
 
-async def test_a_full_process_starts_waiting_runs_as_its_runs_end(graphs_config, tmp_path):
-    """With AEGRA_MAX_CONCURRENT_RUNS=1, a run on another thread waits (pending) while the first runs, then
-    starts when it ends; both finish."""
-    settings = Settings(
-        AEGRA_CONFIG=graphs_config, DATABASE_URL=f"sqlite:///{tmp_path / 'full.db'}", AEGRA_MAX_CONCURRENT_RUNS=1
-    )
+async def test_a_full_process_starts_waiting_runs_as_its_runs_end(graphs_config, tmp_path, monkeypatch):
+    """With AEGRA_MAX_CONCURRENT_RUNS=1 (here under LangGraph Platform's name, N_JOBS_PER_WORKER), a run on another
+    thread waits (pending) while the first runs, then starts when it ends; both finish."""
+    monkeypatch.setenv("N_JOBS_PER_WORKER", "1")
+    settings = Settings(AEGRA_CONFIG=graphs_config, DATABASE_URL=f"sqlite:///{tmp_path / 'full.db'}")
+    assert settings.max_concurrent_runs == 1
     server = _ServerThread(settings)
     server.start()
     sdk = get_client(url=server.url, api_key=None, timeout=HTTP_TIMEOUT)
