@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from aegra_server.errors import AegraError
+from aegra_server.observability.redact import hide_secret
 
 from aegra_cli.docker_engine import ALTERNATIVES, connect
 
@@ -152,15 +153,6 @@ def bind_in_use(port: int, host: str = HOST) -> bool:
     return False
 
 
-def hide(text: str, secret: str | None) -> str:
-    """`text` with `secret` (as given or percent-encoded) replaced by ***."""
-    if not secret:
-        return text
-    for form in sorted({secret, quote(secret, safe=""), unquote(secret)}, key=len, reverse=True):
-        text = text.replace(form, "***")
-    return text
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The engine
 
@@ -181,7 +173,7 @@ def up(
     try:
         return _up(client, folder, port=port, image=image, password=password, environ=environ, report=report)
     except APIError as exc:
-        raise AegraError(f"the Docker engine refused: {hide(_explain(exc), password)}",
+        raise AegraError(f"the Docker engine refused: {hide_secret(_explain(exc), password)}",
                          "see `docker ps -a` and the engine's log") from None
     finally:
         client.close()
@@ -273,7 +265,7 @@ def failure(folder: Path, environ: Mapping[str, str]) -> str | None:
         if container.status in ("created", "running", "restarting"):
             return None
         log = container.logs(tail=15).decode(errors="replace").strip()
-        log = hide(log, (_volume_labels(client, project_names(folder)) or {}).get(LABEL_PASSWORD))
+        log = hide_secret(log, (_volume_labels(client, project_names(folder)) or {}).get(LABEL_PASSWORD))
         code = container.attrs.get("State", {}).get("ExitCode")
         return f"its container stopped (exit code {code}); its log ends:\n{log}"
     finally:
@@ -362,7 +354,7 @@ def _start(container: Container, names: Names, password: str) -> None:
     try:
         container.start()
     except APIError as exc:
-        reason = hide(_explain(exc), password)
+        reason = hide_secret(_explain(exc), password)
         if "address already in use" in reason or "port is already allocated" in reason:
             raise AegraError(
                 f"cannot start {names.container}: port {_published_port(container)} on {HOST} is taken",

@@ -27,7 +27,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from aegra_cli import database, docker_engine, self_wheel
 from aegra_cli.docker_engine import DockerUnavailable
-from aegra_cli.docker_postgres import hide
+from aegra_server.observability.redact import hide_secret
 from aegra_cli.project import Project, resolve_project
 from aegra_cli.server import check_graphs
 
@@ -187,7 +187,7 @@ def _check_postgres(url: str, parsed: DatabaseUrl) -> Check:
             connection.execute("SELECT 1")
             server = connection.info.server_version
     except psycopg.Error as exc:
-        reason = hide(" ".join(str(exc).split()), parsed.password)  # libpq does not echo it; be sure
+        reason = hide_secret(" ".join(str(exc).split()), parsed.password)  # libpq does not echo it; be sure
         if _is_local_postgres(url):
             hint = "start it: `aegra up` runs one in Docker, `aegra up --embedded` without; or fix DATABASE_URL"
         else:

@@ -18,7 +18,8 @@ from aegra_server.storage.urls import parse_database_url
 
 from aegra_cli import database, docker_postgres, embedded
 from aegra_cli.docker_engine import DockerUnavailable
-from aegra_cli.docker_postgres import Reporter, hide
+from aegra_cli.docker_postgres import Reporter
+from aegra_server.observability.redact import hide_secret
 from aegra_cli.project import Project
 
 READY_TIMEOUT_SECONDS = 120.0
@@ -101,7 +102,7 @@ def wait_until_ready(
             with psycopg.connect(parsed.conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS):
                 return
         except psycopg.Error as exc:
-            reason = hide(" ".join(str(exc).split()), parsed.password)
+            reason = hide_secret(" ".join(str(exc).split()), parsed.password)
             if "password authentication failed" in reason:
                 raise DatabaseError(f"Postgres at {parsed.redacted} refused the password", auth_hint) from None
             if isinstance(exc, psycopg.ProgrammingError):  # a malformed URL: waiting will not fix it

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from aegra_server.errors import DatabaseError
+from aegra_server.observability.redact import hide_secret
 from aegra_server.storage.urls import DatabaseUrl, parse_database_url
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
@@ -171,9 +172,7 @@ def _migration_lock(connection: Connection) -> Iterator[None]:
 def _cause(exc: SQLAlchemyError, url: DatabaseUrl) -> str:
     """The driver's own words, on one line, without the password should a driver ever echo it."""
     original = getattr(exc, "orig", None) or exc
-    message = " ".join(str(original).split()) or type(original).__name__
-    password = url.password
-    return message.replace(password, "***") if password else message
+    return hide_secret(" ".join(str(original).split()) or type(original).__name__, url.password)
 
 
 def _connect_hint(url: DatabaseUrl, exc: DBAPIError) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 MASK = "***"
 
@@ -37,6 +38,16 @@ def redact(text: str) -> str:
     text = _URL_PASSWORD.sub(rf"\g<head>{MASK}", text)
     text = _KEY_VALUE.sub(lambda m: m["head"] + (m["secret"] if m["secret"] == MASK else MASK), text)
     return _BARE_TOKEN.sub(rf"\g<head>{MASK}", text)
+
+
+def hide_secret(text: str, secret: str | None) -> str:
+    """`text` with a known secret (as given, percent-encoded or decoded) replaced by ***, where it stands apart
+    from letters and digits: a short password such as "p" must not eat the words around it ("***ort")."""
+    if not secret:
+        return text
+    for form in sorted({secret, quote(secret, safe=""), unquote(secret)}, key=len, reverse=True):
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", MASK, text)
+    return text
 
 
 def is_secret_key(name: str) -> bool:

@@ -19,7 +19,7 @@ from aegra_server.observability.logs import (
     build_handler,
     configure_logging,
 )
-from aegra_server.observability.redact import MASK, redact, redact_value
+from aegra_server.observability.redact import MASK, hide_secret, redact, redact_value
 from aegra_server.observability.settings import ObservabilitySettings
 
 
@@ -208,3 +208,14 @@ def test_a_bad_setting_from_the_environment_is_a_config_error(monkeypatch, tmp_p
     monkeypatch.setenv("OTEL_TARGETS", "OTLP,DATADOG")
     with pytest.raises(ConfigError, match="OTEL_TARGETS has unknown target.*DATADOG"):
         settings_from_env()
+
+
+@pytest.mark.parametrize(("text", "secret", "expected"), [
+    # A short password hides where it stands alone, never inside the words around it.
+    ("connection to server at 1.2.3.4, port 1 failed: accepting p", "p", "connection to server at 1.2.3.4, port 1 failed: accepting ***"),
+    ("user=u password=p host=h", "p", "user=u password=*** host=h"),
+    ("postgresql://u:p%40ss@h/db and p@ss", "p@ss", "postgresql://u:***@h/db and ***"),
+    ("nothing to hide", None, "nothing to hide"),
+])
+def test_hide_secret(text: str, secret: str | None, expected: str) -> None:
+    assert hide_secret(text, secret) == expected
