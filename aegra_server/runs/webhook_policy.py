@@ -96,6 +96,8 @@ class WebhookPolicy:
             raise WebhookRefused(f"port {port} is not in webhooks.url.allowed_ports")
         if policy.allowed_domains and host not in self._exact and not host.endswith(self._wildcards):
             raise WebhookRefused(f"the host {host!r} is not in webhooks.url.allowed_domains")
+        if host in self._exact:
+            return host, port  # named exactly by the operator: trusted as named
         if host in _METADATA_NAMES or host.endswith(".svc.cluster.local"):
             raise WebhookRefused(f"the host {host!r} is internal to the platform")
         if policy.disable_loopback and host in _LOCALHOST_NAMES:

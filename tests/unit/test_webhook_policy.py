@@ -68,3 +68,7 @@ async def test_a_written_policy() -> None:
     assert await loopback.check("https://localhost:8000/") == ("localhost", None)
     assert await loopback.check("https://[::1]/") == ("::1", "::1")
     assert "reserved" in await refused(loopback, "https://169.254.169.254/")  # loopback allowed, metadata never
+    # What the operator names exactly is trusted, even a name internal to a cluster.
+    internal = WebhookPolicy(WebhookUrlPolicy(allowed_domains=["hooks.ops.svc.cluster.local"]))
+    assert await internal.check("https://hooks.ops.svc.cluster.local/") == ("hooks.ops.svc.cluster.local", None)
+    assert "allowed_domains" in await refused(internal, "https://other.ops.svc.cluster.local/")
