@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import difflib
 import json
-from pathlib import Path
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator

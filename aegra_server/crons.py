@@ -166,7 +166,7 @@ class CronScheduler:
                 return 0  # another scheduler fired it, or it was just updated
             if following is None:
                 return 0
-            await self.runs.create(cron["thread_id"], run_payload(cron))
+            await self.runs.create(cron["thread_id"], run_payload(cron), webhook_checked=True)
         except Exception:
             log.exception("cron %s: creating its run failed; it fires again at %s", cron_id, following)
             return 0

@@ -170,16 +170,22 @@ class RunManager:
         return default_assistant_id(assistant_id) if assistant_id in self.registry else assistant_id
 
     async def create(
-        self, thread_id: str | None, payload: dict[str, Any], *, thread_filter: dict[str, Any] | None = None
+        self,
+        thread_id: str | None,
+        payload: dict[str, Any],
+        *,
+        thread_filter: dict[str, Any] | None = None,
+        webhook_checked: bool = False,
     ) -> dict[str, Any]:
         """Create a run (pending); this process starts it at once when the thread is free. Returns the row.
 
         `thread_filter` is the caller's authorization on the thread (a thread it hides is NotFound, before any
         multitask strategy touches that thread's runs). `payload["auth"]` (RequestAuth.run_context) is the
         user the graph sees; it is kept with the run so a run resumed elsewhere still has it. A webhook the
-        policy refuses is WebhookRefused, before anything is written.
+        policy refuses is WebhookRefused, before anything is written (unless `webhook_checked`: a cron's, checked
+        when the cron was made, must not cost a firing over a passing DNS failure; delivery checks it again).
         """
-        if payload.get("webhook"):
+        if payload.get("webhook") and not webhook_checked:
             await self.webhooks.policy.check(payload["webhook"])
         stateless = thread_id is None
         strategy = payload.get("multitask_strategy") or "enqueue"

@@ -578,6 +578,26 @@ async def test_a_failing_cron_does_not_stop_the_others(client, http, tick):
     assert (await http.get(f"/runs/crons/{rejected['cron_id']}")).json()["next_run_date"] == "2030-01-02T09:00:00+00:00"
 
 
+async def test_a_cron_webhook_is_checked_when_the_cron_is_made_not_at_each_firing(client, cron_server, tick):
+    """A firing must not be lost to a check that fails now (a passing DNS failure, a policy changed since): the
+    run happens; its delivery, checked again, is what is refused."""
+    from aegra_server.config import WebhookUrlPolicy
+    from aegra_server.runs.webhook_policy import WebhookPolicy
+
+    thread_id = await new_thread(client)
+    sender = cron_server.services.runs.webhooks
+    await client.crons.create_for_thread(
+        thread_id, "echo", schedule="0 9 * * *", input=human("hook"), webhook="http://127.0.0.1:9/hook"
+    )
+    allowed, sender.policy = sender.policy, WebhookPolicy(WebhookUrlPolicy(require_https=False))  # loopback refused
+    try:
+        assert await tick(utc(2030, 1, 1, 9, 0)) == 1
+        [run] = await all_done(client, thread_id, 1)
+        assert run["status"] == "success" and run["kwargs"]["webhook"] == "http://127.0.0.1:9/hook"
+    finally:
+        sender.policy = allowed
+
+
 async def test_two_schedulers_fire_each_due_cron_exactly_once(client, cron_server, clock):
     threads = [await new_thread(client) for _ in range(5)]
     for thread_id in threads:
