@@ -648,8 +648,9 @@ class RecordingRuns:
     def __init__(self) -> None:
         self.created: list[tuple[str | None, dict]] = []
 
-    async def create(self, thread_id: str | None, payload: dict) -> None:
+    async def create(self, thread_id: str | None, payload: dict, *, webhook_checked: bool = False) -> None:
         await asyncio.sleep(0)  # let the other scheduler interleave
+        assert webhook_checked, "a firing must not check the cron's webhook again"
         self.created.append((thread_id, payload))
 
 
