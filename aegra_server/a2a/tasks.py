@@ -59,9 +59,8 @@ def tasks_in(assistant_id: str, thread: dict[str, Any], runs: list[dict[str, Any
 
 
 def task_object(ref: TaskRef, assistant_id: str, history_length: int | None, *, output: Any = None) -> dict[str, Any]:
-    """The task in 0.3's JSON. Its artifacts come from `output` (what the run returned) or, for the thread's
-    latest run, the thread's values (an older task's outcome is not kept apart from what came after it); the
-    history from the thread's messages."""
+    """The task in 0.3's JSON. Its artifacts and history come from `output` (what its run returned, or for an
+    older task the values its run left) or, for the thread's latest run, the thread's values."""
     values = output if output is not None else ref.thread.get("values")
     outcome_known = output is not None or ref.latest
     status_message = None

@@ -32,7 +32,7 @@ from aegra_server.api.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT
 from aegra_server.api.meta import installed_version
 from aegra_server.api.runs import authorized_thread, create_authorized, wait_output
 from aegra_server.api.schemas import RunCreate
-from aegra_server.api.threads import end_waiting
+from aegra_server.api.threads import end_waiting, values_left_by
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
@@ -210,11 +210,20 @@ async def _find_task(call: Call, task_id: str, context_id: str | None = None) ->
     return found
 
 
+async def _outcome(call: Call, ref: TaskRef) -> Any | None:
+    """What an older completed task ended with: the values its run left, as the thread has moved on since (its
+    latest task's outcome is the thread's values, which task_object reads itself)."""
+    if ref.latest or ref.state != "completed":
+        return None
+    return await values_left_by(call.services, ref.thread, ref.run["run_id"])
+
+
 async def get_task(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     task_id = _string(params, "id", required=True)
     length = _history_length(params)
     ref = await _find_task(call, task_id, _string(params, "contextId"))
-    return call.render(task_object(ref, call.assistant["assistant_id"], length), wrapped=False)
+    output = await _outcome(call, ref)
+    return call.render(task_object(ref, call.assistant["assistant_id"], length, output=output), wrapped=False)
 
 
 async def cancel_task(call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +280,9 @@ async def list_tasks(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     page = chosen[offset:offset + size]
     tasks = []
     for ref in page:
-        task = task_object(ref, call.assistant["assistant_id"], length or 0)
+        # An older task's outcome costs a checkpoint read: only when its artifacts or history are asked for.
+        output = await _outcome(call, ref) if params.get("includeArtifacts") or length else None
+        task = task_object(ref, call.assistant["assistant_id"], length or 0, output=output)
         if not params.get("includeArtifacts"):
             task.pop("artifacts", None)
         tasks.append(wire.to_v1(task, wrapped=False))

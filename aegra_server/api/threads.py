@@ -61,6 +61,18 @@ async def end_waiting(services: Services, thread: dict[str, Any]) -> None:
         await _sync_thread_state(services, thread["thread_id"], graph)
 
 
+async def values_left_by(services: Services, thread: dict[str, Any], run_id: str) -> Any | None:
+    """The thread's values as a run of it left them (the last checkpoint that run wrote: checkpoints carry their
+    run's id in their metadata), or None when it wrote none or the thread's graph is not loaded."""
+    graph = await _graph_of(services, thread)
+    if graph is None:
+        return None
+    config = {"configurable": {"thread_id": thread["thread_id"]}}
+    async for snapshot in graph.aget_state_history(config, filter={"run_id": run_id}, limit=1):
+        return jsonable(snapshot.values)
+    return None
+
+
 def _checkpoint_config(
     thread_id: str, checkpoint: schemas.CheckpointRef | None = None, checkpoint_id: str | None = None
 ) -> dict:

@@ -132,9 +132,11 @@ async def test_a_message_is_answered_and_a_context_is_a_conversation(server_url,
     thread = await get_client(url=server_url).threads.get(task.context_id)
     assert thread["values"]["turns"] == 2 and thread["status"] == "idle"
 
+    # The thread has moved on, yet the first task still tells its own outcome: the state its run left.
     fetched = await client.get_task(GetTaskRequest(id=task.id, history_length=1))
-    assert fetched.status.state == TaskState.TASK_STATE_COMPLETED and len(fetched.history) == 1
-    assert not fetched.artifacts  # the thread has moved on: its values are the second task's outcome
+    assert fetched.status.state == TaskState.TASK_STATE_COMPLETED
+    assert _texts(fetched.artifacts[0].parts) == ["echo: hello"]
+    assert [_texts(m.parts) for m in fetched.history] == [["echo: hello"]]
     latest = await client.get_task(GetTaskRequest(id=second.task.id))
     assert _texts(latest.artifacts[0].parts) == ["echo: again"]
 
@@ -320,6 +322,10 @@ async def test_a_context_id_need_not_be_a_uuid(server_url, clients):
     assert (await client.get_task(GetTaskRequest(id=first.task.id))).context_id == context
     listed = await client.list_tasks(ListTasksRequest(context_id=context))
     assert [t.id for t in listed.tasks] == [second.task.id, first.task.id]
+    assert not any(t.artifacts for t in listed.tasks)  # unless asked for
+    # Each task's artifact is its own answer, the older one's too.
+    listed = await client.list_tasks(ListTasksRequest(context_id=context, include_artifacts=True))
+    assert [_texts(t.artifacts[0].parts) for t in listed.tasks] == [["echo: two"], ["echo: one"]]
     everywhere = await client.list_tasks(ListTasksRequest(page_size=100))
     assert {first.task.id, second.task.id} <= {t.id for t in everywhere.tasks}
 
