@@ -1,5 +1,6 @@
-"""What AsyncSqliteSaver's operation lock costs: the floor of throughput.py with LangGraph's saver as shipped
-and with the server's (aegra_server.storage.checkpointer, the same saver without that lock).
+"""What AsyncSqliteSaver as shipped costs: the floor of throughput.py with LangGraph's saver and with the server's
+(aegra_server.storage.checkpointer: the same saver without its operation lock, one trip to its connection's
+thread per operation).
 
     .venv/bin/python benchmarks/checkpointer_lock.py [--runs 500] [--clients 32] [--rounds 2]
 """

@@ -6,9 +6,9 @@
 Each server iteration is what a client does for a one-shot run: POST /threads, then POST /threads/{id}/runs/wait.
 The floor runs the same graph with the same checkpointer on the same kind of database, one `ainvoke` per
 fresh thread: what the work costs with no server around it. On SQLite that is the server's
-(aegra_server.storage.checkpointer: LangGraph's AsyncSqliteSaver without its operation lock, which alone
-holds 32 concurrent in-process runs to ~300/s where they reach ~500/s without it; benchmarks/checkpointer_lock.py
-shows both). The server is started with
+(aegra_server.storage.checkpointer: LangGraph's AsyncSqliteSaver without its operation lock and with one trip
+to its connection's thread per operation; 32 concurrent in-process runs reach ~300/s with the saver as shipped
+and ~520/s or more with the server's, as benchmarks/checkpointer_lock.py shows). The server is started with
 `aegra serve` as a separate process, as users run it, and driven by two clients in turn:
 
 - `httpx`, keep-alive, as langgraph-sdk talks to a server;

@@ -20,7 +20,16 @@ from aegra_server.storage.urls import DatabaseUrl
 _TOUCH_NO_FILE = frozenset({"cursor", "close", "commit", "fetchone", "fetchmany", "fetchall"})
 
 
+def reads_only(fn):
+    """Marks a function sent whole to the aiosqlite thread (the checkpointer's one-trip operations) as one that
+    never writes, so it needs no turn."""
+    fn.reads_only = True
+    return fn
+
+
 def _may_write(fn, args: tuple) -> bool:
+    if getattr(fn, "reads_only", False):
+        return False
     name = getattr(fn, "__name__", None)
     if name in _TOUCH_NO_FILE:
         return False

@@ -1,18 +1,25 @@
 """The server's SQLite checkpointer: LangGraph's AsyncSqliteSaver without its operation lock, so that
-operations of many runs share the connection. What it stores must not change."""
+operations of many runs share the connection, and with one trip to the connection's thread per operation.
+What it stores and reads must not change."""
 
 from __future__ import annotations
 
 import asyncio
 import operator
+import sqlite3
+from contextlib import AsyncExitStack
 from typing import Annotated, TypedDict
 
 import aiosqlite
 import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
 
 from aegra_server.storage.checkpointer import SqliteCheckpointer
+from aegra_server.storage.connections import sqlite_connection
+from aegra_server.storage.sqlite_sharing import FileLock
+from aegra_server.storage.urls import parse_database_url
 
 
 class State(TypedDict):
@@ -75,3 +82,98 @@ async def test_needs_an_autocommit_connection(tmp_path):
     async with aiosqlite.connect(tmp_path / "x.db") as conn:  # the driver's default: implicit transactions
         with pytest.raises(ValueError, match="autocommit"):
             SqliteCheckpointer(conn)
+
+
+class Paused(TypedDict):
+    log: Annotated[list[str], operator.add]
+    answer: str
+
+
+def _ask(state: Paused) -> dict:
+    return {"answer": interrupt("yes or no?")}
+
+
+def _pausing_graph():
+    builder = StateGraph(Paused)
+    builder.add_node("a", _step)
+    builder.add_node("ask", _ask)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "ask")
+    builder.add_edge("ask", END)
+    return builder
+
+
+@pytest.mark.parametrize("writer", ["ours", "langgraph's"])
+async def test_each_checkpoint_reads_the_same_through_either_saver(tmp_path, writer):
+    """What one writes the other reads alike: every checkpoint of a run paused at an interrupt (so with pending
+    writes), by id and as the latest."""
+    async with aiosqlite.connect(tmp_path / "x.db", isolation_level=None) as conn:
+        ours, theirs = SqliteCheckpointer(conn), AsyncSqliteSaver(conn)
+        for saver in (ours, theirs):
+            await saver.setup()
+        graph = _pausing_graph().compile(checkpointer=ours if writer == "ours" else theirs)
+        config = {"configurable": {"thread_id": "t"}}
+        await graph.ainvoke({"log": []}, config)
+        assert (await graph.aget_state(config)).interrupts  # the run paused with pending writes
+        configs = [config] + [t.config async for t in theirs.alist(config)]
+        assert len(configs) == 4
+        for at in configs:
+            mine, reference = await ours.aget_tuple(at), await theirs.aget_tuple(at)
+            assert mine == reference
+        assert (await ours.aget_tuple(configs[0])).pending_writes  # the interrupt, among them
+        assert await ours.aget_tuple({"configurable": {"thread_id": "nobody"}}) is None
+
+
+class _Counting(aiosqlite.Connection):
+    """Counts the calls sent to the connection's thread."""
+
+    trips = 0
+
+    async def _execute(self, fn, *args, **kwargs):
+        self.trips += 1
+        return await super()._execute(fn, *args, **kwargs)
+
+
+async def test_each_operation_is_one_trip_to_the_connections_thread(tmp_path):
+    conn = await _Counting(lambda: sqlite3.connect(tmp_path / "x.db", isolation_level=None), iter_chunk_size=64)
+    try:
+        saver = SqliteCheckpointer(conn)
+        await saver.setup()
+        graph = _graph().compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "t"}}
+        await graph.ainvoke({"log": []}, config)
+        stored = await saver.aget_tuple(config)
+        calls = {
+            "aget_tuple": lambda: saver.aget_tuple(config),
+            "aput": lambda: saver.aput(stored.config, stored.checkpoint, stored.metadata, {}),
+            "aput_writes": lambda: saver.aput_writes(stored.config, [("log", ["x"]), ("answer", "y")], "task"),
+        }
+        for name, call in calls.items():
+            before = conn.trips
+            await call()
+            assert conn.trips - before == 1, name
+    finally:
+        await conn.close()
+
+
+async def test_reads_need_no_turn_to_write(tmp_path):
+    """With workers sharing the file, a write waits for its turn at the lock file; a read never does."""
+    url = parse_database_url(f"sqlite:///{tmp_path / 'x.db'}")
+    async with AsyncExitStack() as stack:
+        conn = await sqlite_connection(url, stack, turns_with=tmp_path / "writes.lock")
+        saver = SqliteCheckpointer(conn)
+        await saver.setup()
+        config = {"configurable": {"thread_id": "t"}}
+        await _graph().compile(checkpointer=saver).ainvoke({"log": []}, config)
+        stored = await saver.aget_tuple(config)
+        other_worker = FileLock(tmp_path / "writes.lock")
+        other_worker.acquire()  # another worker's turn
+        try:
+            assert (await asyncio.wait_for(saver.aget_tuple(config), 5)).checkpoint == stored.checkpoint
+            write = asyncio.create_task(saver.aput(stored.config, stored.checkpoint, stored.metadata, {}))
+            await asyncio.sleep(0.2)
+            assert not write.done()
+        finally:
+            other_worker.release()
+            other_worker.close()
+        await asyncio.wait_for(write, 5)
