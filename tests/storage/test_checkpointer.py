@@ -31,12 +31,11 @@ async def _step(state: State) -> dict:
     return {"log": [f"s{len(state['log'])}"]}
 
 
-def _graph():
-    builder = StateGraph(State)
-    builder.add_node("a", _step)
-    builder.add_node("b", _step)
+def _graph(state: type = State, then=_step):
+    """Two nodes in a row: `_step`, then `then`."""
+    builder = StateGraph(state)
+    builder.add_sequence([("a", _step), ("b", then)])
     builder.add_edge(START, "a")
-    builder.add_edge("a", "b")
     builder.add_edge("b", END)
     return builder
 
@@ -93,16 +92,6 @@ def _ask(state: Paused) -> dict:
     return {"answer": interrupt("yes or no?")}
 
 
-def _pausing_graph():
-    builder = StateGraph(Paused)
-    builder.add_node("a", _step)
-    builder.add_node("ask", _ask)
-    builder.add_edge(START, "a")
-    builder.add_edge("a", "ask")
-    builder.add_edge("ask", END)
-    return builder
-
-
 @pytest.mark.parametrize("writer", ["ours", "langgraph's"])
 async def test_each_checkpoint_reads_the_same_through_either_saver(tmp_path, writer):
     """What one writes the other reads alike: every checkpoint of a run paused at an interrupt (so with pending
@@ -111,7 +100,7 @@ async def test_each_checkpoint_reads_the_same_through_either_saver(tmp_path, wri
         ours, theirs = SqliteCheckpointer(conn), AsyncSqliteSaver(conn)
         for saver in (ours, theirs):
             await saver.setup()
-        graph = _pausing_graph().compile(checkpointer=ours if writer == "ours" else theirs)
+        graph = _graph(Paused, then=_ask).compile(checkpointer=ours if writer == "ours" else theirs)
         config = {"configurable": {"thread_id": "t"}}
         await graph.ainvoke({"log": []}, config)
         assert (await graph.aget_state(config)).interrupts  # the run paused with pending writes
