@@ -63,7 +63,11 @@ async def wait_output(services: Services, run_id: str, thread_id: str) -> Any:
         thread = await services.repos.threads.get(thread_id)
     except NotFound:  # a stateless run's thread is gone with it
         return {}
-    return thread["values"] or {}
+    values = thread["values"] or {}
+    pending = [interrupt for found in (thread["interrupts"] or {}).values() for interrupt in found]
+    if pending and isinstance(values, dict):  # paused: as /wait answered while the run was live
+        values = {**values, "__interrupt__": pending}
+    return values
 
 
 async def _respond_when_done(services: Services, output: asyncio.Future, headers: dict, on_disconnect=None) -> Response:

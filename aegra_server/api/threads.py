@@ -263,6 +263,10 @@ async def update_state(
     graph = await _graph_of(services, thread)
     if graph is None:
         raise HTTPException(400, f"thread {thread_id} has no graph yet: run it once, or create it with metadata.graph_id")
+    # A run in flight would write over the edit, or read half of it: refused, as langgraph-api refuses it.
+    in_flight = [run["run_id"] for run in await services.repos.runs.active(thread_id=thread_id)]
+    if in_flight:
+        raise HTTPException(409, f"thread {thread_id} has runs in flight: {', '.join(in_flight)}")
     config = _checkpoint_config(thread_id, body.checkpoint, body.checkpoint_id)
     try:
         new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)

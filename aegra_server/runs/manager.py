@@ -409,8 +409,8 @@ class RunManager:
         outcome.values = snapshot.values
         values = jsonable(snapshot.values)
         interrupts = interrupts_by_task(snapshot)
-        paused = bool(interrupts) or (job.cancel_action == "rollback" and bool(snapshot.next))
-        thread_status = "interrupted" if paused else "idle"
+        # Nodes still to run (the one cut short, or an interrupt's): the thread can go on, as langgraph-api says.
+        thread_status = "interrupted" if snapshot.next else "idle"
         if job.cancel_action != "rollback":
             await self._record(job, outcome, thread_status, values, interrupts)
             return

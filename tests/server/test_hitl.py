@@ -23,6 +23,7 @@ async def test_interrupt_pauses_and_is_reported_everywhere(client):
 
     [run] = await client.runs.list(thread_id)
     assert run["status"] == "success"  # pausing is not failing
+    assert await client.runs.join(thread_id, run["run_id"]) == output  # joined after it ended: the same answer
 
     thread = await client.threads.get(thread_id)
     assert thread["status"] == "interrupted"

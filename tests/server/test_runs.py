@@ -237,9 +237,14 @@ async def test_cancel_with_wait(client):
     await asyncio.sleep(0.2)
     output = await client.runs.cancel(thread_id, run["run_id"], wait=True)
     assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
-    assert (await client.threads.get(thread_id))["status"] == "idle"
     assert 0 < output["done"] < 100
     assert output["log"][-1] == f"run:{output['done']}"
+    # Cut short with `step` still to run: the thread waits, and input=None goes on from there.
+    assert (await client.threads.get(thread_id))["status"] == "interrupted"
+    assert (await client.threads.get_state(thread_id))["next"] == ["step"]
+    finished = await client.runs.wait(thread_id, "slow", input=None, config={"configurable": {"delay": 0}})
+    assert finished["done"] == 100
+    assert (await client.threads.get(thread_id))["status"] == "idle"
 
 
 async def test_cancel_rollback_leaves_no_trace(client):

@@ -393,6 +393,18 @@ async def test_update_state_of_thread_without_graph_is_400(client):
         await client.threads.update_state(thread_id, {"note": "x"})
 
 
+async def test_update_state_while_a_run_is_in_flight_is_409(client):
+    thread_id = await new_thread(client)
+    run = await client.runs.create(thread_id, "slow", input={"steps": 50, "delay": 0.1})
+    await wait_status(client, thread_id, run["run_id"], "running")
+    with pytest.raises(ConflictError) as refused:
+        await client.threads.update_state(thread_id, {"done": 99})
+    assert run["run_id"] in str(refused.value)
+    assert all(s["metadata"].get("source") != "update" for s in await client.threads.get_history(thread_id, limit=100))
+    await client.runs.cancel(thread_id, run["run_id"], wait=True)
+    await client.threads.update_state(thread_id, {"done": 99})  # free again: the edit is taken
+
+
 async def test_update_state_copy_reruns_from_a_checkpoint(client):
     """Studio's "Re-run from here": values null, as_node __copy__, checkpoint_id."""
     thread_id = await _echo_thread(client, "one")
