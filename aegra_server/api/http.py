@@ -10,6 +10,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from langgraph.store.base import InvalidNamespaceError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -83,6 +84,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _refused(_: Request, exc: AuthFailure) -> JSONResponse:
         # An authorization handler said no (403), or raised Auth.exceptions.HTTPException with its own status.
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers or None)
+
+    @app.exception_handler(InvalidNamespaceError)
+    async def _bad_namespace(_: Request, exc: InvalidNamespaceError) -> JSONResponse:
+        # The store's own rules (a "langgraph" root label, NUL bytes), as langgraph-api answers them.
+        return _detail(400, f"namespace: {exc}")
 
     @app.exception_handler(FilterError)
     async def _bad_filter(_: Request, exc: FilterError) -> JSONResponse:

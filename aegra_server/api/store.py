@@ -10,6 +10,7 @@ from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
 from aegra_server.auth import AuthDep, RequestAuth
+from aegra_server.storage.database import as_utc
 
 router = APIRouter(prefix="/store", tags=["store"])
 
@@ -36,18 +37,19 @@ async def _authorized(auth: RequestAuth, action: str, value: dict[str, Any], fie
     return _namespace(list(namespace), field)
 
 
-def _item(item: Any) -> dict[str, Any] | None:
+def _item(item: Any, searched: bool = False) -> dict[str, Any] | None:
     if item is None:
         return None
     data = {
         "namespace": list(item.namespace),
         "key": item.key,
         "value": item.value,
-        "created_at": item.created_at,
-        "updated_at": item.updated_at,
+        # SQLite's store keeps CURRENT_TIMESTAMP: UTC, read back without an offset.
+        "created_at": as_utc(item.created_at),
+        "updated_at": as_utc(item.updated_at),
     }
-    if getattr(item, "score", None) is not None:
-        data["score"] = item.score
+    if searched:  # a search result always says its score, null without a semantic query
+        data["score"] = getattr(item, "score", None)
     return data
 
 
@@ -121,7 +123,7 @@ async def search_items(body: schemas.StoreSearch, services: ServicesDep, auth: A
         )
     except ValueError as exc:  # e.g. a filter key the store refuses
         raise HTTPException(422, f"invalid search: {exc}") from None
-    return JSONResponse({"items": [_item(i) for i in items]})
+    return JSONResponse({"items": [_item(i, searched=True) for i in items]})
 
 
 @router.post("/namespaces")

@@ -38,7 +38,7 @@ def row_dict(row: Row) -> dict[str, Any]:
 
 
 def utc_timestamps(data: dict[str, Any]) -> dict[str, Any]:
-    for key in ("created_at", "updated_at", "state_updated_at"):
+    for key in ("created_at", "updated_at", "state_updated_at", "expires_at"):
         if key in data:
             data[key] = as_utc(data[key])
     return data

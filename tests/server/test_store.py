@@ -3,6 +3,8 @@ top-level namespace label, so tests never see each other's items."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from langgraph_sdk.errors import UnprocessableEntityError
 
@@ -17,6 +19,7 @@ async def test_put_get_overwrite(client):
     assert item["key"] == "theme"
     assert item["value"] == {"color": "blue", "size": {"font": 12}}
     assert item["created_at"] == item["updated_at"]
+    assert datetime.fromisoformat(item["created_at"]).utcoffset() == timedelta(0)  # UTC, and says so
 
     await client.store.put_item([root, "prefs"], "theme", {"color": "red"})
     again = await client.store.get_item([root, "prefs"], "theme")
@@ -72,7 +75,8 @@ async def test_search_by_prefix_filter_and_paging(client):
     await _fill(client, root)
     everything = (await client.store.search_items([root], limit=100))["items"]
     assert len(everything) == 6
-    assert all(set(item) >= {"namespace", "key", "value", "created_at", "updated_at"} for item in everything)
+    assert all(set(item) >= {"namespace", "key", "value", "created_at", "updated_at", "score"} for item in everything)
+    assert all(item["score"] is None for item in everything)  # no semantic query
 
     docs = (await client.store.search_items([root, "docs"], limit=100))["items"]
     assert sorted(item["key"] for item in docs) == [f"doc{i}" for i in range(5)]
@@ -133,4 +137,7 @@ async def test_namespace_validation(client, http):
     assert not_an_object.status_code == 422
     bad_filter = await http.post("/store/items/search", json={"namespace_prefix": [root], "filter": {"$bad key": 1}})
     assert bad_filter.status_code == 422
+    reserved = await http.put("/store/items", json={"namespace": ["langgraph", root], "key": "k", "value": {"v": 1}})
+    assert reserved.status_code == 400  # the store's own rule, as langgraph-api answers it; was a 500
+    assert reserved.json()["detail"].startswith("namespace: ") and "langgraph" in reserved.json()["detail"]
     assert (await client.store.search_items([root]))["items"] == []

@@ -216,10 +216,10 @@ async def test_query_returns_best_first_with_scores(sdk):
         assert item["score"] == pytest.approx(_cosine(item["value"]["text"], "cats chase mice"), abs=1e-5)
     top = (await sdk.store.search_items(ns, query="programming language", limit=2))["items"]
     assert {item["key"] for item in top} == {"python", "rust"}
-    # without `query`, search is the plain one: no score field at all
+    # without `query`, search is the plain one: a null score, as langgraph-api sends
     plain = (await sdk.store.search_items(ns, limit=10))["items"]
     assert {item["key"] for item in plain} == set(DOCS)
-    assert all("score" not in item for item in plain)
+    assert all(item["score"] is None for item in plain)
 
 
 async def test_limit_and_offset(sdk):

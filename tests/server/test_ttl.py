@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import httpx
 import pytest
 
@@ -28,7 +30,10 @@ async def test_expired_thread_is_swept_with_its_state(client):
 async def test_ttl_shows_with_include_and_a_number_is_minutes(http):
     created = (await http.post("/threads", json={"ttl": 30})).json()
     got = (await http.get(f"/threads/{created['thread_id']}", params={"include": "ttl"})).json()
-    assert got["ttl"]["ttl"] == 30 and got["ttl"]["strategy"] == "delete" and got["ttl"]["expires_at"]
+    assert got["ttl"]["ttl"] == 30 and got["ttl"]["strategy"] == "delete"
+    expires = datetime.fromisoformat(got["ttl"]["expires_at"])
+    assert expires.utcoffset() == timedelta(0)  # UTC, and says so
+    assert timedelta(minutes=29) < expires - datetime.fromisoformat(created["created_at"]) < timedelta(minutes=31)
     plain = (await http.get(f"/threads/{created['thread_id']}")).json()
     assert "ttl" not in plain
     no_ttl = (await http.post("/threads", json={})).json()
