@@ -45,10 +45,9 @@ async def authorized_thread(
     return await services.repos.threads.get(thread_id, auth_filter=auth_filter)
 
 
-def _paths(run: dict[str, Any], stateless: bool) -> tuple[str, str]:
-    """(Content-Location, base for Location): the SDKs read the run id from the first."""
-    base = f"/runs/{run['run_id']}" if stateless else f"/threads/{run['thread_id']}/runs/{run['run_id']}"
-    return base, base
+def _run_path(run: dict[str, Any], stateless: bool = False) -> str:
+    """The run's path for Content-Location (the SDKs read the run id from it) and the base of Location."""
+    return f"/runs/{run['run_id']}" if stateless else f"/threads/{run['thread_id']}/runs/{run['run_id']}"
 
 
 async def wait_output(services: Services, run_id: str, thread_id: str) -> Any:
@@ -169,17 +168,16 @@ async def _respond_created(
     services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate
 ) -> JSONResponse:
     run = await _create(services, auth, thread_id, body)
-    content_location, _ = _paths(run, thread_id is None)
-    return JSONResponse(_public(run), headers={"Content-Location": content_location})
+    return JSONResponse(_public(run), headers={"Content-Location": _run_path(run, thread_id is None)})
 
 
 async def _respond_stream(
     services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate
 ) -> StreamingResponse:
     run = await _create(services, auth, thread_id, body)
-    content_location, base = _paths(run, thread_id is None)
+    path = _run_path(run, thread_id is None)
     events = _sse(services, run, 0, on_disconnect=_canceller(services, run, body.on_disconnect == "cancel"))
-    headers = {**SSE_HEADERS, "Location": f"{base}/stream", "Content-Location": content_location}
+    headers = {**SSE_HEADERS, "Location": f"{path}/stream", "Content-Location": path}
     return StreamingResponse(events, media_type=SSE_MEDIA_TYPE, headers=headers)
 
 
@@ -187,8 +185,10 @@ async def _respond_wait(
     services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate
 ) -> Response:
     run = await _create(services, auth, thread_id, body)
-    content_location, base = _paths(run, thread_id is None)
-    headers = {"Location": f"{base}/join", "Content-Location": content_location}
+    # Even for a stateless run, the paths of its (temporary) thread, as langgraph-api sends: the SDK follows
+    # Location to rejoin a wait that was cut off, and only the thread's join route exists.
+    path = _run_path(run)
+    headers = {"Location": f"{path}/join", "Content-Location": path}
     output = asyncio.ensure_future(wait_output(services, run["run_id"], run["thread_id"]))
     return await _respond_when_done(
         services, output, headers, _canceller(services, run, body.on_disconnect == "cancel")
@@ -271,8 +271,8 @@ async def join_run(
 ) -> Response:
     await authorized_thread(services, auth, thread_id, "read", run_id=run_id)
     run = await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
-    base = f"/threads/{thread_id}/runs/{run_id}"
-    headers = {"Location": f"{base}/join", "Content-Location": base}
+    path = _run_path(run)
+    headers = {"Location": f"{path}/join", "Content-Location": path}
     output = asyncio.ensure_future(wait_output(services, run_id, thread_id))
     return await _respond_when_done(services, output, headers, _canceller(services, run, cancel_on_disconnect))
 
@@ -315,7 +315,8 @@ async def join_run_stream(
             start = 0
     on_disconnect = _canceller(services, run, cancel_on_disconnect)
     events = _sse(services, run, start, _modes(stream_mode), on_disconnect)
-    headers = {**SSE_HEADERS, "Content-Location": f"/threads/{thread_id}/runs/{run_id}"}
+    path = _run_path(run)
+    headers = {**SSE_HEADERS, "Location": f"{path}/stream", "Content-Location": path}
     return StreamingResponse(events, media_type=SSE_MEDIA_TYPE, headers=headers)
 
 
@@ -330,7 +331,8 @@ async def cancel_run(
 ) -> Response:
     await authorized_thread(services, auth, thread_id, "update", run_id=run_id, action=action)
     run = await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
-    headers = {"Content-Location": f"/threads/{thread_id}/runs/{run_id}", "Location": f"/threads/{thread_id}/runs/{run_id}/join"}
+    path = _run_path(run)
+    headers = {"Content-Location": path, "Location": f"{path}/join"}
     await services.runs.cancel(run_id, action=action, wait=wait)
     if not wait:
         return Response(status_code=202, headers=headers)

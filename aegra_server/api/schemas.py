@@ -30,7 +30,8 @@ ThreadField = Literal[
 RunField = Literal[
     "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata", "kwargs", "multitask_strategy"
 ]
-Limit = Field(default=10, ge=0, le=1000)
+# At least 1, as langgraph-api: a page of none would name itself as the next one.
+Limit = Field(default=10, ge=1, le=1000)
 Offset = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
@@ -274,7 +275,7 @@ class StoreNamespaces(Body):
     prefix: list[str] | None = None
     suffix: list[str] | None = None
     max_depth: int | None = Field(default=None, ge=1, le=1000)
-    limit: int = Field(default=100, ge=0, le=1000)
+    limit: int = Field(default=100, ge=1, le=1000)
     offset: int = Offset
 
 

@@ -311,7 +311,7 @@ async def get_history(
     thread_id: str,
     services: ServicesDep,
     auth: AuthDep,
-    limit: int = Query(10, ge=0, le=1000),
+    limit: int = Query(10, ge=1, le=1000),
     before: str | None = None,
 ) -> JSONResponse:
     return JSONResponse(await _history(services, auth, thread_id, schemas.HistoryQuery(limit=limit, before=before)))

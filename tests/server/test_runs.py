@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -66,10 +67,17 @@ async def test_run_headers(http):
         assert streamed.headers["location"] == f"/threads/{thread_id}/runs/{run_id}/stream"
         await streamed.aread()
 
-    stateless = await http.post("/runs/wait", json=body)
-    run_id = stateless.headers["content-location"].rsplit("/", 1)[1]
-    assert stateless.headers["content-location"] == f"/runs/{run_id}"
-    assert stateless.headers["location"] == f"/runs/{run_id}/join"
+    async with http.stream("GET", f"/threads/{thread_id}/runs/{run_id}/stream") as joined:
+        assert joined.headers["location"] == f"/threads/{thread_id}/runs/{run_id}/stream"
+        await joined.aread()
+
+    # A stateless wait names its temporary thread's routes, as langgraph-api does: Location must be followable.
+    stateless = await http.post("/runs/wait", json={**body, "on_completion": "keep"})
+    path = stateless.headers["content-location"]
+    assert re.fullmatch(r"/threads/[0-9a-f-]{36}/runs/[0-9a-f-]{36}", path)
+    assert stateless.headers["location"] == f"{path}/join"
+    rejoined = await http.get(stateless.headers["location"])
+    assert rejoined.status_code == 200 and rejoined.json() == stateless.json()
 
 
 async def test_on_run_created_callback(client):

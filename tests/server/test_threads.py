@@ -251,6 +251,10 @@ async def test_search_sort_and_pagination(client, http):
     last = await http.post("/threads/search", json={"metadata": {"marker": marker}, "limit": 2, "offset": 2})
     assert "x-pagination-next" not in last.headers
     assert len(last.json()) == 1
+    # A page of none would name its own offset as the next page, and a client following it would never stop.
+    for path in ("/threads/search", "/assistants/search", "/runs/crons/search", f"/threads/{made[0]}/history"):
+        empty = await http.post(path, json={"limit": 0})
+        assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "limit"], path
     selected = await client.threads.search(metadata={"marker": marker}, select=["thread_id", "status"], limit=1)
     assert set(selected[0]) == {"thread_id", "status"}
     with pytest.raises(UnprocessableEntityError) as refused:
