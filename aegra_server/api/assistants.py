@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.auth import AuthDep, RequestAuth, search_value
-from aegra_server.api.http import JSONResponse, paged, validate_uuid
+from aegra_server.api.http import JSONResponse, paged, refuse_configurable_and_context, validate_uuid
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
 
@@ -47,6 +47,7 @@ async def create_assistant(body: schemas.AssistantCreate, services: ServicesDep,
         raise HTTPException(404, f"graph {body.graph_id!r} not found; known graphs: {', '.join(services.registry.ids)}")
     if body.assistant_id:
         validate_uuid(body.assistant_id, "assistant_id")
+    refuse_configurable_and_context(body.config, body.context)
     fields = body.model_dump()
     fields["metadata"] = dict(fields["metadata"] or {})
     # The handler may stamp metadata (an owner, say); what it leaves in `value` is what is stored.
@@ -88,6 +89,7 @@ async def update_assistant(
     validate_uuid(assistant_id, "assistant_id")
     if body.graph_id is not None and body.graph_id not in services.registry:
         raise HTTPException(404, f"graph {body.graph_id!r} not found")
+    refuse_configurable_and_context(body.config, body.context)
     changes = body.model_dump(exclude_unset=True)
     value = {"assistant_id": assistant_id, **changes, "metadata": dict(changes.get("metadata") or {})}
     auth_filter = await auth.check("assistants", "update", value)

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
-from aegra_server.api.http import JSONResponse, paged, validate_uuid
+from aegra_server.api.http import JSONResponse, paged, refuse_configurable_and_context, validate_uuid
 from aegra_server.api.schemas import Body, Limit, Offset, RunnableConfig, SortOrder, StreamMode
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.crons import InvalidCron, next_run, zone
@@ -162,6 +162,7 @@ def _check(schedule: str | None, timezone: str | None) -> None:
 
 
 async def _create(services: Services, auth: RequestAuth, thread_id: str | None, body: ThreadCronCreate) -> JSONResponse:
+    refuse_configurable_and_context(body.config, body.context)
     try:
         next_run_date = services.crons.next_run_date(body.schedule, body.timezone)
     except InvalidCron as exc:
@@ -258,6 +259,7 @@ async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep, auth
     validate_uuid(cron_id, "cron_id")
     given = body.model_fields_set
     _check(body.schedule, body.timezone)
+    refuse_configurable_and_context(body.config, body.context)
     if body.webhook:
         await services.runs.webhooks.policy.check(body.webhook)
     value = {"cron_id": cron_id, "payload": body.run_fields() or None, "schedule": body.schedule}

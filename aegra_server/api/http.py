@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aegra_server.auth import AuthFailure
+from aegra_server.configurable import BOTH_GIVEN, both_given
 from aegra_server.runs.webhook_policy import WebhookRefused
 from aegra_server.serde import dumps
 from aegra_server.storage.common import Conflict, NotFound, Page
@@ -36,6 +37,12 @@ def validate_uuid(value: str, what: str) -> str:
     except ValueError:
         raise HTTPException(422, f"{what} must be a UUID, got {value!r}") from None
     return value
+
+
+def refuse_configurable_and_context(config: dict[str, Any] | None, context: dict[str, Any] | None) -> None:
+    """Assistants, runs and crons take one or the other (aegra_server/configurable.py), a 400 as langgraph-api."""
+    if both_given(config, context):
+        raise HTTPException(400, BOTH_GIVEN)
 
 
 def paged(page: Page, items: list[Any] | None = None) -> JSONResponse:

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
-from aegra_server.api.http import JSONResponse, validate_uuid
+from aegra_server.api.http import JSONResponse, refuse_configurable_and_context, validate_uuid
 from aegra_server.auth import AuthDep, RequestAuth
 from aegra_server.runs.execute import run_output as output_of
 from aegra_server.serde import dumps
@@ -139,6 +139,7 @@ async def create_authorized(
 ) -> dict[str, Any]:
     """Create a run as `threads.create_run` allows: the handler sees (and may stamp) the run's metadata, and its
     filter must let the thread through; the run carries the user to its graph."""
+    refuse_configurable_and_context(payload.get("config"), payload.get("context"))
     thread_filter = None
     if auth.enabled:
         value = {

@@ -25,6 +25,7 @@ from typing import Any
 from langgraph.checkpoint.base.id import uuid6
 
 from aegra_server.auth import graph_configurable
+from aegra_server.configurable import for_graph, mirrored
 from aegra_server.observability.redact import redact
 from aegra_server.graphs import GraphRegistry, default_assistant_id
 from aegra_server.observability.runs import RunObserver
@@ -195,6 +196,7 @@ class RunManager:
             for active in await self.repos.runs.active(thread_id=thread_id, thread_filter=thread_filter):
                 await self.cancel(active["run_id"], action=strategy, wait=True)
         kwargs = {k: v for k, v in payload.items() if k not in ("metadata", "assistant_id", "multitask_strategy")}
+        kwargs["config"], kwargs["context"] = mirrored(kwargs.get("config"), kwargs.get("context"))
         kwargs["stateless"] = stateless
         # The creating request's id (and span, when tracing) go with the run to wherever it executes.
         kwargs.update(self.observer.origin())
@@ -351,7 +353,8 @@ class RunManager:
             async with self.registry.graph_scope(
                 job.graph_id, config, checkpointer=self.checkpointer, store=self.store
             ) as graph:
-                job.task = asyncio.create_task(execute(graph, job.run["kwargs"], config, job.context, job.stream))
+                context = for_graph(graph, job.context)
+                job.task = asyncio.create_task(execute(graph, job.run["kwargs"], config, context, job.stream))
                 if job.cancel_action:  # cancelled while starting
                     job.task.cancel()
                 timed_out = not (await asyncio.wait({job.task}, timeout=self.settings.run_timeout_seconds))[0]

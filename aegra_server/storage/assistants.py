@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
+from aegra_server.configurable import mirrored
 from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, order_by, row_dict
 from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import auth_filter_clause, json_contains
@@ -52,13 +53,14 @@ class AssistantRepository:
         auth_filter: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         now = utcnow()
+        config, context = mirrored(config, context)
         row = {
             "assistant_id": assistant_id or str(uuid.uuid4()),
             "graph_id": graph_id,
             "name": name or "Untitled",  # as langgraph-api; system assistants are named after their graph
             "description": description,
-            "config": config or {},
-            "context": context or {},
+            "config": config,
+            "context": context,
             "metadata": metadata or {},
             "version": 1,
             "created_at": now,
@@ -99,6 +101,10 @@ class AssistantRepository:
             for key, value in changes.items():
                 if value is not None:
                     row[key] = {**row["metadata"], **value} if key == "metadata" else value
+            # The two stay one: the side this patch gave replaces the other.
+            row["config"], row["context"] = mirrored(
+                row["config"], row["context"], context_wins=changes.get("context") is not None
+            )
             row["version"] = (latest or 0) + 1
             row["updated_at"] = utcnow()
             conn.execute(

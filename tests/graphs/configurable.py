@@ -3,8 +3,12 @@
 greeting = config["configurable"]["greeting"], else runtime context["greeting"], else "Hello".
 Input `name` (default "world"); output {"greeting": "<greeting>, <name>!"}. A server may mirror
 configurable and context into each other, so the graph does not say where the value came from.
+
+context_graph ("context_only"): the same, reading only `runtime.context`, whose schema is a dataclass: a context
+key the schema lacks would fail its construction, so the server must pass only the keys it names.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -34,3 +38,19 @@ builder.add_node("greet", greet)
 builder.add_edge(START, "greet")
 builder.add_edge("greet", END)
 graph = builder.compile()
+
+
+@dataclass
+class Greeting:
+    greeting: str = "Hello"
+
+
+def greet_from_context(state: GreetingState, runtime: Runtime[Greeting]) -> dict[str, Any]:
+    return {"greeting": f"{runtime.context.greeting}, {state.get('name', 'world')}!"}
+
+
+context_builder = StateGraph(GreetingState, context_schema=Greeting)
+context_builder.add_node("greet", greet_from_context)
+context_builder.add_edge(START, "greet")
+context_builder.add_edge("greet", END)
+context_graph = context_builder.compile()

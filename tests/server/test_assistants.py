@@ -9,7 +9,7 @@ from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEnti
 
 from tests.server.helpers import default_assistant_id, human, tag, texts
 
-GRAPHS = ["echo", "chat", "hitl", "slow", "subgraph", "custom", "configurable", "failing", "factory"]
+GRAPHS = ["echo", "chat", "hitl", "slow", "subgraph", "custom", "configurable", "context_only", "failing", "factory"]
 
 
 async def test_system_assistant_per_graph(client):
@@ -34,7 +34,6 @@ async def test_assistant_shape(client):
     created = await client.assistants.create(
         graph_id="echo",
         config={"configurable": {"k": 1}, "tags": ["t"]},
-        context={"c": 2},
         metadata={"marker": marker},
         name="My Echo",
         description="described",
@@ -45,7 +44,7 @@ async def test_assistant_shape(client):
     }
     uuid.UUID(created["assistant_id"])
     assert created["config"] == {"configurable": {"k": 1}, "tags": ["t"]}
-    assert created["context"] == {"c": 2}
+    assert created["context"] == {"k": 1}  # the configurable, mirrored
     assert created["version"] == 1
     assert created["created_at"].endswith("+00:00")
     assert await client.assistants.get(created["assistant_id"]) == created
@@ -328,6 +327,46 @@ async def test_factory_graph(client):
 async def test_assistant_context_reaches_graph(client):
     assistant = await client.assistants.create(graph_id="configurable", context={"greeting": "Ahoy"})
     assert (await client.runs.wait(None, assistant["assistant_id"], input={"name": "Bo"}))["greeting"] == "Ahoy, Bo!"
+
+
+async def test_configurable_and_context_are_kept_the_same(client, http):
+    by_config = await client.assistants.create(graph_id="configurable", config={"configurable": {"greeting": "A"}})
+    assert by_config["context"] == {"greeting": "A"}
+    by_context = await client.assistants.create(graph_id="configurable", context={"greeting": "B"}, config={"tags": ["t"]})
+    assert by_context["config"] == {"tags": ["t"], "configurable": {"greeting": "B"}}
+
+    # A patch's context replaces the configurable too: the graph reads configurable first, and must see it.
+    patched = await client.assistants.update(by_config["assistant_id"], context={"greeting": "C"})
+    assert patched["config"]["configurable"] == patched["context"] == {"greeting": "C"}
+    assert (await client.runs.wait(None, by_config["assistant_id"], input={"name": "x"}))["greeting"] == "C, x!"
+    patched = await client.assistants.update(by_config["assistant_id"], config={"configurable": {"greeting": "D"}})
+    assert patched["context"] == {"greeting": "D"}
+    kept = await client.assistants.update(by_config["assistant_id"], metadata={"m": 1})
+    assert kept["config"]["configurable"] == kept["context"] == {"greeting": "D"}
+
+    # Both at once is refused, as langgraph-api refuses it, and nothing is written.
+    both = {"config": {"configurable": {"greeting": "E"}}, "context": {"greeting": "F"}}
+    refused = await http.post("/assistants", json={"graph_id": "configurable", **both})
+    assert refused.status_code == 400 and "context" in refused.json()["detail"]
+    refused = await http.patch(f"/assistants/{by_config['assistant_id']}", json=both)
+    assert refused.status_code == 400
+    assert (await client.assistants.get(by_config["assistant_id"]))["version"] == kept["version"]
+    thread_id = (await client.threads.create())["thread_id"]
+    for path in (f"/threads/{thread_id}/runs/wait", "/runs", "/runs/crons", f"/threads/{thread_id}/runs/crons"):
+        body = {"assistant_id": "configurable", "input": {}, "schedule": "0 0 * * *", **both}
+        refused = await http.post(path, json=body)
+        assert refused.status_code == 400, path
+    assert await client.runs.list(thread_id) == []
+
+
+async def test_a_runs_configurable_reaches_a_graph_that_reads_context(client):
+    # The run's configurable fills its context, and the graph gets only the keys its (dataclass) schema names.
+    output = await client.runs.wait(
+        None, "context_only", input={"name": "y"}, config={"configurable": {"greeting": "G", "other": 1}}
+    )
+    assert output["greeting"] == "G, y!"
+    output = await client.runs.wait(None, "context_only", input={"name": "z"}, context={"greeting": "H", "other": 2})
+    assert output["greeting"] == "H, z!"
 
 
 async def test_introspection_of_missing_assistant_is_404(client):
