@@ -40,9 +40,25 @@ app = typer.Typer(
     help="Run LangGraph agents on your own server: SQLite for development, Postgres in production.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     # Locals of a crashed frame can hold database passwords and API keys.
     pretty_exceptions_show_locals=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        ui.info(f"aegra {package_version('aegra')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", help="Show the installed version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Run LangGraph agents on your own server: SQLite for development, Postgres in production."""
 
 
 def _start(launch: server.Launch) -> None:
@@ -287,7 +303,7 @@ def down(
 @app.command()
 def version() -> None:
     """Show the installed version."""
-    ui.info(f"aegra {package_version('aegra')}")
+    _print_version(True)
 
 
 def main() -> None:

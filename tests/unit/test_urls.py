@@ -126,6 +126,20 @@ def test_sqlite_url_with_a_host_is_refused() -> None:
         parse_database_url("sqlite://aegra.db")
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://u@127.0.0.1:abc/db", "could not be cast to integer"),
+        ("postgresql://u:secret@h:99999/db", "out of range"),
+        ("postgresql://[::1:5432/db", "Invalid IPv6 URL"),
+    ],
+)
+def test_malformed_postgres_url_is_a_config_error_not_a_crash(url: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why) as refused:
+        parse_database_url(url)
+    assert "secret" not in refused.value.message and "percent-encoded" in refused.value.hint
+
+
 def test_default_project_url_round_trips(tmp_path) -> None:
     from aegra_server.settings import default_database_url
 
