@@ -14,9 +14,12 @@ on (see self_wheel for why).
 from __future__ import annotations
 
 import difflib
+import keyword
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -236,6 +239,25 @@ def _check_destination(directory: Path, force: bool) -> None:
         )
 
 
+def _package_name(directory: Path, project_name: str | None) -> str:
+    """The package a template names after the project: copier.yml's `project_name` default, from the folder's
+    name, then its `package_name`. Kept in step with the templates' copier.yml."""
+    derived = re.sub(r"[^a-z0-9_-]+", "-", directory.name.lower())
+    derived = re.sub(r"[-_]+$", "", re.sub(r"^[^a-z]+", "", derived))
+    return (project_name or derived or "my-agent").lower().replace("-", "_")
+
+
+def _check_package_name(package: str) -> None:
+    """A package named like a keyword cannot be imported, and one named like a standard module is shadowed by it
+    (`json`, `email`): the project would render, then fail to load."""
+    if keyword.iskeyword(package) or package in sys.stdlib_module_names:
+        what = "a Python keyword" if keyword.iskeyword(package) else "a module of Python's standard library"
+        raise AegraError(
+            f"the project's package would be named {package!r}, which is {what}, so its graph could not be imported",
+            "pass another name with --name (the folder can stay as it is)",
+        )
+
+
 def init(
     directory: Path,
     template: Template,
@@ -255,6 +277,8 @@ def init(
     from copier.errors import CopierAnswersInterrupt, CopierError
 
     directory = directory.resolve()
+    if project_name or not interactive:  # interactively, Copier asks for the name later
+        _check_package_name(_package_name(directory, project_name))
     _check_destination(directory, force)
     # Without git there is no history to update from; the project still renders, from the plain folder.
     source = publish(template, (store or template_store()) / template.name) if shutil.which("git") else None

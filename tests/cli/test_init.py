@@ -154,6 +154,17 @@ def test_invalid_project_name_writes_nothing(runner: CliRunner, tmp_path: Path) 
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize(("folder", "name", "package"), [("class", None, "class"), ("x", "json", "json"), ("my-agent", "Email", "email")])
+def test_a_package_named_like_a_keyword_or_a_standard_module_is_refused(
+    runner: CliRunner, tmp_path: Path, folder: str, name: str | None, package: str
+) -> None:
+    result = init(runner, str(tmp_path / folder), *(("--name", name) if name else ()))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"package would be named {package!r}" in result.stderr and "--name" in result.stderr
+    assert not (tmp_path / folder).exists()
+    assert init(runner, str(tmp_path / folder), "--name", "fine-agent").exit_code == 0  # the folder may stay
+
+
 def test_unknown_provider_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
     assert init(runner, str(tmp_path / "x"), "--provider", "gemini").exit_code == 2
 
