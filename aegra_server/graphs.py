@@ -60,6 +60,16 @@ def default_assistant_id(graph_id: str) -> str:
     return str(uuid5(GRAPH_NAMESPACE, graph_id))
 
 
+class NotAnAssistant(ValueError):
+    """An assistant_id that is neither an id (a UUID) nor a graph's name: a 422, as langgraph-api answers."""
+
+    def __init__(self, assistant_id: str, graphs: list[str]) -> None:
+        super().__init__(
+            f"assistant_id {assistant_id!r} is neither an assistant's id (a UUID) nor a graph's name "
+            f"(graphs: {', '.join(sorted(graphs))})"
+        )
+
+
 class UnknownGraphError(KeyError):
     """A graph id that is not in aegra.json."""
 

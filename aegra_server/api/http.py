@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aegra_server.auth import AuthFailure
 from aegra_server.configurable import BOTH_GIVEN, both_given
+from aegra_server.graphs import NotAnAssistant
 from aegra_server.runs.webhook_policy import WebhookRefused
 from aegra_server.serde import dumps
 from aegra_server.storage.common import Conflict, NotFound, Page
@@ -96,6 +97,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bad_namespace(_: Request, exc: InvalidNamespaceError) -> JSONResponse:
         # The store's own rules (a "langgraph" root label, NUL bytes), as langgraph-api answers them.
         return _detail(400, f"namespace: {exc}")
+
+    @app.exception_handler(NotAnAssistant)
+    async def _not_an_assistant(_: Request, exc: NotAnAssistant) -> JSONResponse:
+        return _detail(422, str(exc))
 
     @app.exception_handler(FilterError)
     async def _bad_filter(_: Request, exc: FilterError) -> JSONResponse:

@@ -18,6 +18,7 @@ from aegra_server.runs.execute import run_output as output_of
 from aegra_server.serde import dumps
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
+from aegra_server.storage.runs import ACTIVE
 from aegra_server.streaming.sse import HEARTBEAT, SSE_HEADERS, SSE_MEDIA_TYPE, frame
 
 router = APIRouter(tags=["runs"])
@@ -332,6 +333,8 @@ async def cancel_run(
 ) -> Response:
     await authorized_thread(services, auth, thread_id, "update", run_id=run_id, action=action)
     run = await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
+    if run["status"] not in ACTIVE:  # as langgraph-api: an ended run has nothing to cancel
+        raise NotFound(f"run {run_id} is {run['status']}: only a pending or running run can be cancelled")
     path = _run_path(run)
     headers = {"Content-Location": path, "Location": f"{path}/join"}
     await services.runs.cancel(run_id, action=action, wait=wait)
@@ -351,15 +354,21 @@ async def cancel_runs(
 ) -> Response:
     if body.thread_id is None and body.run_ids is None and body.status is None:
         raise HTTPException(422, "give thread_id, run_ids or status")
+    if body.thread_id is not None:
+        validate_uuid(body.thread_id, "thread_id")
+    for run_id in body.run_ids or ():
+        validate_uuid(run_id, "run_ids")
     # Only runs of threads the caller may update are touched; the others are left alone, unmentioned.
     thread_filter = await auth.check("threads", "update", {"thread_id": body.thread_id, "action": action})
-    await services.runs.cancel_many(
+    cancelled = await services.runs.cancel_many(
         thread_id=body.thread_id,
         run_ids=body.run_ids,
         status=body.status or "all",
         action=action,
         thread_filter=thread_filter,
     )
+    if not cancelled:  # as langgraph-api: a criterion nothing pending or running matched
+        raise NotFound("no pending or running run matches: nothing to cancel")
     return Response(status_code=204)
 
 

@@ -27,7 +27,7 @@ from langgraph.checkpoint.base.id import uuid6
 from aegra_server.auth import graph_configurable
 from aegra_server.configurable import for_graph, mirrored
 from aegra_server.observability.redact import redact
-from aegra_server.graphs import GraphRegistry, default_assistant_id
+from aegra_server.graphs import GraphRegistry, NotAnAssistant, default_assistant_id
 from aegra_server.observability.runs import RunObserver
 from aegra_server.runs.bus import LocalBus
 from aegra_server.runs.events import EventPersister, follow_persisted, run_of_signal
@@ -41,11 +41,11 @@ from aegra_server.storage.checkpoints import delete_after
 from aegra_server.storage.common import NotFound
 from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
+from aegra_server.storage.runs import ACTIVE
 
 log = logging.getLogger("aegra.runs")
 
 TERMINAL = {"success", "error", "interrupted", "timeout"}
-ACTIVE = {"pending", "running"}
 # How often an idle process looks for work it was not told about (expired leases, missed signals).
 POLL_SECONDS = 1.0
 
@@ -167,8 +167,14 @@ class RunManager:
     # ---- creating -------------------------------------------------------------------------------------------
 
     def assistant_id_of(self, assistant_id: str) -> str:
-        """A graph name stands for that graph's default assistant."""
-        return default_assistant_id(assistant_id) if assistant_id in self.registry else assistant_id
+        """A graph name stands for that graph's default assistant; anything else must be an id."""
+        if assistant_id in self.registry:
+            return default_assistant_id(assistant_id)
+        try:
+            uuid.UUID(assistant_id)
+        except ValueError:
+            raise NotAnAssistant(assistant_id, self.registry.ids) from None
+        return assistant_id
 
     async def create(
         self,

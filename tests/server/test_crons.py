@@ -322,7 +322,7 @@ async def test_invalid_schedule_or_timezone_is_422_naming_the_field(client, http
 async def test_missing_assistant_thread_or_cron(client, http):
     with pytest.raises(NotFoundError):
         await client.crons.create(str(uuid.uuid4()), schedule="0 9 * * *")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(UnprocessableEntityError):  # neither an id nor a graph's name
         await client.crons.create("no-such-graph", schedule="0 9 * * *")
     with pytest.raises(NotFoundError):
         await client.crons.create_for_thread(str(uuid.uuid4()), "echo", schedule="0 9 * * *")

@@ -102,8 +102,10 @@ async def test_unknown_assistant_is_404_and_bad_id_is_422(client):
     thread_id = await new_thread(client)
     with pytest.raises(NotFoundError):
         await client.runs.create(thread_id, str(uuid.uuid4()), input={})
-    with pytest.raises(NotFoundError):
+    # Neither an id nor a graph's name: a 422 naming both possibilities, as langgraph-api answers.
+    with pytest.raises(UnprocessableEntityError) as refused:
         await client.runs.create(thread_id, "no-such-graph", input={})
+    assert "neither an assistant's id" in str(refused.value.response.json()["detail"])
     with pytest.raises(UnprocessableEntityError):
         await client.runs.get(thread_id, "not-a-uuid")
     assert await client.runs.list(thread_id) == []
@@ -280,6 +282,21 @@ async def test_cancel_unknown_run_is_404(client):
     thread_id = await new_thread(client)
     with pytest.raises(NotFoundError):
         await client.runs.cancel(thread_id, str(uuid.uuid4()))
+
+
+async def test_cancel_of_an_ended_run_is_404_as_in_langgraph_api(client, http):
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "echo", input=human("done"))
+    [run] = await client.runs.list(thread_id)
+    with pytest.raises(NotFoundError) as refused:
+        await client.runs.cancel(thread_id, run["run_id"])
+    assert "success" in str(refused.value)
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "success"  # untouched
+    # Cancelling many: ids must be UUIDs, and a criterion nothing pending or running matches is a 404 too.
+    assert (await http.post("/runs/cancel", json={"run_ids": ["nope"]})).status_code == 422
+    assert (await http.post("/runs/cancel", json={"thread_id": "nope", "status": "all"})).status_code == 422
+    none_left = await http.post("/runs/cancel", json={"thread_id": thread_id, "run_ids": [run["run_id"]]})
+    assert none_left.status_code == 404
 
 
 # ---- commands, breakpoints, forks -----------------------------------------------------------------------------
