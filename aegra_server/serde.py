@@ -18,17 +18,24 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+# Dataclasses come to _default: orjson's own rendering would give an Interrupt all its fields.
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _interrupt(interrupt: Any) -> dict[str, Any]:
+    """`{id, value}`, and `response_schema` only when the interrupt has one, as langgraph-api sends it."""
+    data = {"id": interrupt.id, "value": interrupt.value}
+    if getattr(interrupt, "response_schema", None) is not None:
+        data["response_schema"] = interrupt.response_schema
+    return data
 
 
 def _default(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
         return obj.model_dump(mode="python")
-    if hasattr(obj, "to_json") and type(obj).__name__ == "Interrupt":  # pragma: no cover - older langgraph
-        return {"id": obj.id, "value": obj.value}
+    if type(obj).__name__ == "Interrupt":
+        return _interrupt(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        if type(obj).__name__ == "Interrupt":
-            return {"id": obj.id, "value": obj.value}
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
         return obj._asdict()

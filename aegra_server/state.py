@@ -56,6 +56,9 @@ def thread_state(snapshot: StateSnapshot) -> dict[str, Any]:
         "created_at": snapshot.created_at,
         "parent_checkpoint": checkpoint_of(snapshot.parent_config),
         "interrupts": jsonable(list(getattr(snapshot, "interrupts", ()) or ())),
+        # Older clients read these; langgraph-api still sends them.
+        "checkpoint_id": (snapshot.config or {}).get("configurable", {}).get("checkpoint_id"),
+        "parent_checkpoint_id": (snapshot.parent_config or {}).get("configurable", {}).get("checkpoint_id"),
     }
 
 
@@ -69,4 +72,6 @@ def empty_state(thread_id: str) -> dict[str, Any]:
         "created_at": None,
         "parent_checkpoint": None,
         "interrupts": [],
+        "checkpoint_id": None,
+        "parent_checkpoint_id": None,
     }

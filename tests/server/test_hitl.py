@@ -18,6 +18,7 @@ async def test_interrupt_pauses_and_is_reported_everywhere(client):
     thread_id, output = await _paused(client)
     [interrupt] = output["__interrupt__"]
     assert interrupt["value"] == QUESTION
+    assert set(interrupt) == {"id", "value"}  # as langgraph-api: no `response_schema: null`
     interrupt_id = interrupt["id"]
     assert output["draft"] == "draft for cats" and "decision" not in output
 
@@ -33,6 +34,9 @@ async def test_interrupt_pauses_and_is_reported_everywhere(client):
 
     state = await client.threads.get_state(thread_id)
     assert state["next"] == ["ask"]
+    # the deprecated flat ids older clients read, as langgraph-api still sends them
+    assert state["checkpoint_id"] == state["checkpoint"]["checkpoint_id"]
+    assert state["parent_checkpoint_id"] == state["parent_checkpoint"]["checkpoint_id"]
     [task] = state["tasks"]
     assert task["id"] == task_id and task["name"] == "ask"
     assert [i["id"] for i in task["interrupts"]] == [interrupt_id]
