@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, get_args
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -18,7 +17,7 @@ from aegra_server.serde import jsonable
 from aegra_server.services import Services
 from aegra_server.state import empty_state, interrupts_by_task, status_of, thread_state
 from aegra_server.storage.checkpoints import copy_thread, keep_latest, thread_storage
-from aegra_server.storage.common import NotFound
+from aegra_server.storage.common import NotFound, new_id
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
@@ -212,16 +211,16 @@ async def delete_thread(thread_id: str, services: ServicesDep, auth: AuthDep) ->
 @router.post("/{thread_id}/copy")
 async def copy_thread_route(thread_id: str, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     source = await _thread(services, auth, thread_id)
-    new_id = str(uuid.uuid4())
+    copy_id = new_id()
     # The copy is a new thread of the caller's: it is authorized (and stamped) as a create.
-    value = {"thread_id": new_id, "metadata": dict(source["metadata"]), "if_exists": "raise", "ttl": None}
+    value = {"thread_id": copy_id, "metadata": dict(source["metadata"]), "if_exists": "raise", "ttl": None}
     await auth.check("threads", "create", value)
-    await services.repos.threads.create(thread_id=new_id, metadata=value.get("metadata"))
-    await copy_thread(services.checkpointer, thread_id, new_id)
+    await services.repos.threads.create(thread_id=copy_id, metadata=value.get("metadata"))
+    await copy_thread(services.checkpointer, thread_id, copy_id)
     await services.repos.threads.set_state(
-        new_id, values=source["values"], interrupts=source["interrupts"], status=source["status"] if source["status"] != "busy" else "idle"
+        copy_id, values=source["values"], interrupts=source["interrupts"], status=source["status"] if source["status"] != "busy" else "idle"
     )
-    return JSONResponse(_public(await services.repos.threads.get(new_id)))
+    return JSONResponse(_public(await services.repos.threads.get(copy_id)))
 
 
 async def _state(

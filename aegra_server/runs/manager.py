@@ -38,7 +38,7 @@ from aegra_server.serde import dumps, jsonable
 from aegra_server.settings import Settings
 from aegra_server.state import interrupts_by_task, status_of
 from aegra_server.storage.checkpoints import delete_after
-from aegra_server.storage.common import NotFound
+from aegra_server.storage.common import NotFound, new_id
 from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.runs import ACTIVE
@@ -197,7 +197,7 @@ class RunManager:
         stateless = thread_id is None
         strategy = payload.get("multitask_strategy") or "enqueue"
         if stateless:
-            thread_id = str(uuid.uuid4())
+            thread_id = new_id()
         elif strategy in ("interrupt", "rollback"):
             for active in await self.repos.runs.active(thread_id=thread_id, thread_filter=thread_filter):
                 await self.cancel(active["run_id"], action=strategy, wait=True)
@@ -208,7 +208,7 @@ class RunManager:
         kwargs.update(self.observer.origin())
         after = float(payload.get("after_seconds") or 0)
         row = {
-            "run_id": str(uuid6()),
+            "run_id": new_id(),
             "thread_id": thread_id,
             "assistant_id": self.assistant_id_of(payload["assistant_id"]),
             "metadata": payload.get("metadata") or {},

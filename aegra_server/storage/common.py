@@ -7,10 +7,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, Table, func, select
 from sqlalchemy.engine import Row
+from uuid_utils.compat import uuid7
 
 from aegra_server.storage.database import as_utc
 
 MAX_PAGE = 1000
+
+
+def new_id() -> str:
+    """A thread's or run's id: a uuid7 as langgraph-api mints, so sorting by id follows creation."""
+    return str(uuid7())
 
 
 class NotFound(LookupError):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, order_by
+from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, new_id, order_by
 from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import auth_filter_clause, json_contains
 from aegra_server.storage.prepared import Prepared
@@ -21,7 +20,7 @@ _INSERT = Prepared(insert(threads))  # on every run's path (a thread per run is 
 def new_thread_row(thread_id: str | None, metadata: dict | None) -> dict[str, Any]:
     now = utcnow()
     return {
-        "thread_id": thread_id or str(uuid.uuid4()),
+        "thread_id": thread_id or new_id(),
         "status": "idle",
         "metadata": metadata or {},
         "config": {},
@@ -68,7 +67,7 @@ class ThreadRepository:
         row = {**new_thread_row(thread_id, metadata), **_ttl_columns(ttl)}
 
         def create(conn: Connection) -> tuple[dict[str, Any], bool]:
-            if thread_id is not None:  # a fresh uuid4 cannot collide; skip the lookup
+            if thread_id is not None:  # a fresh uuid7 cannot collide; skip the lookup
                 existing = first(conn, by_id(thread_id))
                 if existing is not None:
                     if if_exists == "do_nothing" and (

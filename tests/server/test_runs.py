@@ -52,6 +52,7 @@ async def test_run_headers(http):
 
     created = await http.post(f"/threads/{thread_id}/runs", json=body)
     run_id = created.json()["run_id"]
+    assert uuid.UUID(run_id).version == uuid.UUID(thread_id).version == 7  # as langgraph-api mints them
     assert created.headers["content-location"] == f"/threads/{thread_id}/runs/{run_id}"
     assert "location" not in created.headers
 

@@ -235,6 +235,10 @@ async def test_search_extracts_values_by_path(client, http):
 async def test_search_sort_and_pagination(client, http):
     marker = tag()
     made = [(await client.threads.create(metadata={"marker": marker, "i": i}))["thread_id"] for i in range(3)]
+    # uuid7, as langgraph-api mints them: sorting by id follows creation too
+    assert {uuid.UUID(t).version for t in made} == {7}
+    by_id = await client.threads.search(metadata={"marker": marker}, sort_by="thread_id", sort_order="asc")
+    assert [t["thread_id"] for t in by_id] == made
     assert [t["thread_id"] for t in await client.threads.search(metadata={"marker": marker})] == made[::-1]
     ascending = await client.threads.search(metadata={"marker": marker}, sort_by="created_at", sort_order="asc")
     assert [t["thread_id"] for t in ascending] == made
