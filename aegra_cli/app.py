@@ -65,6 +65,7 @@ def _start(launch: server.Launch) -> None:
     server.ensure_port_free(launch.host, launch.port)
     server.check_database(launch)
     server.check_graphs(launch.project)
+    server.check_store_embeddings(launch.project)
     revision = database.migrate(launch.project.database_url)
     mode = "development" if launch.dev else "production"
     ui.panel(

@@ -29,7 +29,7 @@ from aegra_cli import database, docker_engine, self_wheel
 from aegra_cli.docker_engine import DockerUnavailable
 from aegra_server.observability.redact import hide_secret
 from aegra_cli.project import Project, resolve_project
-from aegra_cli.server import check_graphs
+from aegra_cli.server import check_graphs, check_store_embeddings
 
 MIN_PYTHON = (3, 11)
 POSTGRES_TIMEOUT_SECONDS = 3
@@ -67,6 +67,8 @@ def run_checks(
     if aegra is not None:
         yield aegra
     yield from check_each_graph(project)
+    if project.config.store is not None and project.config.store.index is not None:
+        yield check_store_index(project)
     if project.config.ui:
         yield check_ui_bundler(project)
     db = check_database(project.database_url)
@@ -132,6 +134,15 @@ def check_each_graph(project: Project) -> Iterator[Check]:
 
 # ---------------------------------------------------------------------------------------------------------
 # The database
+
+
+def check_store_index(project: Project) -> Check:
+    """`store.index.embed`: the server resolves it at start and stops if it cannot."""
+    try:
+        check_store_embeddings(project)
+    except ConfigError as exc:
+        return Check("fail", "store", exc.message, exc.hint)
+    return Check("ok", "store", f"semantic search with {project.config.store.index.embed}")
 
 
 def check_ui_bundler(project: Project) -> Check:

@@ -166,6 +166,16 @@ def check_graphs(project: Project) -> None:
         project.config.webhooks.rendered_headers()
 
 
+def check_store_embeddings(project: Project) -> None:
+    """Resolve `store.index.embed` now, as the server would at start: a missing provider package or a broken
+    embeddings file is a one-line error, not a traceback after the panel."""
+    from aegra_server.embeddings import resolve_embeddings
+
+    if project.config.store is not None and project.config.store.index is not None:
+        with project_environment(project):
+            resolve_embeddings(project.config)
+
+
 # Linux spreads the connections to one port over the sockets listening on it with SO_REUSEPORT; elsewhere (macOS
 # gives them all to one socket) the workers share the one listening socket, as uvicorn's workers do.
 SPREADS_CONNECTIONS = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")

@@ -83,6 +83,15 @@ def test_files_that_are_not_utf8_or_a_folder_given_as_config(runner: CliRunner, 
     assert_clean_failure(runner.invoke(app, ["migrate", "--config", "."]), "is a folder, not a config file")
 
 
+def test_store_embeddings_that_cannot_load_stop_dev_before_it_starts(runner: CliRunner, make_project, monkeypatch) -> None:
+    store = {"index": {"dims": 3, "embed": "./nope.py:embed"}}
+    config = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "store": store})
+    monkeypatch.chdir(config.parent)
+    result = runner.invoke(app, ["dev", "--no-reload"])
+    assert_clean_failure(result, "store.index.embed ./nope.py:embed", "does not exist")
+    assert "Studio" not in result.stdout  # refused before the panel, not after it
+
+
 def test_unknown_key_suggests_the_right_one(runner: CliRunner, make_project, monkeypatch) -> None:
     config = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "dependancies": ["."]})
     monkeypatch.chdir(config.parent)

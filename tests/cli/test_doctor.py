@@ -204,3 +204,13 @@ def test_ui_components_need_a_bundler(runner: CliRunner, project: Path, monkeypa
     (project / "node_modules" / ".bin" / "langgraphjs-ui").write_text("")  # the project's own copy
     result = doctor(runner, project, monkeypatch)
     assert line(result, "ui") == "✓ ui: 1 graph(s) with components, bundled from the project's node_modules"
+
+
+def test_a_store_index_whose_embeddings_cannot_load(runner: CliRunner, make_project, monkeypatch) -> None:
+    store = {"index": {"dims": 3, "embed": "./nope.py:embed"}}
+    project = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "store": store}).parent
+    result = doctor(runner, project, monkeypatch)
+    assert result.exit_code == 1
+    assert line(result, "graph agent").startswith("✓")  # the store is its own line, not the graph's
+    assert line(result, "store").startswith("✗ store: store.index.embed ./nope.py:embed:")
+    assert "does not exist" in line(result, "store")
