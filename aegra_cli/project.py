@@ -82,6 +82,23 @@ def resolve_project(
         config=aegra_config,
         env_file=env_file,
         env_values=env_values,
-        # The real environment wins over the project's files.
-        database_url=resolve_database_url(database_url, {**env_values, **environ}, aegra_config.root),
+        # The real environment wins over the project's files. A relative SQLite path given on the command line
+        # starts where the command runs; one from the environment or .env starts at the project, so the
+        # database does not change with the folder `aegra` is run from.
+        database_url=anchored_sqlite(
+            resolve_database_url(database_url, {**env_values, **environ}, aegra_config.root),
+            cwd if database_url else aegra_config.root,
+        ),
     )
+
+
+def anchored_sqlite(url: str, base: Path) -> str:
+    """The URL with a relative SQLite path made absolute under `base`; any other URL as it is."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or not scheme.lower().startswith("sqlite"):
+        return url
+    path, query_sep, query = rest.partition("?")
+    if not path or path.startswith("/") or path == ":memory:":
+        return url
+    target = Path(path).expanduser() if path.startswith("~") else base.resolve() / path
+    return f"{scheme}:///{target}{query_sep}{query}"

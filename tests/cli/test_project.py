@@ -65,7 +65,7 @@ def test_dotenv_is_read_and_the_real_environment_wins(project: Path) -> None:
     resolved = resolve_project(environ={"DATABASE_URL": "sqlite:///from-env.db"}, cwd=project)
     assert resolved.env_file == project / ".env"
     assert resolved.env_values["GREETING"] == "from-file"
-    assert resolved.database_url == "sqlite:///from-env.db"
+    assert resolved.database_url == f"sqlite:///{project.resolve()}/from-env.db"
 
 
 def test_inline_env_is_read_and_dotenv_wins_over_it(make_project, tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_env_as_a_path_names_the_env_file(make_project) -> None:
     (config.parent / "config" / "dev.env").write_text("DATABASE_URL=sqlite:///named.db\n")
     resolved = resolve_project(environ={}, cwd=config.parent)
     assert resolved.env_file == config.parent / "config" / "dev.env"
-    assert resolved.database_url == "sqlite:///named.db"
+    assert resolved.database_url == f"sqlite:///{config.parent.resolve()}/named.db"  # from the project, not the file
 
 
 def test_env_path_that_does_not_exist_is_an_error(make_project) -> None:
@@ -99,9 +99,9 @@ POSTGRES_PARTS = {"POSTGRES_HOST": "db", "POSTGRES_USER": "u", "POSTGRES_PASSWOR
 @pytest.mark.parametrize(
     ("flag", "environ", "dotenv", "expected"),
     [
-        ("sqlite:///flag.db", {"DATABASE_URL": "sqlite:///env.db"}, DOTENV_URL, "sqlite:///flag.db"),
-        (None, {"DATABASE_URL": "sqlite:///env.db"}, DOTENV_URL, "sqlite:///env.db"),
-        (None, POSTGRES_PARTS, DOTENV_URL, "sqlite:///dotenv.db"),
+        ("sqlite:///flag.db", {"DATABASE_URL": "sqlite:///env.db"}, DOTENV_URL, "flag.db"),
+        (None, {"DATABASE_URL": "sqlite:///env.db"}, DOTENV_URL, "env.db"),
+        (None, POSTGRES_PARTS, DOTENV_URL, "dotenv.db"),
         (None, POSTGRES_PARTS, "", "postgresql://u:p@db:5432/d"),
         (None, {}, "POSTGRES_HOST=db\nPOSTGRES_DB=d", "postgresql://postgres@db:5432/d"),
         (None, {}, "", None),  # the default: SQLite inside the project
@@ -111,7 +111,25 @@ POSTGRES_PARTS = {"POSTGRES_HOST": "db", "POSTGRES_USER": "u", "POSTGRES_PASSWOR
 def test_database_url_precedence(project: Path, flag, environ, dotenv, expected) -> None:
     (project / ".env").write_text(dotenv)
     resolved = resolve_project(database_url=flag, environ=environ, cwd=project)
-    assert resolved.database_url == (expected or f"sqlite:///{project / '.aegra' / 'aegra.db'}")
+    if expected is None:  # the default: SQLite inside the project
+        expected = f"sqlite:///{project / '.aegra' / 'aegra.db'}"
+    elif expected.endswith(".db"):  # a relative SQLite path, made absolute
+        expected = f"sqlite:///{project.resolve() / expected}"
+    assert resolved.database_url == expected
+
+
+def test_relative_sqlite_paths_start_at_the_project_unless_given_on_the_command_line(project: Path) -> None:
+    (project / ".env").write_text("DATABASE_URL=sqlite:///data/app.db?timeout=5\n")
+    below = project / "src" / "pkg"
+    below.mkdir(parents=True)
+    # From a subfolder, .env's database is still the project's, not a new one beside the shell.
+    assert resolve_project(environ={}, cwd=below).database_url == f"sqlite:///{project.resolve()}/data/app.db?timeout=5"
+    flagged = resolve_project(database_url="sqlite:///here.db", environ={}, cwd=below)
+    assert flagged.database_url == f"sqlite:///{below.resolve()}/here.db"
+    home = resolve_project(database_url="sqlite:///~/x.db", environ={}, cwd=below)
+    assert home.database_url == f"sqlite:///{Path.home()}/x.db"  # not a folder named "~"
+    for kept in ("sqlite:////abs/x.db", "sqlite:///:memory:", "sqlite://", "postgresql://u@h/d"):
+        assert resolve_project(database_url=kept, environ={}, cwd=below).database_url == kept
 
 
 def test_project_environment_is_applied_for_a_check_and_undone(make_project, monkeypatch) -> None:
