@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 import types
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -183,6 +184,15 @@ def _import_file(path: Path) -> types.ModuleType:
     return module
 
 
+def _raised_at(exc: BaseException, root: Path) -> str:
+    """Where an import failed: the innermost frame in the project's own files (else the innermost outside the
+    import machinery), as "file, line N" — the line a one-line error must name, since it shows no traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    own = [f for f in frames if Path(f.filename).resolve().is_relative_to(root.resolve())]
+    frame = (own or frames or [None])[-1]
+    return f"{frame.filename}, line {frame.lineno}" if frame is not None else "its module"
+
+
 def _is_file_reference(target: str) -> bool:
     return target.endswith(".py") or "/" in target or "\\" in target
 
@@ -251,10 +261,10 @@ def _load_entry(config: AegraConfig, graph_id: str, spec: GraphSpec) -> _Entry:
                 f'or add its folder to "dependencies" in {config.path.name}'
             )
         else:
-            hint = f"fix the import in {file_path or target}; run it with python to see the full traceback"
+            hint = f"fix the import at {_raised_at(exc, config.root)}"
         raise failure(exc, hint) from exc
     except Exception as exc:
-        raise failure(exc, f"{file_path or target} raised while being imported; fix it (see the traceback)") from exc
+        raise failure(exc, f"it raised while being imported, at {_raised_at(exc, config.root)}; fix it there") from exc
 
     value = getattr(module, attribute, _MISSING)
     if value is _MISSING:
