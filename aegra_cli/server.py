@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from aegra_server.errors import AegraError
 
@@ -22,6 +23,7 @@ from aegra_cli.project import Project
 
 APP = "aegra_server.app:app_from_env"
 RELOAD_INCLUDES = ["*.py", "aegra.json", "langgraph.json", ".env"]
+RELOAD_EXCLUDED_DIRS = (".venv", "venv", "node_modules")
 # Open SSE streams would otherwise hold a dev reload (or Ctrl-C) until every client disconnects.
 DEV_GRACEFUL_SHUTDOWN_SECONDS = 3
 STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl="
@@ -64,6 +66,18 @@ def server_env(launch: Launch) -> dict[str, str | None]:
     }
 
 
+def _watched_dirs(project: Project) -> list[Path]:
+    """The project, its local dependencies, and the folder of any graph file outside them."""
+    dirs = [project.root, *project.dependency_paths]
+    for spec in project.config.graphs.values():
+        target = spec.path.rpartition(":")[0]
+        if target.endswith(".py"):
+            folder = project.config.resolve(target).parent
+            if not any(folder.is_relative_to(d) for d in dirs):
+                dirs.append(folder)
+    return list(dict.fromkeys(dirs))
+
+
 def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
     kwargs: dict[str, object] = {
         "app": APP,
@@ -78,9 +92,14 @@ def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
         "access_log": False,
     }
     if launch.reload:
-        dirs = [launch.project.root, *launch.project.dependency_paths]
-        kwargs["reload_dirs"] = [str(path) for path in dict.fromkeys(dirs)]
-        kwargs["reload_includes"] = RELOAD_INCLUDES
+        project = launch.project
+        kwargs["reload_dirs"] = [str(path) for path in _watched_dirs(project)]
+        # A config or env file under another name (--config my.json, "env": "./dev.env") is watched too.
+        kwargs["reload_includes"] = list(dict.fromkeys([*RELOAD_INCLUDES, project.config_path.name, project.env_file.name]))
+        # What pip or npm write into the project must not restart the server.
+        excluded = [project.root / name for name in RELOAD_EXCLUDED_DIRS if (project.root / name).is_dir()]
+        if excluded:
+            kwargs["reload_excludes"] = [str(path) for path in excluded]
     if launch.workers > 1:
         kwargs["workers"] = launch.workers
     if launch.dev:

@@ -35,6 +35,23 @@ def test_dev_kwargs(resolved) -> None:
     }
 
 
+def test_dev_watches_a_renamed_config_and_env_file_and_graphs_outside_the_project(make_project, tmp_path: Path) -> None:
+    outside = tmp_path / "lib"
+    outside.mkdir()
+    (outside / "other.py").write_text("")
+    config = make_project(
+        config={"graphs": {"agent": "./graph.py:graph", "other": "../lib/other.py:graph"}, "env": "./dev.env"},
+        name="my-config.json",
+    )
+    (config.parent / "dev.env").write_text("")
+    (config.parent / ".venv").mkdir()
+    project = resolve_project(config=config, environ={}, cwd=config.parent)
+    kwargs = uvicorn_kwargs(Launch(project, "127.0.0.1", 2026, reload=True, dev=True))
+    assert kwargs["reload_dirs"] == [str(project.root), str(outside)]
+    assert {"my-config.json", "dev.env"} <= set(kwargs["reload_includes"])
+    assert kwargs["reload_excludes"] == [str(project.root / ".venv")]  # pip installs there must not reload
+
+
 def test_dev_without_reload_kwargs(resolved) -> None:
     assert uvicorn_kwargs(Launch(resolved, "127.0.0.1", 2030, reload=False, dev=True)) == {
         "app": "aegra_server.app:app_from_env",
