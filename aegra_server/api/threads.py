@@ -272,7 +272,9 @@ async def update_state(
     except (ValueError, KeyError, InvalidUpdateError) as exc:
         raise HTTPException(400, f"cannot update state: {exc}") from None
     await _sync_thread_state(services, thread_id, graph)
-    return JSONResponse({"checkpoint": new_config["configurable"]})
+    written = new_config["configurable"]
+    # `configurable` and `checkpoint_id` are deprecated spellings langgraph-api still sends for older clients.
+    return JSONResponse({"checkpoint": written, "configurable": written, "checkpoint_id": written["checkpoint_id"]})
 
 
 @router.get("/{thread_id}/storage")

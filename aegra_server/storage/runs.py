@@ -141,6 +141,12 @@ class RunRepository:
                 if busy and reject_if_busy:
                     raise Conflict(f"thread {thread_id} is busy with another run (multitask_strategy=reject)")
                 _MARK_BUSY.execute(conn, {"b_thread_id": thread_id, "b_now": now, "b_metadata": {**metadata, **stamp}})
+            # As langgraph-api: the run's metadata over its config's, its thread's and its assistant's.
+            config_metadata = ((run["kwargs"].get("config") or {}).get("metadata")) or {}
+            run["metadata"] = {
+                **assistant["metadata"], **(metadata if metadata is not None else owned), **stamp,
+                **config_metadata, **run["metadata"], "assistant_id": assistant["assistant_id"],
+            }
             if claim_for and not busy and after_seconds <= 0:
                 # Claimed and started here: stored running at once, which saves the run a write.
                 run.update(owner=claim_for, lease_until=now + timedelta(seconds=lease_seconds), status="running")

@@ -24,7 +24,8 @@ async def test_background_run_then_join(client):
     assert run["status"] == "pending"
     assert run["thread_id"] == thread_id
     assert run["assistant_id"] == default_assistant_id("echo")
-    assert run["metadata"] == {"m": 1}
+    # As langgraph-api: the run's own over its thread's (graph and assistant stamped) and its assistant's.
+    assert run["metadata"] == {"m": 1, "created_by": "system", "graph_id": "echo", "assistant_id": run["assistant_id"]}
     assert run["multitask_strategy"] == "enqueue"
     output = await client.runs.join(thread_id, run["run_id"])
     assert texts(output) == ["bg", "echo: bg"]
@@ -202,7 +203,7 @@ async def test_stateless_run_keep(client):
     thread = await client.threads.get(run["thread_id"])
     assert thread["metadata"]["graph_id"] == "echo"
     assert texts(thread["values"]) == [marker, f"echo: {marker}"]
-    assert (await client.runs.get(run["thread_id"], run["run_id"]))["metadata"] == {"m": marker}
+    assert (await client.runs.get(run["thread_id"], run["run_id"]))["metadata"]["m"] == marker
 
 
 async def test_create_batch(client):
@@ -412,7 +413,7 @@ async def test_run_metadata_reaches_run_and_checkpoints(client):
     thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, "echo", input=human("m"), metadata={"marker": marker})
     await client.runs.join(thread_id, run["run_id"])
-    assert (await client.runs.get(thread_id, run["run_id"]))["metadata"] == {"marker": marker}
+    assert (await client.runs.get(thread_id, run["run_id"]))["metadata"]["marker"] == marker
     state = await client.threads.get_state(thread_id)
     assert state["metadata"]["marker"] == marker
     assert state["metadata"]["run_id"] == run["run_id"]

@@ -377,6 +377,7 @@ async def test_update_state_values_and_as_node(client):
     result = await client.threads.update_state(thread_id, {"note": "edited", "turns": 10})
     checkpoint = result["checkpoint"]
     assert checkpoint["thread_id"] == thread_id and checkpoint["checkpoint_id"]
+    assert result["configurable"] == checkpoint and result["checkpoint_id"] == checkpoint["checkpoint_id"]
     state = await client.threads.get_state(thread_id)
     assert state["checkpoint"]["checkpoint_id"] == checkpoint["checkpoint_id"]
     assert state["values"]["note"] == "edited"
