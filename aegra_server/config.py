@@ -272,8 +272,11 @@ def _reject_unknown_keys(data: dict[str, Any], path: Path) -> None:
 
 def _describe(error: ValidationError, path: Path) -> ConfigError:
     first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return ConfigError(f"{path}: {where}: {first['msg']}", "fix that entry; see the aegra.json reference in README.md")
+    # Pydantic's locations name the union member tried ("dict[str,str]"), and its messages say "Value error, ":
+    # neither is the user's vocabulary.
+    where = ".".join(str(p) for p in first["loc"] if "[" not in str(p)) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    return ConfigError(f"{path}: {where}: {message}", "fix that entry; see the aegra.json reference in README.md")
 
 
 def parse_config(data: Any, path: Path) -> AegraConfig:

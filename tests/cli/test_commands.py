@@ -92,6 +92,18 @@ def test_store_embeddings_that_cannot_load_stop_dev_before_it_starts(runner: Cli
     assert "Studio" not in result.stdout  # refused before the panel, not after it
 
 
+def test_config_errors_speak_the_users_words(runner: CliRunner, make_project, monkeypatch) -> None:
+    config = make_project(config={"graphs": {}})
+    monkeypatch.chdir(config.parent)
+    result = runner.invoke(app, ["migrate"])
+    assert_clean_failure(result, "aegra.json: graphs: needs at least one graph")
+    assert "Value error" not in result.stderr
+    config.write_text('{"graphs": {"agent": "./graph.py:graph"}, "env": 5}')
+    result = runner.invoke(app, ["migrate"])
+    assert_clean_failure(result, "aegra.json: env: ")
+    assert "dict[" not in result.stderr  # pydantic's name for the union member it tried
+
+
 def test_unknown_key_suggests_the_right_one(runner: CliRunner, make_project, monkeypatch) -> None:
     config = make_project(config={"graphs": {"agent": "./graph.py:graph"}, "dependancies": ["."]})
     monkeypatch.chdir(config.parent)
