@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from aegra_server.api.gate import RequestGate
 from aegra_server.api.http import JSONBodyMiddleware, JSONResponse, install_error_handlers
 from aegra_server.auth import AuthSetup
 from aegra_server.config import HttpConfig, load_config
+from aegra_server.errors import AegraError
 from aegra_server.custom_app import CustomRoutes, custom_lifespan, load_custom_app, warn_shadowed
 from aegra_server.observability import Observability
 from aegra_server.observability.logs import configure_logging
@@ -69,6 +71,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict | None]:
+        try:
+            async with _serving(app) as state:
+                yield state
+        except AegraError as exc:
+            app.state.startup_failure = exc  # told in one line (OneLineStartupFailure), not as a traceback
+            raise
+
+    @asynccontextmanager
+    async def _serving(app: FastAPI) -> AsyncIterator[dict | None]:
         async with AsyncExitStack() as stack:
             # Started first and so stopped last: the runs' final spans are exported on the way out.
             observability.start()
@@ -117,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     # middleware when auth comes first, the gate (limits and authentication), the custom middleware by
     # default, CORS (so refusals carry CORS headers too), and observability outermost.
     app.add_middleware(JSONBodyMiddleware)
+    app.add_middleware(OneLineStartupFailure, dev_mode=settings.dev_mode)
     auth_first = http.middleware_order == "auth_first"
     if custom is not None and auth_first:
         app.user_middleware[0:0] = custom.user_middleware
@@ -149,14 +161,47 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def told(exc: AegraError, dev_mode: bool) -> str:
+    """A start-up failure the user can fix, as the CLI tells one: the problem, then the fix."""
+    text = f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else "")
+    return text + ("\n(save the fix: the server restarts by itself)" if dev_mode else "")
+
+
+class OneLineStartupFailure:
+    """When a problem the user can fix (an AegraError) stops start-up, uvicorn logs it as told, not the
+    traceback Starlette puts in `lifespan.startup.failed`: a dev reload after a typo in a graph prints two lines."""
+
+    def __init__(self, app, dev_mode: bool) -> None:
+        self.app = app
+        self.dev_mode = dev_mode
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_told(message) -> None:
+            failure = getattr(scope["app"].state, "startup_failure", None)
+            if message["type"] == "lifespan.startup.failed" and failure is not None:
+                message = {**message, "message": told(failure, self.dev_mode)}
+            await send(message)
+
+        await self.app(scope, receive, send_told)
+
+
 def app_from_env() -> FastAPI:
     """uvicorn factory for `aegra dev` / `aegra serve`: settings come from the environment the CLI set.
 
     The project's `.env` is read here, in the server process, so that a reload picks up its edits.
     """
-    env_file = os.environ.get("AEGRA_ENV_FILE")
-    apply_env_file(Path(env_file) if env_file else None)
-    settings = settings_from_env()
-    observability = settings.observability
-    configure_logging(observability.resolved_log_format(settings.dev_mode), observability.log_level)
-    return create_app(settings)
+    try:
+        env_file = os.environ.get("AEGRA_ENV_FILE")
+        apply_env_file(Path(env_file) if env_file else None)
+        settings = settings_from_env()
+        observability = settings.observability
+        configure_logging(observability.resolved_log_format(settings.dev_mode), observability.log_level)
+        return create_app(settings)
+    except AegraError as exc:
+        # A reload that met a broken aegra.json or .env: told in one line; the reloader waits for the fix.
+        print(told(exc, os.environ.get("AEGRA_DEV") == "1"), file=sys.stderr)
+        raise SystemExit(1) from None

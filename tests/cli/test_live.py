@@ -104,3 +104,14 @@ def test_dev_reloads_when_env_or_a_graph_file_changes(project: Path, start_dev) 
 
     (project / "graph.py").write_text(STEP_GRAPH.replace("FACTOR = 1", "FACTOR = 10"))
     server.wait_until(counts_to(30), timeout=90, what="the edited graph after a reload")
+
+    # A typo while it runs: two lines that say what and where, no traceback; saving the fix brings it back.
+    (project / "graph.py").write_text(STEP_GRAPH + "\ndef broken(:\n")
+
+    def told_the_typo(client: httpx.Client) -> bool:
+        return "hint: fix the syntax error in" in server.output()
+
+    server.wait_until(told_the_typo, timeout=90, what="the syntax error, told")
+    assert "Traceback" not in server.output()
+    (project / "graph.py").write_text(STEP_GRAPH.replace("FACTOR = 1", "FACTOR = 100"))
+    server.wait_until(counts_to(300), timeout=90, what="the fixed graph after a reload")
