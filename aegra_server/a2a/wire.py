@@ -66,11 +66,23 @@ def read_part(part: Any) -> Part:
         file = part["file"]
         if not isinstance(file, dict) or ("bytes" in file) == ("uri" in file):
             raise PartError("A file part's 'file' must have one of 'bytes' or 'uri'")
+        _check_file_fields(file, "bytes" if "bytes" in file else "uri", ("mimeType", "name"), "file.")
         return Part(file_bytes=file.get("bytes"), file_uri=file.get("uri"), media_type=file.get("mimeType"),
                     filename=file.get("name"))
     # 1.0: {"raw": base64} or {"url": ...}, with "mediaType" and "filename" beside it
+    _check_file_fields(part, kind, ("mediaType", "filename"))
     return Part(file_bytes=part.get("raw"), file_uri=part.get("url"), media_type=part.get("mediaType"),
                 filename=part.get("filename"))
+
+
+def _check_file_fields(fields: dict[str, Any], content: str, optional: tuple[str, ...], prefix: str = "") -> None:
+    """A file's content (base64 or a URI) is a string, and so are its media type and name when given: they reach
+    the graph as they are, and the media type picks the kind of its content block."""
+    if not isinstance(fields[content], str):
+        raise PartError(f"A file part's '{prefix}{content}' must be a string")
+    for key in optional:
+        if fields.get(key) is not None and not isinstance(fields[key], str):
+            raise PartError(f"A file part's '{prefix}{key}' must be a string")
 
 
 def write_part(part: Part) -> dict[str, Any]:

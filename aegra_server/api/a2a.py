@@ -4,7 +4,8 @@ Both protocol versions are served on one URL: the 0.3 method names (`message/sen
 `tasks/get`, `tasks/cancel`, `tasks/resubscribe`) are answered in 0.3's JSON, the 1.0 names (`SendMessage`,
 `SendStreamingMessage`, `GetTask`, `CancelTask`, `SubscribeToTask`, `ListTasks`, `GetExtendedAgentCard`) in
 1.0's (aegra_server/a2a/wire.py); the agent card (aegra_server/a2a/card.py) advertises both. Contexts are
-threads and tasks runs (aegra_server/a2a/tasks.py). No push notifications. Authorization is the HTTP API's:
+threads and tasks runs (aegra_server/a2a/tasks.py). No push notifications, and no sessions: DELETE is the
+router's 405 (as langgraph-api's, with the `Allow` header HTTP requires). Authorization is the HTTP API's:
 reading the assistant, creating runs, reading and updating threads.
 """
 
@@ -84,11 +85,6 @@ async def server_card(
             raise HTTPException(422, "assistant_id is required: the server has several graphs (an id or a graph name)")
         assistant_id = services.registry.ids[0]
     return _card(request, await readable_by_id_or_graph(services, auth, assistant_id))
-
-
-@router.delete("/a2a/{assistant_id}")
-async def a2a_delete(assistant_id: str) -> Response:
-    return Response(status_code=405)  # no sessions, as langgraph-api
 
 
 # ---- JSON-RPC -----------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
 from aegra_server.api.meta import installed_version
 from aegra_server.api.runs import create_authorized, wait_output
-from aegra_server.api.schemas import RunCreate
+from aegra_server.api.schemas import MAX_OFFSET, RunCreate
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
@@ -72,14 +72,9 @@ def _simplified(schema: dict[str, Any]) -> dict[str, Any]:
     return simplified
 
 
-@router.get("/mcp")
-@router.get("/mcp/", include_in_schema=False)  # langgraph-api serves both
-async def mcp_stream() -> Response:
-    return Response(status_code=405)  # no server-initiated stream
-
-
+# No GET route: without a stream the server opens, GET is the router's 405, which names the allowed methods.
 @router.delete("/mcp")
-@router.delete("/mcp/", include_in_schema=False)
+@router.delete("/mcp/", include_in_schema=False)  # langgraph-api serves both
 async def mcp_end_session() -> Response:
     return Response(status_code=404)  # there are no sessions to end
 
@@ -139,8 +134,10 @@ async def _assistants(services: Services, auth: RequestAuth, *, limit: int, offs
 async def _tools(services: Services, auth: RequestAuth, cursor: Any) -> dict[str, Any]:
     try:
         offset = max(int(cursor or 0), 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # not a number: the first page, as langgraph-api
         offset = 0
+    if offset > MAX_OFFSET:  # past every assistant, like any cursor beyond the end (and too large for SQL)
+        return {"tools": []}
     assistants = await _assistants(services, auth, limit=PAGE_SIZE, offset=offset)
     named: dict[str, dict[str, Any]] = {}
     for assistant in assistants:

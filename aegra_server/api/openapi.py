@@ -249,16 +249,14 @@ RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any] | _Media | None]] = {
     ("post", "/store/items/search"): {"200": _ref(StoreItems)},
     ("post", "/store/namespaces"): {"200": _ref(Namespaces)},
     ("post", "/mcp"): {"200": _OBJECT, "202": None, "400": _RPC_REFUSAL},
-    ("get", "/mcp"): {"405": None},  # no server-initiated stream; status only, as langgraph-api
     ("delete", "/mcp"): {"404": None},  # no sessions to end
     ("post", "/a2a/{assistant_id}"): {"200": _OBJECT, "202": None, "400": _RPC_REFUSAL},
-    ("delete", "/a2a/{assistant_id}"): {"405": None},  # no sessions, as langgraph-api
     ("get", "/a2a/{assistant_id}"): {"200": _OBJECT},
     ("get", "/a2a/{assistant_id}/.well-known/agent-card.json"): {"200": _OBJECT},
     ("get", "/a2a/{assistant_id}/.well-known/agent.json"): {"200": _OBJECT},
     ("get", "/.well-known/agent-card.json"): {"200": _OBJECT},
-    # Generative UI: the HTML that loads a graph's bundle (as langgraph-api: a 404 in plain text), and its files.
-    ("post", "/ui/{graph_id}"): {"200": _Media(("text/html",), _TEXT), "404": _Media(("text/plain",), _TEXT)},
+    # Generative UI: the HTML that loads a graph's bundle, and its files.
+    ("post", "/ui/{graph_id}"): {"200": _Media(("text/html",), _TEXT)},
     ("get", "/ui/{graph_id}/{file_name}"): {"200": _Media(("text/javascript", "text/css"), _TEXT)},
 }
 MODELS = (Thread, Assistant, Run, Cron, StoreItem, StoreItems, Namespaces, Pruned, Ok, ThreadStorage)

@@ -54,7 +54,7 @@ async def ui_component(
     graph_id = await _graph_of(services, auth, graph_id)
     bundle = ui_bundles.schemas(services.config).get(graph_id)
     if bundle is None:
-        return Response(f"UI not found for graph '{graph_id}'", status_code=404, media_type="text/plain")
+        raise HTTPException(404, f"UI not found for graph '{graph_id}'")
     global_name = "__LGUI_" + re.sub(r"[^a-zA-Z0-9]", "_", graph_id)
     base = f"{request.scope.get('root_path', '')}/ui/{quote(graph_id, safe='')}"
     tags = []
@@ -70,8 +70,12 @@ async def ui_component(
 
 @router.get("/ui/{graph_id}/{file_name}")
 async def ui_asset(graph_id: str, file_name: str, services: ServicesDep) -> FileResponse:
-    folder = (ui_bundles.output_dir(services.config) / "public" / graph_id).resolve()
-    path = (folder / file_name).resolve()
-    if path.parent != folder or not path.is_file():
+    try:
+        folder = (ui_bundles.output_dir(services.config) / "public" / graph_id).resolve()
+        path = (folder / file_name).resolve()
+        found = path.parent == folder and path.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name longer than the file system takes: no such file either
+        found = False
+    if not found:
         raise HTTPException(404, f"no UI file {file_name!r} for graph {graph_id!r}")
     return FileResponse(path)

@@ -97,7 +97,10 @@ async def test_the_agent_card_describes_the_assistant_for_both_protocol_versions
     missing = await http.get("/.well-known/agent-card.json")  # the test server has several graphs
     assert missing.status_code == 422 and "assistant_id" in missing.json()["detail"]
     assert (await http.get(f"/a2a/{uuid.uuid4()}/.well-known/agent-card.json")).status_code == 404
-    assert (await http.delete(f"/a2a/{assistant_id}")).status_code == 405
+    # No sessions to end: a 405 that says what the path serves.
+    refused = await http.delete(f"/a2a/{assistant_id}")
+    assert refused.status_code == 405 and refused.json() == {"detail": "Method Not Allowed"}
+    assert set(refused.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
 
 
 async def test_an_assistant_sets_its_cards_media_types(http, client):
@@ -384,6 +387,25 @@ async def test_a_stream_reports_a_bad_message_as_one_error_event(http):
     assert len(frames) == 1
     event = json.loads(frames[0][len("data: "):])
     assert event["id"] == 7 and event["error"]["code"] == -32602
+
+
+async def test_a_file_part_whose_fields_are_not_strings_is_refused(http):
+    bad_parts = {
+        "file.mimeType": {"kind": "file", "file": {"bytes": "aGk=", "mimeType": 5}},
+        "file.uri": {"kind": "file", "file": {"uri": 5}},
+        "file.name": {"kind": "file", "file": {"bytes": "aGk=", "name": {"x": 1}}},
+        "mediaType": {"raw": "aGk=", "mediaType": 7},  # 1.0's part shape
+        "raw": {"raw": None},
+    }
+    for field, part in bad_parts.items():
+        sent = _send({"messageId": "m", "role": "user", "parts": [part]})
+        answer = (await _rpc(http, "echo", sent)).json()
+        assert answer["error"] == {"code": -32005, "message": f"A file part's '{field}' must be a string"}, part
+        # A stream answers it the same way, as its one event.
+        streamed = _send({"messageId": "m", "role": "user", "parts": [part]}, "message/stream")
+        async with http.stream("POST", "/a2a/echo", json=streamed, headers={"Accept": "text/event-stream"}) as response:
+            frames = [line async for line in response.aiter_lines() if line.startswith("data: ")]
+        assert [json.loads(frame[len("data: "):]) for frame in frames] == [answer], part
 
 
 async def test_an_agent_whose_graph_is_gone_answers_with_an_error(http, database_url):

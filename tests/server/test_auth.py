@@ -131,6 +131,16 @@ async def test_probes_and_docs_are_public(raw: httpx.AsyncClient) -> None:
         assert (await raw.get(path)).status_code == 200, path
 
 
+async def test_the_ui_answers_what_it_does_not_have_with_a_json_404(raw: httpx.AsyncClient) -> None:
+    # Bundle files are public, so any name reaches the file system: none that it refuses is a 500.
+    for path in ("/ui/echo/a%00b", "/ui/a%00b/x", f"/ui/echo/{'a' * 5000}", f"/ui/{'a' * 5000}/x"):
+        response = await raw.get(path)
+        assert response.status_code == 404 and "no UI file" in response.json()["detail"], path[:40]
+    missing = await raw.post("/ui/echo", json={"name": "x"}, headers=_as("alice"))
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "UI not found for graph 'echo'"}
+
+
 async def test_a_failing_authenticate_handler_is_a_bare_500(raw: httpx.AsyncClient) -> None:
     response = await raw.get(f"/threads/{uuid.uuid4()}", headers=_as("broken"))
     assert response.status_code == 500

@@ -116,7 +116,10 @@ async def test_the_transport_answers_as_langgraph_api(http):
         headers = {"Content-Type": "application/json", **headers}
         return await http.post("/mcp", content=json.dumps(body), headers=headers)
 
-    assert (await http.get("/mcp")).status_code == 405  # no server-initiated stream
+    for path in ("/mcp", "/mcp/"):  # no server-initiated stream: a 405 that says what the path serves
+        refused = await http.get(path)
+        assert refused.status_code == 405 and refused.json() == {"detail": "Method Not Allowed"}
+        assert set(refused.headers["allow"].replace(" ", "").split(",")) == {"POST", "DELETE"}
     assert (await http.delete("/mcp")).status_code == 404  # no sessions
     assert (await post({"jsonrpc": "2.0", "method": "notifications/initialized"})).status_code == 202
     assert (await post({"jsonrpc": "2.0", "id": 7, "result": {}})).status_code == 202
@@ -138,7 +141,6 @@ async def test_the_transport_answers_as_langgraph_api(http):
     # With a trailing slash too, as langgraph-api mounts it (no redirect a client would have to follow).
     slash = await http.post("/mcp/", content=json.dumps(rpc("ping")), headers={"Content-Type": "application/json", **ACCEPT})
     assert slash.status_code == 200 and slash.json()["result"] == {}
-    assert (await http.get("/mcp/")).status_code == 405
     assert (await post(rpc("resources/list", id_="a"))).json() == {
         "jsonrpc": "2.0", "id": "a", "error": {"code": -32601, "message": "Method not found: resources/list"}
     }
@@ -147,6 +149,8 @@ async def test_the_transport_answers_as_langgraph_api(http):
     assert versions == ["2025-03-26", "2025-11-25"]  # the client's when we speak it, else our newest
     beyond = (await post(rpc("tools/list", cursor="100000"))).json()["result"]
     assert beyond == {"tools": []}
+    for huge in ("99999999999999999999", 1e300):  # beyond the end too, however far (and however large for SQL)
+        assert (await post(rpc("tools/list", cursor=huge))).json()["result"] == {"tools": []}
     missing = (await post(rpc("tools/call", arguments={}))).json()["error"]
     assert missing == {"code": -32602, "message": "Unknown tool: None"}
     bad_context = (await post(rpc("tools/call", name="echo", arguments={}, context="x"))).json()["error"]
