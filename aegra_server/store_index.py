@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from operator import mul
@@ -83,6 +83,8 @@ def vector_score(stored: bytes | None, query: bytes | None) -> float | None:
 
 # Vectors an AegraSqliteStore batch computed before taking its lock, by text; see AegraSqliteStore.abatch.
 _PREFETCHED: ContextVar[dict[str, list[float]] | None] = ContextVar("aegra_store_prefetched", default=None)
+# Whether the batch being run writes (AegraSqliteStore._cursor begins its transaction immediate if so).
+_WRITES: ContextVar[bool] = ContextVar("aegra_store_batch_writes", default=False)
 
 
 class _Prefetched(Embeddings):
@@ -139,7 +141,39 @@ def ttl_config_with_defaults(ttl: TTLConfig | None) -> TTLConfig:
     return TTLConfig(**config)  # type: ignore[typeddict-item]
 
 
-class AegraSqliteStore(AsyncSqliteStore):
+# The comparison operators LangGraph's stores understand inside a field's filter, e.g. {"n": {"$gt": 2}}.
+FILTER_OPERATORS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
+
+
+class InvalidFilter(ValueError):
+    """A search filter one backend would refuse (and another might silently ignore)."""
+
+
+def check_filter(filter: dict[str, Any] | None) -> None:
+    """Refuse a bad filter in the caller's own request. The stores batch concurrent operations into one, and an
+    operation that fails inside a batch fails all of them: one client's bad filter cost others their writes."""
+    for key, value in (filter or {}).items():
+        if key.startswith("$"):
+            raise InvalidFilter(f"filter: {key!r} is not a field; operators go inside a field, like {{\"n\": {{\"$gt\": 1}}}}")
+        try:
+            _validate_filter_key(key)  # SQLite's rule for a key in a JSON path; Postgres is held to it too
+        except ValueError as exc:
+            raise InvalidFilter(f"filter: {exc}") from None
+        if isinstance(value, dict):
+            unknown = sorted(k for k in value if k not in FILTER_OPERATORS)
+            if unknown:
+                raise InvalidFilter(f"filter.{key}: unknown operator {unknown[0]!r}; use one of {sorted(FILTER_OPERATORS)}")
+
+
+class _CheckedFilters:
+    """Filters are checked before an operation joins a batch (see check_filter)."""
+
+    async def asearch(self, namespace_prefix: tuple[str, ...], /, *, filter: dict[str, Any] | None = None, **kwargs):
+        check_filter(filter)
+        return await super().asearch(namespace_prefix, filter=filter, **kwargs)  # type: ignore[misc]
+
+
+class AegraSqliteStore(_CheckedFilters, AsyncSqliteStore):
     """AsyncSqliteStore with semantic search that needs no SQLite extension; see the module docstring."""
 
     def __init__(self, conn: Any, *, index: dict[str, Any] | None = None, ttl: TTLConfig | None = None) -> None:
@@ -162,15 +196,38 @@ class AegraSqliteStore(AsyncSqliteStore):
         store's lock (and, after a read in the same batch, an SQLite snapshot a concurrent write invalidates)
         for as long as the embedding provider takes."""
         ops = list(ops)
-        texts = self._texts_to_embed(ops) if self._embedder is not None else []
-        if not texts:
-            return await super().abatch(ops)
-        vectors = await self._embedder.aembed_documents(texts)  # type: ignore[union-attr]
-        token = _PREFETCHED.set(dict(zip(texts, vectors, strict=True)))
+        writes = _WRITES.set(any(isinstance(op, PutOp) or getattr(op, "refresh_ttl", False) for op in ops))
         try:
-            return await super().abatch(ops)
+            texts = self._texts_to_embed(ops) if self._embedder is not None else []
+            if not texts:
+                return await super().abatch(ops)
+            vectors = await self._embedder.aembed_documents(texts)  # type: ignore[union-attr]
+            token = _PREFETCHED.set(dict(zip(texts, vectors, strict=True)))
+            try:
+                return await super().abatch(ops)
+            finally:
+                _PREFETCHED.reset(token)
         finally:
-            _PREFETCHED.reset(token)
+            _WRITES.reset(writes)
+
+    @asynccontextmanager
+    async def _cursor(self, *, transaction: bool = True) -> AsyncIterator[Any]:
+        """Upstream's cursor, but a batch that writes (a put, or a read that refreshes TTLs) takes the write lock
+        when it begins. Begun deferred, its write after its reads fails at once ("database is locked") if another
+        connection wrote in between, whatever the busy timeout; begun immediate, it waits its turn instead."""
+        if not (transaction and _WRITES.get()):
+            async with super()._cursor(transaction=transaction) as cur:
+                yield cur
+            return
+        if not self.is_setup:
+            await self.setup()
+        async with self.lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            async with self.conn.cursor() as cur:
+                try:
+                    yield cur
+                finally:
+                    await self.conn.execute("COMMIT")
 
     def _texts_to_embed(self, ops: list[Op]) -> list[str]:
         puts = [(i, op) for i, op in enumerate(ops) if isinstance(op, PutOp)]
@@ -307,7 +364,7 @@ def _upsert_keeping_created_at(query: str) -> str:
     )
 
 
-class AegraPostgresStore(AsyncPostgresStore):
+class AegraPostgresStore(_CheckedFilters, AsyncPostgresStore):
     """AsyncPostgresStore (pgvector) with stale vectors removed on re-put and offsets honoured in search."""
 
     def __init__(self, conn: Any, *, index: dict[str, Any] | None = None, ttl: TTLConfig | None = None) -> None:

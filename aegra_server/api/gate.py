@@ -16,6 +16,7 @@ AuthenticationMiddleware would, so custom routes can read `request.user`).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -76,6 +77,61 @@ def json_integer_out_of_range(body: bytes) -> str | None:
             name = key.decode("utf-8", errors="replace")
             return f"{name}: the integer {token[:40].decode()} is outside the 64-bit range"
     return "request body holds an integer outside the 64-bit range"
+
+
+# A \uXXXX escape itself (preceded by an even number of backslashes, so not the text "\\uXXXX").
+_UNICODE_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u([0-9a-fA-F]{4})")
+
+
+def json_unstorable_escape(body: bytes) -> str | None:
+    """A message when a JSON text escapes a character no backend can store: NUL (Postgres JSON refuses it) or
+    a lone UTF-16 surrogate (not UTF-8 at all: every encoder and driver fails on it); else None."""
+    if b"\\u" not in body:
+        return None
+    escapes = list(_UNICODE_ESCAPE.finditer(body))
+    for i, escape in enumerate(escapes):
+        code = int(escape.group(1), 16)
+        if code == 0:
+            return f"{_where_unstorable(body)}holds a NUL character (\\u0000), which cannot be stored"
+        if 0xD800 <= code <= 0xDBFF:  # a high surrogate must be followed at once by a low one
+            following = escapes[i + 1] if i + 1 < len(escapes) else None
+            if following is not None and following.start() == escape.end() and 0xDC00 <= int(following.group(1), 16) <= 0xDFFF:
+                continue
+        elif 0xDC00 <= code <= 0xDFFF:  # a low surrogate must follow a high one
+            before = escapes[i - 1] if i > 0 else None
+            if before is not None and before.end() == escape.start() and 0xD800 <= int(before.group(1), 16) <= 0xDBFF:
+                continue
+        else:
+            continue
+        return f"{_where_unstorable(body)}holds a lone UTF-16 surrogate (\\u{escape.group(1).decode()}), which is not text"
+    return None
+
+
+def _unstorable(text: str) -> bool:
+    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def _where_unstorable(body: bytes) -> str:
+    """Which key or string holds such a character, e.g. "metadata.title " ("request body " when none can be
+    named): Python's own parser takes lone surrogates, so the text can be walked."""
+
+    def walk(value: Any, path: str) -> str | None:
+        if isinstance(value, str):
+            return path if _unstorable(value) else None
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            if isinstance(key, str) and _unstorable(key):
+                return f"a key of {path or 'the body'}"
+            found = walk(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+
+    try:
+        where = walk(json.loads(body), "")
+    except (ValueError, RecursionError):
+        where = None
+    return f"{where or 'request body'} "
 
 
 class RequestGate:
@@ -192,13 +248,7 @@ class RequestGate:
         a value Postgres cannot store), as a message for a 422; None for a body that is fine."""
         if json_too_deep(body, self.max_json_depth):
             return f"request body nests arrays and objects deeper than {self.max_json_depth} levels"
-        problem = json_integer_out_of_range(body)
-        if problem is not None:
-            return problem
-        if b"\\u0000" in body:
-            # Postgres JSON cannot hold NUL, so neither backend takes it (they answer alike).
-            return "request body holds a NUL character (\\u0000), which cannot be stored"
-        return None
+        return json_integer_out_of_range(body) or json_unstorable_escape(body)
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, refusal: AuthFailure) -> None:

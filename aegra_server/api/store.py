@@ -11,6 +11,7 @@ from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse
 from aegra_server.auth import AuthDep, RequestAuth
 from aegra_server.storage.database import as_utc
+from aegra_server.store_index import InvalidFilter, check_filter
 
 router = APIRouter(prefix="/store", tags=["store"])
 
@@ -84,24 +85,12 @@ async def delete_item(body: schemas.StoreDelete, services: ServicesDep, auth: Au
     return Response(status_code=204)
 
 
-# The comparison operators LangGraph's stores understand inside a field's filter, e.g. {"n": {"$gt": 2}}.
-FILTER_OPERATORS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
-
-
-def _check_filter(filter: dict[str, Any] | None) -> None:
-    """Reject what one backend would refuse and another silently ignore, so both answer alike."""
-    for key, value in (filter or {}).items():
-        if key.startswith("$"):
-            raise HTTPException(422, f"filter: {key!r} is not a field; operators go inside a field, like {{\"n\": {{\"$gt\": 1}}}}")
-        if isinstance(value, dict) and any(k.startswith("$") for k in value):
-            unknown = sorted(k for k in value if k not in FILTER_OPERATORS)
-            if unknown:
-                raise HTTPException(422, f"filter.{key}: unknown operator {unknown[0]!r}; use one of {sorted(FILTER_OPERATORS)}")
-
-
 @router.post("/items/search")
 async def search_items(body: schemas.StoreSearch, services: ServicesDep, auth: AuthDep) -> JSONResponse:
-    _check_filter(body.filter)
+    try:
+        check_filter(body.filter)  # before the authorization handler sees it, as before
+    except InvalidFilter as exc:
+        raise HTTPException(422, str(exc)) from None
     prefix = _namespace(body.namespace_prefix, "namespace_prefix")
     if auth.enabled:
         value = {

@@ -19,6 +19,10 @@ from aegra_server.state import empty_state, interrupts_by_task, status_of, threa
 from aegra_server.storage.checkpoints import copy_thread, keep_latest, thread_storage
 from aegra_server.storage.common import NotFound, new_id
 
+# What a state edit the graph refuses raises: an unknown node, or values a channel's reducer cannot take ("x"
+# added to a number, 5 as a message list). The caller's mistake, a 400, as langgraph-api answers.
+REFUSED_UPDATES = (ValueError, KeyError, TypeError, NotImplementedError, InvalidUpdateError)
+
 router = APIRouter(prefix="/threads", tags=["threads"])
 
 _FIELDS = get_args(schemas.ThreadField)
@@ -121,8 +125,8 @@ async def create_thread(body: schemas.ThreadCreate, services: ServicesDep, auth:
             ]
             try:
                 await graph.abulk_update_state({"configurable": {"thread_id": row["thread_id"]}}, supersteps)
-            except (ValueError, KeyError, InvalidUpdateError) as exc:
-                raise HTTPException(400, f"cannot apply supersteps: {exc}") from None
+            except REFUSED_UPDATES as exc:
+                raise HTTPException(400, f"cannot apply supersteps: {type(exc).__name__}: {exc}") from None
         except BaseException:
             await services.runs.delete_thread_data(row["thread_id"])  # no half-made thread is left behind
             raise
@@ -269,8 +273,8 @@ async def update_state(
     config = _checkpoint_config(thread_id, body.checkpoint, body.checkpoint_id)
     try:
         new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
-    except (ValueError, KeyError, InvalidUpdateError) as exc:
-        raise HTTPException(400, f"cannot update state: {exc}") from None
+    except REFUSED_UPDATES as exc:
+        raise HTTPException(400, f"cannot update state: {type(exc).__name__}: {exc}") from None
     await _sync_thread_state(services, thread_id, graph)
     written = new_config["configurable"]
     # `configurable` and `checkpoint_id` are deprecated spellings langgraph-api still sends for older clients.
@@ -294,10 +298,13 @@ async def _history(
         return []
     before = _checkpoint_config(thread_id, query.before) if query.before else None
     config = _checkpoint_config(thread_id, query.checkpoint)
-    return [
-        thread_state(s)
-        async for s in graph.aget_state_history(config, filter=query.metadata, before=before, limit=query.limit)
-    ]
+    try:
+        return [
+            thread_state(s)
+            async for s in graph.aget_state_history(config, filter=query.metadata, before=before, limit=query.limit)
+        ]
+    except ValueError as exc:  # the checkpointer refuses a filter key it cannot put in a query
+        raise HTTPException(422, f"metadata: {exc}") from None
 
 
 @router.post("/{thread_id}/history")

@@ -258,8 +258,30 @@ SQL_METACHARACTERS = [
     "$.a[0]",
     "a.b",
     "\u0000",
+    "C:\\u0000dir",  # the text "\u0000", not a NUL: data like any other
     "' UNION SELECT * FROM runs --",
 ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/threads", {"metadata": {"title": "\ud800"}}),
+        ("/assistants", {"graph_id": "echo", "metadata": {"\udc00": 1}}),
+        ("/threads/search", {"metadata": {"title": "x\ud83d"}}),
+        ("/runs/crons", {"assistant_id": "echo", "schedule": "0 0 * * *", "input": {"messages": ["\ude00"]}}),
+    ],
+)
+async def test_a_lone_surrogate_is_a_422_naming_where_not_a_500(raw: httpx.AsyncClient, path: str, body: dict) -> None:
+    # Not UTF-8 at all: every encoder and driver would fail on it further in.
+    escaped = json.dumps(body)  # ASCII, the surrogate as its \\u escape (httpx's json= would fail to encode it)
+    response = await raw.post(path, content=escaped, headers={"Content-Type": "application/json"})
+    assert_clean(response, 422, "lone UTF-16 surrogate")
+    named = next(iter(body["metadata"])) if "metadata" in body else "input.messages.0"
+    assert named in response.json()["detail"] or "a key of metadata" in response.json()["detail"]
+    pair = json.dumps({"metadata": {"emoji": "\U0001f600"}})  # escaped as the pair \\ud83d\\ude00: one character
+    paired = await raw.post("/threads", content=pair, headers={"Content-Type": "application/json"})
+    assert paired.status_code == 200 and paired.json()["metadata"]["emoji"] == "\U0001f600"
 
 
 @pytest.mark.parametrize("text", SQL_METACHARACTERS)

@@ -3,6 +3,8 @@ top-level namespace label, so tests never see each other's items."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime, timedelta
 
 import pytest
@@ -141,3 +143,39 @@ async def test_namespace_validation(client, http):
     assert reserved.status_code == 400  # the store's own rule, as langgraph-api answers it; was a 500
     assert reserved.json()["detail"].startswith("namespace: ") and "langgraph" in reserved.json()["detail"]
     assert (await client.store.search_items([root]))["items"] == []
+
+
+async def test_a_bad_filter_costs_only_its_own_request(http):
+    # The store batches concurrent operations; a filter refused inside a batch failed every request in it
+    # (other clients' writes answered 500 and were lost). Now it is refused before it joins one.
+    root = tag()
+
+    async def put(i: int):
+        return await http.put("/store/items", json={"namespace": [root], "key": f"k{i}", "value": {"i": i}})
+
+    async def bad_search(i: int):
+        bad = {"a b": 1} if i % 2 else {"a": {"b": 1}}  # a key SQLite cannot path, a value that is no operator
+        return await http.post("/store/items/search", json={"namespace_prefix": [root], "filter": bad})
+
+    for _ in range(5):
+        answers = await asyncio.gather(*(f(i) for i in range(10) for f in (put, bad_search)))
+        assert [a.status_code for a in answers[0::2]] == [204] * 10, [a.text for a in answers[0::2]]
+        assert [a.status_code for a in answers[1::2]] == [422] * 10
+    stored = (await http.post("/store/items/search", json={"namespace_prefix": [root], "limit": 100})).json()["items"]
+    assert sorted(item["key"] for item in stored) == sorted(f"k{i}" for i in range(10))
+
+
+async def test_refreshing_ttls_under_concurrent_writes_is_not_lost(http, caplog):
+    # A search that refreshes TTLs writes after it reads; begun deferred on SQLite, that write failed with
+    # "database is locked" whenever the server's other connection wrote in between, and the refresh was lost.
+    root = tag()
+    for i in range(5):
+        await http.put("/store/items", json={"namespace": [root], "key": f"k{i}", "value": {"i": i}, "ttl": 60})
+    caplog.set_level(logging.ERROR, logger="langgraph.store")
+    searches = [
+        http.post("/store/items/search", json={"namespace_prefix": [root], "refresh_ttl": True}) for _ in range(40)
+    ]
+    writes = [http.post("/threads", json={"metadata": {"i": i}}) for i in range(40)]
+    answers = await asyncio.gather(*(c for pair in zip(searches, writes) for c in pair))
+    assert {a.status_code for a in answers} == {200}
+    assert not [r.getMessage() for r in caplog.records if "locked" in r.getMessage()]

@@ -97,6 +97,12 @@ async def test_bad_supersteps_leave_no_thread(client):
         )
     with pytest.raises(NotFoundError):
         await client.threads.get(thread_id)
+    with pytest.raises(BadRequestError):  # a value `turns`' reducer cannot add; it was a 500
+        await client.threads.create(
+            thread_id=thread_id, graph_id="echo", supersteps=[{"updates": [{"values": {"turns": "a"}, "as_node": "echo"}]}]
+        )
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread_id)
     with pytest.raises(UnprocessableEntityError):  # no graph to apply them to
         await client.threads.create(thread_id=thread_id, supersteps=[{"updates": [{"values": {}, "as_node": "echo"}]}])
     with pytest.raises(NotFoundError):
@@ -396,6 +402,15 @@ async def test_update_state_values_and_as_node(client):
     assert (await client.threads.get(thread_id))["status"] == "idle"
 
 
+async def test_update_state_with_values_a_reducer_cannot_take_is_400(client, http):
+    thread_id = await _echo_thread(client, "hi")
+    before = await client.threads.get_state(thread_id)
+    for values in ({"turns": "x"}, {"messages": 5}):  # "x" added to a number; 5 is no message list
+        refused = await http.post(f"/threads/{thread_id}/state", json={"values": values})
+        assert refused.status_code == 400 and refused.json()["detail"].startswith("cannot update state: "), values
+    assert (await client.threads.get_state(thread_id))["checkpoint"] == before["checkpoint"]  # nothing written
+
+
 async def test_update_state_of_thread_without_graph_is_400(client):
     thread_id = await new_thread(client)
     with pytest.raises(BadRequestError):
@@ -469,6 +484,9 @@ async def test_history_post_and_get(client, http):
         f"/threads/{thread_id}/history", params={"limit": 1, "before": history[0]["checkpoint"]["checkpoint_id"]}
     )
     assert got_before.json() == history[1:2]
+    # A metadata key the checkpointer cannot query by is the caller's mistake, named; it was a 500.
+    odd = await http.post(f"/threads/{thread_id}/history", json={"metadata": {"a b": 1}})
+    assert odd.status_code == 422 and odd.json()["detail"].startswith("metadata: ")
 
 
 async def _storage(http, thread_id: str) -> dict:
