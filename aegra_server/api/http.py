@@ -59,13 +59,17 @@ def _detail(status: int, detail: Any) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (a path is often several routes, one per method)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and getattr(route, "methods", None) and regex.match(request.url.path):
-            methods.update(route.methods)
-    return sorted(methods)
+    """Every method some route serves at this path (a path is often several routes, one per method). A path
+    spelled out by a route (/threads/search) is that route's, not also a parameter's value (/threads/{id})."""
+    matching = [
+        route
+        for route in request.app.router.routes
+        if getattr(route, "methods", None)
+        and getattr(route, "path_regex", None) is not None
+        and route.path_regex.match(request.url.path)
+    ]
+    literal = [route for route in matching if route.path == request.url.path]
+    return sorted({method for route in literal or matching for method in route.methods})
 
 
 def install_error_handlers(app: FastAPI) -> None:

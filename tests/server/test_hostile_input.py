@@ -369,6 +369,10 @@ async def test_a_405_lists_every_method_of_the_path(raw: httpx.AsyncClient) -> N
     response = await raw.put(f"/threads/{uuid.uuid4()}")
     assert response.status_code == 405
     assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "PATCH", "DELETE"}
+    # A path a route spells out is that route's alone, not also a value of /threads/{thread_id}.
+    for path in ("/threads/search", "/assistants/count", "/runs/crons/search", "/threads/prune"):
+        response = await raw.options(path)
+        assert response.status_code == 405 and response.headers["allow"] == "POST", path
 
 
 async def test_the_openapi_document_documents_errors(raw: httpx.AsyncClient) -> None:
