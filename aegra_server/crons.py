@@ -51,7 +51,8 @@ def zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    # A name is looked up as a file path: "Europe" is a directory and a very long name too long a file name.
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         raise InvalidCron("timezone", f"Invalid timezone {name!r}: not an IANA time zone name") from None
 
 

@@ -161,12 +161,22 @@ def _check(schedule: str | None, timezone: str | None) -> None:
         raise _invalid(exc) from None
 
 
+def _end_time(value: datetime | None) -> datetime | None:
+    """`end_time` in UTC, as it is stored; 422 when that falls outside years 1-9999 (9999-12-31T23:59:59-01:00)."""
+    try:
+        return utc(value)
+    except OverflowError:
+        message = f"end_time is out of range: {value.isoformat()} in UTC is not between years 1 and 9999"
+        raise HTTPException(422, message) from None
+
+
 async def _create(services: Services, auth: RequestAuth, thread_id: str | None, body: ThreadCronCreate) -> JSONResponse:
     refuse_configurable_and_context(body.config, body.context)
     try:
         next_run_date = services.crons.next_run_date(body.schedule, body.timezone)
     except InvalidCron as exc:
         raise _invalid(exc) from None
+    end_time = _end_time(body.end_time)
     if body.webhook:
         await services.runs.webhooks.policy.check(body.webhook)  # refused now, not at every firing
     # A graph name stands for its default assistant; an unknown one is a 404 from the repository.
@@ -205,7 +215,7 @@ async def _create(services: Services, auth: RequestAuth, thread_id: str | None, 
         thread_filter=thread_filter,
         on_run_completed=body.on_run_completed if stateless and isinstance(body, CronCreate) else None,
         enabled=body.enabled,
-        end_time=body.end_time,
+        end_time=end_time,
         next_run_date=next_run_date,
     )
     services.crons.wake()
@@ -259,6 +269,7 @@ async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep, auth
     validate_uuid(cron_id, "cron_id")
     given = body.model_fields_set
     _check(body.schedule, body.timezone)
+    end_time = _end_time(body.end_time)
     refuse_configurable_and_context(body.config, body.context)
     if body.webhook:
         await services.runs.webhooks.policy.check(body.webhook)
@@ -278,7 +289,7 @@ async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep, auth
         if "timezone" in given:
             changes["timezone"] = body.timezone
         if "end_time" in given:
-            changes["end_time"] = utc(body.end_time)
+            changes["end_time"] = end_time
         if body.on_run_completed is not None and cron["thread_id"] is None:
             changes["on_run_completed"] = body.on_run_completed
         if body.metadata is not None:

@@ -319,6 +319,43 @@ async def test_invalid_schedule_or_timezone_is_422_naming_the_field(client, http
     assert await client.crons.count(thread_id=thread_id) == 0
 
 
+async def test_timezone_that_is_a_directory_or_too_long_is_422(client, http):
+    # ZoneInfo reads these as files: "Europe" is a directory, the long name too long a file name.
+    thread_id = await new_thread(client)
+    cron = await client.crons.create("echo", schedule="0 9 * * *")
+    for timezone in ("Europe", "Asia", "x" * 300):
+        body = {"assistant_id": "echo", "schedule": "0 0 1 1 *", "timezone": timezone}
+        for response in (
+            await http.post("/runs/crons", json=body),
+            await http.post(f"/threads/{thread_id}/runs/crons", json=body),
+            await http.patch(f"/runs/crons/{cron['cron_id']}", json={"timezone": timezone}),
+        ):
+            assert response.status_code == 422, response.text
+            assert "timezone" in response.json()["detail"]
+    assert (await http.get(f"/runs/crons/{cron['cron_id']}")).json()["timezone"] is None
+    assert await client.crons.count() == 1
+
+
+async def test_end_time_that_is_not_a_date_in_utc_is_422(client, http):
+    # Past year 9999 once in UTC (or before year 1): Python's datetime cannot hold it.
+    thread_id = await new_thread(client)
+    cron = await client.crons.create("echo", schedule="0 9 * * *")
+    for end_time in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"):
+        body = {"assistant_id": "echo", "schedule": "0 9 * * *", "end_time": end_time}
+        for response in (
+            await http.post("/runs/crons", json=body),
+            await http.post(f"/threads/{thread_id}/runs/crons", json=body),
+            await http.patch(f"/runs/crons/{cron['cron_id']}", json={"end_time": end_time}),
+        ):
+            assert response.status_code == 422, response.text
+            assert "end_time is out of range" in response.json()["detail"]
+    assert (await http.get(f"/runs/crons/{cron['cron_id']}")).json()["end_time"] is None
+    assert await client.crons.count() == 1
+    # The last second of year 9999 in UTC is still a date.
+    last = await client.crons.update(cron["cron_id"], end_time=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    assert last["end_time"] == "9999-12-31T23:59:59+00:00"
+
+
 async def test_missing_assistant_thread_or_cron(client, http):
     with pytest.raises(NotFoundError):
         await client.crons.create(str(uuid.uuid4()), schedule="0 9 * * *")
