@@ -148,11 +148,11 @@ def test_graph_that_fails_to_import(runner: CliRunner, project: Path, monkeypatc
 
 def test_graph_that_raises_on_import_names_the_line(runner: CliRunner, project: Path, monkeypatch) -> None:
     # The error is one line with no traceback, so it must say where: the project's own line, not a library's.
-    (project / "helpers.py").write_text("import json\n\n\ndef setting():\n    return json.loads('{')\n")
-    (project / "graph.py").write_text("from helpers import setting\n\nSETTING = setting()\n")
+    (project / "settings_reader.py").write_text("import json\n\n\ndef setting():\n    return json.loads('{')\n")
+    (project / "graph.py").write_text("from settings_reader import setting\n\nSETTING = setting()\n")
     monkeypatch.chdir(project)
     result = runner.invoke(app, ["dev", "--port", str(_free_port())])
-    assert_clean_failure(result, "JSONDecodeError", f"at {project / 'helpers.py'}, line 5; fix it there")
+    assert_clean_failure(result, "JSONDecodeError", f"at {project / 'settings_reader.py'}, line 5; fix it there")
 
 
 def test_port_in_use(runner: CliRunner, project: Path, monkeypatch) -> None:
