@@ -10,6 +10,7 @@ from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.api.http import JSONResponse, paged, refuse_configurable_and_context, validate_uuid
+from aegra_server.graphs import NotAnAssistant
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
 
@@ -31,7 +32,11 @@ async def _readable(services: Services, auth: RequestAuth, assistant_id: str) ->
 async def readable_by_id_or_graph(services: Services, auth: RequestAuth, assistant_id: str) -> dict[str, Any]:
     """An assistant the caller may read, by its id or by a graph's name (that graph's default assistant), for the
     routes that accept either as langgraph-api does. NotFound, or a 422 for an id that is neither."""
-    return await _readable(services, auth, services.runs.assistant_id_of(assistant_id))
+    try:
+        assistant_id = services.runs.assistant_id_of(assistant_id)
+    except NotAnAssistant as exc:  # as an HTTPException, like a malformed id: what the callers here catch
+        raise HTTPException(422, str(exc)) from None
+    return await _readable(services, auth, assistant_id)
 
 
 async def _assistant_for_introspection(services: Services, auth: RequestAuth, assistant_id: str) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def test_dev_serves_the_components_and_rebundles_them_on_change(ui_project: Path
             assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
             assert "weather in" in asset.text
             missing = _component(client, "nope")
-            assert missing.status_code == 404 and missing.text == "UI not found for graph 'nope'"
+            assert missing.status_code == 404 and missing.json() == {"detail": "UI not found for graph 'nope'"}
             assert client.get("/ui/agent/..%2Fschemas.json").status_code == 404
             assert client.get("/ui/agent/nothing.js").status_code == 404
 

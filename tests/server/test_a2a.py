@@ -354,6 +354,9 @@ async def test_malformed_requests_get_json_rpc_errors(http):
     assert error(await _rpc(http, "echo", {"jsonrpc": "1.0", "id": 1, "method": "tasks/get"}))[0] == -32600
     assert error(await _rpc(http, "echo", {"jsonrpc": "2.0", "id": 1, "method": "tasks/nope"})) == (
         -32601, "Method not found: tasks/nope")
+    unknown = _send({"messageId": "m", "role": "user", "parts": [{"kind": "text", "text": "hi"}]})
+    for assistant in ("no-such-graph", str(uuid.uuid4())):  # neither an id nor a graph; an id nobody has
+        assert error(await _rpc(http, assistant, unknown)) == (-32602, f"Assistant '{assistant}' not found")
     not_an_object = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": []}
     assert error(await _rpc(http, "echo", not_an_object))[0] == -32602
     text = {"kind": "text", "text": "hi"}
