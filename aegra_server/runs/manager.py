@@ -419,7 +419,7 @@ class RunManager:
         values = jsonable(snapshot.values)
         interrupts = interrupts_by_task(snapshot)
         # Nodes still to run (the one cut short, or an interrupt's): the thread can go on, as langgraph-api says.
-        thread_status = "interrupted" if snapshot.next else "idle"
+        thread_status = status_of(snapshot)
         if job.cancel_action != "rollback":
             await self._record(job, outcome, thread_status, values, interrupts)
             return

@@ -33,11 +33,15 @@ def greet(state: GreetingState, config: RunnableConfig, runtime: Runtime[Greetin
     return {"greeting": f"{greeting}, {state.get('name', 'world')}!"}
 
 
-builder = StateGraph(GreetingState, context_schema=GreetingContext)
-builder.add_node("greet", greet)
-builder.add_edge(START, "greet")
-builder.add_edge("greet", END)
-graph = builder.compile()
+def _one_node(node, context_schema):
+    builder = StateGraph(GreetingState, context_schema=context_schema)
+    builder.add_node("greet", node)
+    builder.add_edge(START, "greet")
+    builder.add_edge("greet", END)
+    return builder.compile()
+
+
+graph = _one_node(greet, GreetingContext)
 
 
 @dataclass
@@ -49,8 +53,4 @@ def greet_from_context(state: GreetingState, runtime: Runtime[Greeting]) -> dict
     return {"greeting": f"{runtime.context.greeting}, {state.get('name', 'world')}!"}
 
 
-context_builder = StateGraph(GreetingState, context_schema=Greeting)
-context_builder.add_node("greet", greet_from_context)
-context_builder.add_edge(START, "greet")
-context_builder.add_edge("greet", END)
-context_graph = context_builder.compile()
+context_graph = _one_node(greet_from_context, Greeting)
