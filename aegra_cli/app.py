@@ -298,7 +298,7 @@ def down(
     for line in done:
         ui.success(line)
     if not done:
-        ui.info("Nothing to stop: this project has no Postgres from `aegra up`")
+        ui.info("Nothing to stop: no Postgres from `aegra up` runs for this project")
 
 
 @app.command()

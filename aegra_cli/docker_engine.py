@@ -22,7 +22,13 @@ ALTERNATIVES = "run `aegra up --embedded` for Postgres without Docker, or set DA
 
 
 class DockerUnavailable(AegraError):
-    """No Docker engine answers: not installed, not running, or not ours to use."""
+    """No Docker engine answers: not installed, not running, or not ours to use.
+
+    `stopped` is true when the engine is simply not there on this machine (not a permission problem, not a remote
+    host): then none of its containers runs either, which is all `aegra down` needs to know.
+    """
+
+    stopped: bool = False
 
 
 def engine_unavailable(host: str, reason: str, *, installed: bool) -> DockerUnavailable:
@@ -33,14 +39,17 @@ def engine_unavailable(host: str, reason: str, *, installed: bool) -> DockerUnav
             f"add your user to the `docker` group and log in again, or {ALTERNATIVES}",
         )
     if not installed:
-        return DockerUnavailable(
+        error = DockerUnavailable(
             f"Docker is not installed (no engine answers at {host})",
             f"install Docker (https://docs.docker.com/get-docker/), or {ALTERNATIVES}",
         )
-    return DockerUnavailable(
-        f"the Docker engine is not running (nothing answers at {host})",
-        f"start Docker (Docker Desktop, or `sudo systemctl start docker`), or {ALTERNATIVES}",
-    )
+    else:
+        error = DockerUnavailable(
+            f"the Docker engine is not running (nothing answers at {host})",
+            f"start Docker (Docker Desktop, or `sudo systemctl start docker`), or {ALTERNATIVES}",
+        )
+    error.stopped = host.startswith("unix://")  # an unreachable tcp:// host may still run containers
+    return error
 
 
 def connect(environ: Mapping[str, str]) -> DockerClient:

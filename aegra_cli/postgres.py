@@ -68,16 +68,17 @@ def up_embedded(project: Project) -> Ready:
 def down(project: Project, *, volumes: bool, environ: Mapping[str, str]) -> list[str]:
     """Stop what `up` started for the project, embedded and Docker alike; what was done, one line each.
 
-    Without an engine this is an error only if the project has no embedded Postgres either: someone who never
-    used Docker should not be told to start it to stop something else.
+    Without an engine this is not an error when the project has an embedded Postgres (someone who never used
+    Docker should not be told to start it to stop something else), nor when the local engine is simply stopped
+    and only stopping was asked: its containers are not running either. Deleting a volume does need the engine.
     """
     done = embedded.down(project.root, remove_data=volumes)
     try:
         return (done or []) + docker_postgres.down(project.root, volumes=volumes, environ=environ)
-    except DockerUnavailable:
-        if done is None:
+    except DockerUnavailable as exc:
+        if done is None and (volumes or not exc.stopped):
             raise
-        return done
+        return done or []
 
 
 def wait_until_ready(

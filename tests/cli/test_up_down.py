@@ -210,7 +210,7 @@ def dead_docker(tmp_path: Path) -> Iterator[dict[str, str]]:
     yield {"DOCKER_HOST": f"unix://{path}"}
 
 
-@pytest.mark.parametrize("args", [["up"], ["up", "--port", "5599"], ["down"], ["down", "--volumes"]])
+@pytest.mark.parametrize("args", [["up"], ["up", "--port", "5599"], ["down", "--volumes"]])
 def test_no_engine_is_one_clear_error_with_the_alternatives(
     runner: CliRunner, project: Path, dead_docker: dict[str, str], args: list[str]
 ) -> None:
@@ -218,6 +218,23 @@ def test_no_engine_is_one_clear_error_with_the_alternatives(
     assert_clean_failure(result, dead_docker["DOCKER_HOST"], *ALTERNATIVES)
     assert result.exit_code == 1
     assert len(result.stderr.strip().splitlines()) == 2, result.stderr  # error: + hint:
+
+
+def test_down_with_the_engine_stopped_has_nothing_to_stop(
+    runner: CliRunner, project: Path, dead_docker: dict[str, str]
+) -> None:
+    # A stopped engine runs no container, so there is nothing to stop; deleting the volume (above) needs it.
+    result = runner.invoke(app, ["down", "--config", str(project / "aegra.json")], env=dead_docker)
+    assert result.exit_code == 0, result.output
+    assert "Nothing to stop" in result.stdout
+
+
+def test_down_with_a_remote_engine_unreachable_is_an_error(runner: CliRunner, project: Path) -> None:
+    # A tcp:// engine that does not answer may still run the container: say so rather than "nothing to stop".
+    env = {"DOCKER_HOST": "tcp://127.0.0.1:9"}
+    result = runner.invoke(app, ["down", "--config", str(project / "aegra.json")], env=env)
+    assert_clean_failure(result, "tcp://127.0.0.1:9", *ALTERNATIVES)
+    assert result.exit_code == 1
 
 
 def test_dev_postgres_without_engine_fails_before_serving(
