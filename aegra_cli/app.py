@@ -66,14 +66,14 @@ def _start(launch: server.Launch) -> None:
     server.check_database(launch)
     server.check_graphs(launch.project)
     server.check_store_embeddings(launch.project)
-    revision = database.migrate(launch.project.database_url)
+    schema = database.schema_for_start(launch.project.database_url)
     mode = "development" if launch.dev else "production"
     ui.panel(
         f"Aegra {package_version('aegra')} ({mode})",
         {
             **server.urls(launch.host, launch.port),
             "Config": str(launch.project.config_path),
-            "Database": f"{redact_url(launch.project.database_url)} (revision {revision})",
+            "Database": f"{redact_url(launch.project.database_url)} ({schema})",
             **({"Workers": str(launch.workers)} if launch.workers > 1 else {}),
         },
     )
@@ -146,6 +146,9 @@ def migrate(
     """
     project = resolve_project(config, database_url)
     url = redact_url(project.database_url)
+    if database.in_memory(project.database_url):
+        ui.info(f"{url}: nothing to migrate, the server sets up an in-memory database each time it starts")
+        return
     if status:
         current = database.revision(project.database_url)
         ui.info(f"{url}: {f'revision {current}' if current else 'not migrated'}")

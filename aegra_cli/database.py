@@ -9,6 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 
 
+# An in-memory database has no schema to keep: the server creates it at each start.
+IN_MEMORY = "in memory: gone when the server stops"
+
+
+def in_memory(database_url: str) -> bool:
+    from aegra_server.storage.urls import parse_database_url
+
+    return parse_database_url(database_url).is_memory
+
+
+def schema_for_start(database_url: str) -> str:
+    """Migrate before serving; how the database stands, for the start-up panel."""
+    return IN_MEMORY if in_memory(database_url) else f"revision {migrate(database_url)}"
+
+
 def migrate(database_url: str) -> str | None:
     """Upgrade to the latest revision (a no-op when already there) and return that revision."""
     from aegra_server import migrations

@@ -170,7 +170,7 @@ def check_database(url: str) -> Check:
 def _check_sqlite(url: str, parsed: DatabaseUrl) -> Check:
     shown = parsed.redacted
     if parsed.is_memory:
-        return Check("ok", "database", f"{shown} (in memory: nothing is kept after the server stops)")
+        return Check("ok", "database", f"{shown} ({database.IN_MEMORY})")
     path = Path(parsed.sqlite_path or "")
     if not path.exists():
         folder = next(parent for parent in path.absolute().parents if parent.exists())

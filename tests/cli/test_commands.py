@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from aegra_cli.app import app
@@ -240,6 +241,19 @@ def test_migrate_uses_the_flag_and_redacts_passwords(
     result = runner.invoke(app, ["migrate", "--database-url", "postgresql://aegra:s3cret@127.0.0.1:1/aegra"])
     assert_clean_failure(result)
     assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://", "sqlite:///"])
+@pytest.mark.parametrize("args", [[], ["--status"]])
+def test_migrate_of_an_in_memory_database_says_there_is_nothing_to_migrate(
+    runner: CliRunner, project: Path, monkeypatch, url: str, args: list[str]
+) -> None:
+    monkeypatch.chdir(project)
+    result = runner.invoke(app, ["migrate", *args, "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert "nothing to migrate, the server sets up an in-memory database" in result.stdout
+    assert "None" not in result.stdout
+    assert not (project / ".aegra").exists() and not (project / ":memory:").exists()  # no file made
 
 
 def test_migrate_reads_database_url_from_dotenv(

@@ -39,6 +39,17 @@ def test_dev_serves_a_project(project: Path, start_dev) -> None:
     assert not folder_for(str(database)).exists()  # nothing left in the temporary directory
 
 
+@pytest.mark.timeout(120)
+def test_dev_on_an_in_memory_database(project: Path, start_dev) -> None:
+    server = start_dev(project, "--no-reload", "--database-url", "sqlite:///:memory:")
+    server.wait_ready()
+    with httpx.Client(base_url=server.url, trust_env=False) as client:  # the server set up its own schema
+        thread = client.post("/threads", json={}).json()
+        assert client.get(f"/threads/{thread['thread_id']}").status_code == 200
+    assert "sqlite:///:memory: (in memory: gone when the server stops)" in server.output()  # not "revision None"
+    assert not (project / ".aegra" / "aegra.db").exists()
+
+
 @pytest.mark.timeout(180)
 def test_dev_reloads_when_aegra_json_changes(project: Path, start_dev) -> None:
     server = start_dev(project)
