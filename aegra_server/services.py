@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from aegra_server.sweeper import ThreadSweeper
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.tables import metadata
 from aegra_server.storage.urls import DatabaseUrl, parse_database_url
+
+log = logging.getLogger("aegra.services")
 
 
 @dataclass
@@ -97,9 +100,11 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
             await asyncio.to_thread(migrations.upgrade, settings.resolved_database_url())
         checkpointer = await _open_checkpointer(url, db, stack, bus)
         store = await open_store(config, url, stack)
-        await repos.assistants.ensure_defaults(
+        removed = await repos.assistants.ensure_defaults(
             {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}
         )
+        if removed:
+            log.warning("deleted the default assistants of graphs no longer in the config: %s", ", ".join(removed))
     runs = RunManager(repos, registry, checkpointer, store, settings, bus, observer, webhooks)
     await runs.start()
     stack.push_async_callback(runs.shutdown)

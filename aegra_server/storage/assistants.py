@@ -13,6 +13,9 @@ from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import auth_filter_clause, json_contains
 from aegra_server.storage.tables import assistant_versions, assistants
 
+# What marks the assistant every graph gets for free (langgraph-api's mark too).
+SYSTEM_METADATA = {"created_by": "system"}
+
 SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
 _VERSION_FIELDS = ("graph_id", "name", "description", "config", "context", "metadata")
 
@@ -203,14 +206,32 @@ class AssistantRepository:
 
         return await self.db.write(roll)
 
-    async def ensure_defaults(self, graphs: dict[str, str], descriptions: dict[str, str | None]) -> None:
-        """Create the system assistant of each graph once (id = uuid5 of the graph id)."""
+    async def ensure_defaults(self, graphs: dict[str, str], descriptions: dict[str, str | None]) -> list[str]:
+        """Create the system assistant of each graph once (id = uuid5 of the graph id), and delete those of graphs
+        no longer served, as langgraph-api does at start: they would be listed (in Studio, say) and fail to run.
+
+        Returns the ids of the graphs whose system assistants went. Assistants people created stay.
+        """
+        def remove_stale(conn: Connection) -> list[str]:
+            stale = conn.execute(
+                select(assistants.c.assistant_id, assistants.c.graph_id).where(
+                    assistants.c.graph_id.not_in(list(graphs)),
+                    json_contains(assistants.c.metadata, SYSTEM_METADATA, self.db.dialect),
+                )
+            ).all()
+            ids = [row.assistant_id for row in stale]
+            conn.execute(delete(assistant_versions).where(assistant_versions.c.assistant_id.in_(ids)))
+            conn.execute(delete(assistants).where(assistants.c.assistant_id.in_(ids)))
+            return sorted({row.graph_id for row in stale})
+
+        removed = await self.db.write(remove_stale)
         for graph_id, assistant_id in graphs.items():
             await self.create(
                 graph_id=graph_id,
                 assistant_id=assistant_id,
                 name=graph_id,
                 description=descriptions.get(graph_id),
-                metadata={"created_by": "system"},
+                metadata=dict(SYSTEM_METADATA),
                 if_exists="do_nothing",
             )
+        return removed

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from langgraph_sdk import get_client
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
+from aegra_server.settings import Settings
+from tests.server.conftest import HTTP_TIMEOUT, _ServerThread
 from tests.server.helpers import default_assistant_id, human, tag, texts
+
+GRAPHS_DIR = Path(__file__).resolve().parents[1] / "graphs"
 
 GRAPHS = ["echo", "chat", "hitl", "slow", "subgraph", "custom", "configurable", "context_only", "failing", "factory"]
 
@@ -374,3 +382,47 @@ async def test_introspection_of_missing_assistant_is_404(client):
         await client.assistants.get_graph(str(uuid.uuid4()))
     with pytest.raises(NotFoundError):
         await client.assistants.get_schemas(str(uuid.uuid4()))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'aegra.db'}"
+        return
+    from tests.postgres import fresh_database
+
+    with fresh_database(request.getfixturevalue("pg_server"), prefix="aegra_defaults") as url:
+        yield url
+
+
+async def test_a_graph_removed_from_the_config_loses_its_default_assistant_not_the_ones_people_made(
+    empty_database, tmp_path
+):
+    """As langgraph-api at start: the system assistant of a graph no longer served would be listed and fail."""
+    config = tmp_path / "aegra.json"
+
+    async def serving(graphs: list[str], action):
+        config.write_text(json.dumps({"graphs": {g: f"{GRAPHS_DIR / 'echo.py'}:graph" for g in graphs}}))
+        server = _ServerThread(Settings(AEGRA_CONFIG=config, DATABASE_URL=empty_database))
+        server.start()
+        sdk = get_client(url=server.url, api_key=None, timeout=HTTP_TIMEOUT)
+        try:
+            return await action(sdk)
+        finally:
+            await sdk.http.client.aclose()
+            server.stop()
+
+    async def make_own(sdk):
+        return (await sdk.assistants.create(graph_id="gone", name="mine"))["assistant_id"]
+
+    mine = await serving(["kept", "gone"], make_own)
+
+    async def listed(sdk):
+        return {(a["graph_id"], a["assistant_id"]) for a in await sdk.assistants.search(limit=100)}
+
+    assert await serving(["kept"], listed) == {
+        ("kept", default_assistant_id("kept")),
+        ("gone", mine),  # made by someone: kept, though its graph is not served now
+    }
+    # Back in the config, the graph gets its default assistant again.
+    assert ("gone", default_assistant_id("gone")) in await serving(["kept", "gone"], listed)
