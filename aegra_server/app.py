@@ -86,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(asyncio.to_thread, observability.shutdown)
             app.state.services = await open_services(settings, stack, observability.runs)
             app.state.services.runs.webhooks_enabled = not http.disable_webhooks
+            app.state.services.runs.webhooks.deliver_relative_to(app)
             # The custom app starts once the services are open and stops before they close.
             state = await stack.enter_async_context(custom_lifespan(custom)) if custom is not None else None
             tune_garbage_collector()

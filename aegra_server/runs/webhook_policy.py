@@ -5,7 +5,8 @@ The rules are langgraph-api's: the URL's scheme, length, port and host against `
 then every address the host resolves to. Always refused: link-local (169.254/16, fe80::/10, cloud metadata
 among them), the metadata services' names and addresses, Kubernetes' internal names, multicast, reserved and
 documentation ranges. Loopback unless `disable_loopback` is false; private ranges when `disable_private_ips`.
-A host named in `allowed_domains` exactly is trusted without looking at its addresses.
+A host named in `allowed_domains` exactly is trusted without looking at its addresses. A relative URL ("/hook")
+names a route of this server itself (a custom route of `http.app`, say), so it is loopback too.
 
 A run's URL is checked when the run (or cron) is created, so the client learns at once; the delivery checks
 again and connects to the very address it checked (DNS may answer differently the second time).
@@ -51,8 +52,10 @@ class WebhookPolicy:
         self._wildcards = tuple(d[1:] for d in policy.allowed_domains if d.startswith("*."))  # ".example.com"
 
     async def check(self, url: str) -> tuple[str, str | None]:
-        """The host and the address to connect to (None: connect by name, a host allowed by name), or
-        WebhookRefused."""
+        """The host and the address to connect to (None: connect by name, a host allowed by name; for a relative
+        URL, host "" and None), or WebhookRefused."""
+        if self.is_relative(url):
+            return "", None
         host, port = self._check_url(url)
         if host in self._exact or (not self.policy.disable_loopback and host in _LOCALHOST_NAMES):
             return host, None
@@ -72,12 +75,22 @@ class WebhookPolicy:
             self._check_address(address)
         return host, str(addresses[0])
 
+    def is_relative(self, url: str) -> bool:
+        """A path on this server ("/hook"), allowed only where loopback is; WebhookRefused otherwise."""
+        if not url.startswith("/") or url.startswith("//"):
+            return False
+        if len(url) > self.policy.max_url_length:
+            raise WebhookRefused(f"longer than {self.policy.max_url_length} characters")
+        if self.policy.disable_loopback:
+            raise WebhookRefused(f"a relative URL is a route of this server ({_LOOPBACK_HINT})")
+        return True
+
     def _check_url(self, url: str) -> tuple[str, int]:
         policy = self.policy
         if len(url) > policy.max_url_length:
             raise WebhookRefused(f"longer than {policy.max_url_length} characters")
-        if url.startswith("/"):
-            raise WebhookRefused("a relative URL is not supported: give the receiver's absolute URL")
+        if url.startswith("//"):
+            raise WebhookRefused("has no scheme: give an http or https URL")
         try:
             parts = urlsplit(url)
             port = parts.port

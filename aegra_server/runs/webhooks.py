@@ -4,6 +4,10 @@ Delivery happens after the run is recorded and never delays it: each webhook is 
 attempt and a few retries with backoff. A receiver that is down, slow or answers 5xx costs the run nothing.
 Each attempt checks the URL against the policy (runs/webhook_policy.py) and connects to the address it checked;
 aegra.json's `webhooks` adds headers to every delivery and may keep only some of the body's fields.
+
+A relative URL ("/hook", where the policy allows loopback) is delivered to this server's own app in process,
+through all its middleware: unlike langgraph-api, which skips authentication for these calls, a route that
+needs credentials refuses the delivery (logged), so a client cannot use a webhook to act as nobody.
 """
 
 from __future__ import annotations
@@ -45,6 +49,13 @@ class WebhookSender:
         self._attempts = attempts
         self._backoff = backoff
         self._pending: set[asyncio.Task] = set()
+        self._local: httpx.AsyncClient | None = None  # for relative URLs, once the app is known
+
+    def deliver_relative_to(self, app: Any) -> None:
+        """Relative webhook URLs are routes of this ASGI app (the server's own)."""
+        self._local = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://aegra.local", timeout=self._client.timeout
+        )
 
     def send(self, url: str, payload: dict[str, Any]) -> None:
         """Queue one delivery; returns at once."""
@@ -57,6 +68,10 @@ class WebhookSender:
 
     async def _post(self, url: str, body: bytes) -> httpx.Response:
         host, address = await self.policy.check(url)
+        if not host:  # relative: this server's own route
+            if self._local is None:
+                raise WebhookRefused("a relative URL needs the server's app, which this sender was not given")
+            return await self._local.post(url, content=body, headers=self._headers)
         if address is None:  # a host the policy trusts by name
             return await self._client.post(url, content=body, headers=self._headers)
         # To the address just checked, under the URL's own name (Host header, and TLS's server name).
@@ -96,3 +111,5 @@ class WebhookSender:
         for task in self._pending:
             task.cancel()
         await self._client.aclose()
+        if self._local is not None:
+            await self._local.aclose()

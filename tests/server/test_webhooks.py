@@ -122,9 +122,10 @@ async def test_dead_receiver_does_not_slow_the_run(client):
 
 
 @contextmanager
-def _server_with(folder: Path, webhooks: dict | None) -> Iterator[str]:
-    """A server of the echo graph whose aegra.json has this `webhooks` section (none: the defaults)."""
-    config = {"graphs": {"echo": str(GRAPHS / "echo.py") + ":graph"}}
+def _server_with(folder: Path, webhooks: dict | None, **sections) -> Iterator[str]:
+    """A server of the echo graph whose aegra.json has this `webhooks` section (none: the defaults), and any other
+    sections given."""
+    config = {"graphs": {"echo": str(GRAPHS / "echo.py") + ":graph"}, **sections}
     if webhooks is not None:
         config["webhooks"] = webhooks
     (folder / "aegra.json").write_text(json.dumps(config))
@@ -156,7 +157,7 @@ async def test_by_default_a_webhook_may_not_reach_this_machine_or_the_platform(t
             ("http://metadata.google.internal/", "internal"),
             ("http://[::ffff:127.0.0.1]/", "reserved"),
             ("ftp://example.com/hook", "http or https"),
-            ("/hook", "relative"),
+            ("/hook", "route of this server"),
         ]:
             assert why in await _refusal(client.runs.create(thread_id, "echo", input=human("x"), webhook=target)), target
         assert "this machine" in await _refusal(
@@ -189,3 +190,54 @@ async def test_configured_headers_fields_and_domains(tmp_path, receiver, monkeyp
         assert headers["host"] == receiver.url.split("/")[2]
         other_name = receiver.url.replace("127.0.0.1", "localhost")
         assert "allowed_domains" in await _refusal(client.runs.create(thread_id, "echo", webhook=other_name))
+
+
+RECORDING_APP = """
+import json
+from pathlib import Path
+from fastapi import FastAPI, Request
+
+app = FastAPI()
+
+@app.post("/hooks/run")
+async def record(request: Request) -> dict:
+    Path(__file__).with_name("received.json").write_bytes(await request.body())
+    return {"ok": True}
+"""
+
+
+async def test_a_relative_webhook_reaches_the_servers_own_route_where_loopback_is_allowed(tmp_path):
+    (tmp_path / "hooks_app.py").write_text(RECORDING_APP)
+    received = tmp_path / "received.json"
+    loopback = {"url": {"disable_loopback": False}}
+    with _server_with(tmp_path, loopback, http={"app": str(tmp_path / "hooks_app.py") + ":app"}) as url:
+        client = get_client(url=url)
+        thread_id = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(thread_id, "echo", input=human("inside"), webhook="/hooks/run")
+
+        async def delivered():
+            return json.loads(received.read_text()) if received.exists() else None
+
+        body = await eventually(delivered, timeout=15)
+        assert body["run_id"] == run["run_id"] and body["status"] == "success"
+        assert [m["content"] for m in body["values"]["messages"]] == ["inside", "echo: inside"]
+        # No scheme is not "relative": "//host/path" would leave the server.
+        assert "no scheme" in await _refusal(client.runs.create(thread_id, "echo", webhook="//example.com/x"))
+
+
+async def test_a_relative_webhook_gets_no_credentials_on_a_server_with_auth(tmp_path, caplog):
+    """langgraph-api calls these routes as nobody, past its auth (GHSA-q3v5-r5ch-p57j); here the delivery goes
+    through the server's auth like any request, so a webhook cannot act on the protocol's routes."""
+    loopback = {"url": {"disable_loopback": False}}
+    auth = {"path": str(GRAPHS / "auth_owner.py") + ":auth"}
+    with _server_with(tmp_path, loopback, auth=auth) as url:
+        alice = get_client(url=url, headers={"Authorization": "Bearer alice"})
+        thread_id = (await alice.threads.create())["thread_id"]
+        await alice.runs.wait(thread_id, "echo", input=human("x"), webhook="/threads")
+
+        async def refused():
+            return [r for r in caplog.records if "/threads" in r.getMessage() and "HTTP 401" in r.getMessage()] or None
+
+        await eventually(refused, timeout=15)
+        threads = await alice.threads.search(limit=100)
+        assert [t["thread_id"] for t in threads] == [thread_id]  # the webhook created no thread
