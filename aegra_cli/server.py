@@ -125,7 +125,8 @@ def ensure_port_free(host: str, port: int) -> None:
 
 @contextmanager
 def project_environment(project: Project) -> Iterator[None]:
-    """The project's env values and dependency folders, as the server will see them, for a check in this process.
+    """The project's env values, as the server will see them, for a check in this process; the check's loader puts
+    the dependency folders on sys.path by the server's own rule (aegra_server.graphs).
 
     Undone afterwards: the server loads .env itself, and values left in os.environ would count as the real
     environment there, so a reload would no longer pick up .env edits.
@@ -135,7 +136,6 @@ def project_environment(project: Project) -> Iterator[None]:
     try:
         for key in added:
             os.environ[key] = project.env_values[key]
-        sys.path[:0] = [str(path) for path in project.dependency_paths]
         yield
     finally:
         for key in added:

@@ -96,10 +96,14 @@ class _Entry:
 # Loading
 
 
-def _add_to_sys_path(folder: Path) -> None:
+def _add_to_sys_path(folder: Path, *, first: bool = False) -> None:
     entry = str(folder)
-    if entry not in sys.path:
-        sys.path.append(entry)
+    if entry in sys.path:
+        return
+    if first:
+        sys.path.insert(0, entry)
+    else:
+        sys.path.append(entry)  # after site-packages, as langgraph dev adds them
 
 
 def _looks_like_path(dependency: str) -> bool:
@@ -119,7 +123,10 @@ def _prepare_dependencies(config: AegraConfig) -> None:
         _add_to_sys_path(folder)
         src = folder / "src"
         if src.is_dir() and ((folder / "pyproject.toml").is_file() or (folder / "setup.py").is_file()):
-            _add_to_sys_path(src)  # src layout: the package lives one level down
+            # src layout: the package lives one level down. First on the path, so the code being edited wins over
+            # a copy of the same project that `pip install .` (not -e) put in site-packages; src holds only the
+            # project's own packages, so nothing else is shadowed.
+            _add_to_sys_path(src, first=True)
 
 
 def _apply_env(config: AegraConfig) -> None:

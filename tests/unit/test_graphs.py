@@ -110,6 +110,29 @@ def test_dependency_folder_is_on_sys_path_once(tmp_path: Path) -> None:
     assert sys.path.count(str(tmp_path.resolve())) == 1
 
 
+def test_a_src_layout_wins_over_an_installed_copy_of_the_same_project(tmp_path: Path) -> None:
+    """`pip install .` (not -e) leaves a copy in site-packages; the code being edited in src/ is what runs."""
+    installed = tmp_path / "site-packages" / "mypkg_src_layout"
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    (installed / "graph.py").write_text("raise ImportError('the stale installed copy was imported')\n")
+    sys.path.insert(0, str(installed.parent))
+    root = tmp_path / "project"
+    config = project(
+        root,
+        {"pyproject.toml": "[project]\nname = 'mypkg'\n", "src/mypkg_src_layout/__init__.py": "",
+         "src/mypkg_src_layout/graph.py": COUNTER_GRAPH},
+        {"a": "mypkg_src_layout.graph:graph"},
+        dependencies=["."],
+    )
+    try:
+        assert GraphRegistry.load(config).ids == ["a"]
+        assert sys.modules["mypkg_src_layout.graph"].__file__ == str((root / "src/mypkg_src_layout/graph.py").resolve())
+    finally:
+        for name in ("mypkg_src_layout", "mypkg_src_layout.graph"):
+            sys.modules.pop(name, None)
+
+
 async def test_unknown_graph_id_raises_a_key_error(registry: GraphRegistry) -> None:
     with pytest.raises(UnknownGraphError, match="nope"):
         await registry.graph("nope")
