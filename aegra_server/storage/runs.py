@@ -2,8 +2,11 @@
 
 A claim is `owner` + `lease_until`. The owner renews the lease while it runs the graph; a run whose lease ran
 out (its process died, or handed it back on shutdown) is claimed again and resumed from its last checkpoint.
-Runs of one thread run one at a time, oldest first. On Postgres, claimers lock the thread row with SKIP LOCKED so
-two processes never start two runs of one thread; SQLite has a single writer, which gives the same guarantee.
+Runs of one thread run one at a time, oldest first. SQLite has a single writer, which makes each transaction
+below see the others' whole. On Postgres every transaction that changes a thread's runs locks the thread's row
+first (claimers with SKIP LOCKED): two creations on one thread then take turns, so the second sees the first's
+run (without it both found the thread free and ran at once), and all take their locks in the order a thread's
+delete does — thread, then its runs — which cannot deadlock with it.
 """
 
 from __future__ import annotations
@@ -81,6 +84,15 @@ _END_THREAD_TURN_WITH_STATE = Prepared(
     )
 )
 _INSERT_EVENTS = Prepared(insert(run_events))
+_LOCK_THREAD = select(threads.c.thread_id).where(threads.c.thread_id == bindparam("b_thread_id")).with_for_update()
+
+
+def _lock_thread(conn: Connection, thread_id: str) -> None:
+    """On Postgres, hold the thread's row until the transaction ends (see the module's docstring). The statements
+    after it see what the transactions that held it before committed (READ COMMITTED takes a snapshot per
+    statement)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_THREAD, {"b_thread_id": thread_id})
 
 
 class RunRepository:
@@ -125,6 +137,7 @@ class RunRepository:
         }
 
         def create(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
+            _lock_thread(conn, thread_id)
             assistant = _ASSISTANT_AND_THREAD.first(conn, {"b_assistant_id": run["assistant_id"], "b_thread_id": thread_id})
             if assistant is None:
                 raise NotFound(f"assistant {run['assistant_id']} not found")
@@ -255,6 +268,10 @@ class RunRepository:
             row = first(conn, select(runs).where(runs.c.run_id == run_id))
             if row is None or row["status"] not in ACTIVE:
                 return row
+            _lock_thread(conn, row["thread_id"])
+            row = first(conn, select(runs).where(runs.c.run_id == run_id))  # as it is now, with the thread held
+            if row is None or row["status"] not in ACTIVE:
+                return row
             unheld = row["status"] == "pending" and (row["owner"] is None or row["lease_until"] < now)
             if not unheld:
                 conn.execute(update(runs).where(runs.c.run_id == run_id).values(cancel_action=action))
@@ -324,6 +341,7 @@ class RunRepository:
         thread_id = run["thread_id"]
 
         def finish(conn: Connection) -> bool:
+            _lock_thread(conn, thread_id)
             params = {"b_run_id": run["run_id"], "b_status": status, "b_now": now}
             if error is None:
                 _SET_STATUS.execute(conn, params)

@@ -7,6 +7,7 @@ import re
 import uuid
 
 import pytest
+from langgraph_sdk import get_client
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
 from tests.server.helpers import TERMINAL, default_assistant_id, eventually, human, new_thread, tag, texts, wait_status
@@ -460,6 +461,44 @@ async def test_multitask_reject(client, http):
     await client.runs.cancel(thread_id, run["run_id"], wait=True)
     # once idle, reject lets a run through
     assert (await client.runs.wait(thread_id, "echo", input=human("now"), multitask_strategy="reject"))["turns"] == 1
+
+
+async def test_runs_created_at_once_on_an_idle_thread_take_turns(client, server_url):
+    """Eight clients create runs on one idle thread at the same moment: they run one at a time, every run's writes
+    are kept, and with `reject` exactly one is accepted (on Postgres they all used to start together)."""
+    clients = [get_client(url=server_url, api_key=None) for _ in range(8)]
+    try:
+        thread_id = await new_thread(client)
+        created = await asyncio.gather(*(
+            sdk.runs.create(thread_id, "slow", input={"steps": 2, "delay": 0.05, "label": f"r{i}"}, multitask_strategy="enqueue")
+            for i, sdk in enumerate(clients)
+        ))
+        assert max(await _running_at_once(client, thread_id)) == 1
+        assert {(await client.runs.get(thread_id, run["run_id"]))["status"] for run in created} == {"success"}
+        log = (await client.threads.get_state(thread_id))["values"]["log"]
+        assert sorted(log) == sorted(f"r{i}:{step}" for i in range(8) for step in (1, 2))
+
+        idle = await new_thread(client)
+        outcomes = await asyncio.gather(*(
+            sdk.runs.create(idle, "slow", input={"steps": 2, "delay": 0.05}, multitask_strategy="reject")
+            for sdk in clients
+        ), return_exceptions=True)
+        assert sum(isinstance(outcome, ConflictError) for outcome in outcomes) == 7, outcomes
+        assert len(await client.runs.list(idle)) == 1
+    finally:
+        for sdk in clients:
+            await sdk.http.client.aclose()
+
+
+async def _running_at_once(client, thread_id: str) -> list[int]:
+    """How many of the thread's runs were running, sampled until none is pending or running."""
+    seen = []
+    while True:
+        statuses = [run["status"] for run in await client.runs.list(thread_id, limit=100)]
+        seen.append(statuses.count("running"))
+        if not {"pending", "running"} & set(statuses):
+            return seen
+        await asyncio.sleep(0.02)
 
 
 async def test_multitask_enqueue_runs_in_order(client):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import uuid
 
 import pytest
+from langgraph_sdk import get_client
 from langgraph_sdk.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableEntityError
 
 from tests.server.helpers import default_assistant_id, human, new_thread, tag, texts, wait_status
@@ -175,6 +177,40 @@ async def test_delete_busy_thread_stops_its_run(client):
     await client.threads.delete(thread_id)
     with pytest.raises(NotFoundError):
         await client.threads.get(thread_id)
+
+
+async def test_deletes_at_once_of_a_busy_thread_all_succeed(client, server_url):
+    """Ten clients delete a thread with a running run and a queued one at the same moment: each gets a 204 or
+    a 404 (on Postgres some got 500s: a deadlock between a delete and a cancel taking their locks in turn)."""
+    thread_id = await new_thread(client)
+    running = await client.runs.create(thread_id, "slow", input={"steps": 20, "delay": 0.5})
+    queued = await client.runs.create(thread_id, "slow", input={"steps": 2, "delay": 0.1}, multitask_strategy="enqueue")
+    joined = asyncio.create_task(client.runs.join(thread_id, queued["run_id"]))
+    streamed = asyncio.create_task(_drain(client.runs.join_stream(thread_id, running["run_id"], stream_mode="updates")))
+    await asyncio.sleep(1.5)
+    clients = [get_client(url=server_url, api_key=None) for _ in range(10)]
+
+    async def delete(sdk) -> int:
+        try:
+            await sdk.threads.delete(thread_id)
+            return 204
+        except NotFoundError:
+            return 404
+
+    try:
+        answers = await asyncio.gather(*(delete(sdk) for sdk in clients))
+    finally:
+        for sdk in clients:
+            await sdk.http.client.aclose()
+    assert set(answers) <= {204, 404} and 204 in answers, answers
+    with pytest.raises(NotFoundError):
+        await client.threads.get(thread_id)
+    await asyncio.wait_for(asyncio.gather(joined, streamed, return_exceptions=True), 15)  # the waiting join ends too
+
+
+async def _drain(stream) -> None:
+    async for _ in stream:
+        pass
 
 
 # ---- search / count -------------------------------------------------------------------------------------------
