@@ -25,6 +25,7 @@ from pathlib import Path
 log = logging.getLogger("aegra.bus")
 
 CHANNELS = ("aegra_wake", "aegra_cancel", "aegra_events")
+CONNECT_TIMEOUT = 5  # seconds; a signal waits at most this for a database that went away
 Listener = Callable[[str], None]
 
 
@@ -61,7 +62,8 @@ class LocalBus:
 
 
 class PostgresBus(LocalBus):
-    """LISTEN/NOTIFY; reconnects if the listening connection drops (missed signals are covered by polling)."""
+    """LISTEN/NOTIFY; both connections come back after a drop (a database restart), and missed signals are covered
+    by polling."""
 
     shared = True
 
@@ -72,20 +74,21 @@ class PostgresBus(LocalBus):
         self._sender = None
         self._send_lock = asyncio.Lock()
 
-    async def start(self) -> None:
+    async def _connect(self):
         import psycopg
 
-        self._sender = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+
+    async def start(self) -> None:
+        self._sender = await self._connect()
         ready = asyncio.Event()
         self._task = asyncio.create_task(self._listen(ready))
         await asyncio.wait_for(ready.wait(), 30)
 
     async def _listen(self, ready: asyncio.Event) -> None:
-        import psycopg
-
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
+                async with await self._connect() as conn:
                     for channel in CHANNELS:
                         await conn.execute(f"LISTEN {channel}")
                     ready.set()
@@ -98,8 +101,22 @@ class PostgresBus(LocalBus):
                 await asyncio.sleep(1)
 
     async def notify(self, channel: str, payload: str = "") -> None:
+        """Never raises: a signal follows a write that is already committed, which must not be reported as failed
+        because its signal was not sent. A dropped connection is replaced, and the signal sent once more."""
+        import psycopg
+
         async with self._send_lock:
-            await self._sender.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+            for attempt in (1, 2):
+                try:
+                    if self._sender is None or self._sender.closed:
+                        self._sender = await self._connect()
+                    await self._sender.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+                    return
+                except psycopg.Error as exc:
+                    if self._sender is not None:
+                        await self._sender.close()
+                    if attempt == 2:
+                        log.warning("signal %s not sent (polling will catch up): %s", channel, exc)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from aegra_server.runs.bus import PostgresBus
 from aegra_server.storage import database
 from aegra_server.storage.connections import sqlite_connection
 from aegra_server.storage.database import Database
@@ -83,3 +84,36 @@ async def test_a_worker_writes_the_shared_file_only_in_its_turn(tmp_path):
             assert not write.done()
         await asyncio.wait_for(write, 5)
         assert await conn.execute_fetchall("SELECT count(*) FROM t") == [(1,)]
+
+
+@pytest.mark.postgres
+async def test_the_postgres_bus_comes_back_after_its_connections_drop(postgres_url):
+    """A database restart drops both bus connections: signals must neither raise (they follow committed writes)
+    nor stop for good (once the sender was lost, every signal failed until the server restarted)."""
+    conninfo = parse_database_url(postgres_url).conninfo
+    bus = PostgresBus(conninfo)
+    await bus.start()
+    received: list[str] = []
+    bus.listen("aegra_wake", received.append)
+
+    async def delivered(payload: str) -> None:
+        for _ in range(100):
+            await bus.notify("aegra_wake", payload)  # sent again until the listener is back too
+            await asyncio.sleep(0.1)
+            if payload in received:
+                return
+        raise AssertionError(f"{payload!r} never arrived: {received}")
+
+    try:
+        await delivered("before")
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (bus._sender.info.backend_pid,))
+        await delivered("sender dropped")
+        with psycopg.connect(conninfo, autocommit=True) as admin:  # both, as a restart would
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        await delivered("both dropped")
+    finally:
+        await bus.stop()
