@@ -127,7 +127,7 @@ def _canceller(services: Services, run: dict[str, Any], wanted: bool):
         return None
 
     async def cancel() -> None:
-        await services.runs.cancel(run["run_id"], action="interrupt")
+        services.runs.cancel_detached(run["run_id"])
 
     return cancel
 

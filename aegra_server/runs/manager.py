@@ -122,6 +122,9 @@ class RunManager:
         self._copies: dict[str, asyncio.Task] = {}
         # `http.disable_webhooks`: runs keep their `webhook` but nothing is sent.
         self.webhooks_enabled = True
+        # Cancellations started on a signal or for a client that left, held until done (asyncio keeps only weak
+        # references to tasks).
+        self._detached: set[asyncio.Task] = set()
 
     @property
     def lease_seconds(self) -> float:
@@ -555,10 +558,25 @@ class RunManager:
             except TimeoutError:
                 yield None
 
+    def cancel_detached(self, run_id: str, action: str = "interrupt") -> None:
+        """Cancel in a task of its own: for a client that disconnected, whose request is being torn down (in a
+        cancelled scope, the cancellation's own database write and signal would be cancelled too)."""
+        task = asyncio.get_running_loop().create_task(self.cancel(run_id, action=action))
+        self._detached.add(task)
+        task.add_done_callback(self._detached_done)
+
+    def _detached_done(self, task: asyncio.Task) -> None:
+        self._detached.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("cancelling a run failed", exc_info=task.exception())
+
     async def cancel(self, run_id: str, *, action: str = "interrupt", wait: bool = False) -> None:
+        """Ask a run to stop, wherever it runs. The first action asked for is the one taken: a later cancel with
+        another action (rollback after interrupt, say) must not change it halfway through the first's work."""
         job = self._jobs.get(run_id)
         if job is not None:
-            job.cancel_action = action
+            if job.cancel_action is None:
+                job.cancel_action = action
             if job.task is not None and not job.task.done():
                 job.task.cancel()
         else:
@@ -596,7 +614,7 @@ class RunManager:
         run_id, _, action = payload.partition(":")
         job = self._jobs.get(run_id)
         if job is not None and job.cancel_action is None:
-            asyncio.get_running_loop().create_task(self.cancel(run_id, action=action or "interrupt"))
+            self.cancel_detached(run_id, action or "interrupt")
 
     def _on_events_signal(self, payload: str) -> None:
         run_id, thread_id = run_of_signal(payload)

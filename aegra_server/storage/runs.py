@@ -274,8 +274,10 @@ class RunRepository:
                 return row
             unheld = row["status"] == "pending" and (row["owner"] is None or row["lease_until"] < now)
             if not unheld:
-                conn.execute(update(runs).where(runs.c.run_id == run_id).values(cancel_action=action))
-                return {**row, "cancel_action": action}
+                # The first action asked for stays (see RunManager.cancel).
+                taken = row["cancel_action"] or action
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(cancel_action=taken))
+                return {**row, "cancel_action": taken}
             if action == "rollback":
                 conn.execute(delete(runs).where(runs.c.run_id == run_id))
             else:

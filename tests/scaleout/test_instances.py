@@ -175,6 +175,25 @@ async def test_cancel_from_the_other_instance(instances):
     assert len((await a.threads.get_state(tid))["values"]["log"]) == steps  # it really stopped
 
 
+async def test_a_client_leaving_a_join_on_the_other_instance_cancels_the_run(instances):
+    """join_stream with cancel_on_disconnect on the instance that does not run it: the client leaves, the run
+    stops (the cancel used to be cancelled with the departing request before it reached the database)."""
+    a, b = sdk(instances("a")), sdk(instances("b"))
+    tid = (await a.threads.create())["thread_id"]
+    run = await a.runs.create(tid, "slow", input={"steps": 50, "delay": 0.2, "label": "d"})
+    await wait_steps(a, tid, 1)
+    seen = 0
+    async with httpx.AsyncClient(base_url=instances("b").url, timeout=30) as raw:
+        path = f"/threads/{tid}/runs/{run['run_id']}/stream"
+        async with raw.stream("GET", path, params={"cancel_on_disconnect": "true", "stream_mode": "values"}) as response:
+            async for line in response.aiter_lines():
+                seen += line.startswith("event: values")
+                if seen == 2:
+                    break  # leaving: the connection closes
+    assert (await wait_status(a, tid, run["run_id"], TERMINAL, timeout=15))["status"] == "interrupted"
+    assert len((await a.threads.get_state(tid))["values"]["log"]) < 50
+
+
 async def test_multitask_strategies_hold_across_instances(instances):
     a, b = sdk(instances("a")), sdk(instances("b"))
     tid = (await a.threads.create())["thread_id"]

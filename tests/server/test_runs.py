@@ -281,6 +281,33 @@ async def test_cancel_rollback_leaves_no_trace(client):
     assert thread["values"]["log"] == ["kept:1"]
 
 
+async def test_cancels_with_different_actions_at_once_take_the_first_ones_action(client, server_url):
+    """An interrupt and a rollback asked for together: the run ends as one of them whole — kept as interrupted with
+    its steps, or gone with its steps — never a mix (the second used to change the action halfway)."""
+    other = get_client(url=server_url, api_key=None)
+    try:
+        for _ in range(4):
+            thread_id = await new_thread(client)
+            await client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0, "label": "base"})
+            run = await client.runs.create(thread_id, "slow", input={"steps": 100, "delay": 0.02, "label": "x"})
+            await wait_status(client, thread_id, run["run_id"], "running")
+            await asyncio.sleep(0.1)
+            await asyncio.gather(
+                client.runs.cancel(thread_id, run["run_id"], action="interrupt", wait=True),
+                other.runs.cancel(thread_id, run["run_id"], action="rollback", wait=True),
+            )
+            log = (await client.threads.get_state(thread_id))["values"]["log"]
+            try:
+                status = (await client.runs.get(thread_id, run["run_id"]))["status"]
+            except NotFoundError:
+                assert log == ["base:1"], log  # rolled back: its steps went with it
+            else:
+                assert status == "interrupted" and log[0] == "base:1" and len(log) > 1, (status, log)
+            assert (await client.threads.get(thread_id))["status"] != "busy"
+    finally:
+        await other.http.client.aclose()
+
+
 async def test_cancel_unknown_run_is_404(client):
     thread_id = await new_thread(client)
     with pytest.raises(NotFoundError):
