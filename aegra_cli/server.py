@@ -25,7 +25,6 @@ APP = "aegra_server.app:app_from_env"
 RELOAD_INCLUDES = ["*.py", "aegra.json", "langgraph.json", ".env"]
 RELOAD_EXCLUDED_DIRS = (".venv", "venv", "node_modules")
 # Open SSE streams would otherwise hold a dev reload (or Ctrl-C) until every client disconnects.
-DEV_GRACEFUL_SHUTDOWN_SECONDS = 3
 STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl="
 
 
@@ -38,6 +37,22 @@ class Launch:
     dev: bool
     # Server processes sharing the port and the database (uvicorn's workers); 1 serves in this process.
     workers: int = 1
+
+    @property
+    def shutdown_grace(self) -> float:
+        """The server's grace period on shutdown, as it will read it: AEGRA_SHUTDOWN_GRACE_SECONDS from the
+        environment or .env, else its default (shorter under dev). A bad value falls to the default here; the
+        server refuses it with its own one-line error."""
+        from pydantic import ValidationError
+
+        from aegra_server.settings import DEV_SHUTDOWN_GRACE_SECONDS, SHUTDOWN_GRACE_SECONDS, Settings
+
+        name = "AEGRA_SHUTDOWN_GRACE_SECONDS"
+        value = os.environ.get(name, self.project.env_values.get(name))
+        try:
+            return Settings(AEGRA_CONFIG=self.project.config_path, AEGRA_DEV=self.dev, **{name: value}).shutdown_grace_seconds
+        except ValidationError:
+            return DEV_SHUTDOWN_GRACE_SECONDS if self.dev else SHUTDOWN_GRACE_SECONDS
 
 
 def base_url(host: str, port: int) -> str:
@@ -102,8 +117,10 @@ def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
             kwargs["reload_excludes"] = [str(path) for path in excluded]
     if launch.workers > 1:
         kwargs["workers"] = launch.workers
-    if launch.dev:
-        kwargs["timeout_graceful_shutdown"] = DEV_GRACEFUL_SHUTDOWN_SECONDS
+    # Open requests (a stream or join following a long run) get the grace period to end, then are cut: without a
+    # limit uvicorn waited for every one, so a SIGTERM took as long as the longest run. The runs' own grace is
+    # counted from the same signal (RunManager.shutdown_requested), so the whole shutdown stays within it.
+    kwargs["timeout_graceful_shutdown"] = launch.shutdown_grace
     return kwargs
 
 

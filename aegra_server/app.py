@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
+from types import FrameType
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -60,6 +63,33 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+@contextmanager
+def _noticing_shutdown_signals(callback: Callable[[], None]) -> Iterator[None]:
+    """Call `callback` in the event loop when SIGTERM or SIGINT arrives, then the handler that was there (uvicorn's).
+
+    uvicorn waits for open requests before it shuts the app down; told at the signal, the runs' grace period
+    starts with that wait instead of after it. Signals reach the main thread only (not a server in a test thread).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(callback)
+        if callable(previous[sig]):
+            previous[sig](sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The server. Refuses (ConfigError) when `auth.path` or `http.app` cannot be loaded: it never serves
     without the auth it was configured with."""
@@ -87,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.services = await open_services(settings, stack, observability.runs)
             app.state.services.runs.webhooks_enabled = not http.disable_webhooks
             app.state.services.runs.webhooks.deliver_relative_to(app)
+            stack.enter_context(_noticing_shutdown_signals(app.state.services.runs.shutdown_requested))
             # The custom app starts once the services are open and stops before they close.
             state = await stack.enter_async_context(custom_lifespan(custom)) if custom is not None else None
             tune_garbage_collector()

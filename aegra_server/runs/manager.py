@@ -117,6 +117,7 @@ class RunManager:
         # queued behind their thread's run): only then does a finished run send the claim loop looking.
         self._backlog = True
         self._accepting = True
+        self._stop_by: float | None = None  # when the grace period of a requested shutdown ends (loop time)
         self._loops: list[asyncio.Task] = []
         # Runs of other processes whose events are being copied into a thread log here: the copying tasks.
         self._copies: dict[str, asyncio.Task] = {}
@@ -142,13 +143,21 @@ class RunManager:
             await self.repos.runs.release("*")
         self._loops = [asyncio.create_task(self._claim_loop()), asyncio.create_task(self._lease_loop())]
 
-    async def shutdown(self) -> None:
-        """Stop claiming, let running runs finish within the grace period, hand the rest back to be resumed."""
+    def shutdown_requested(self) -> None:
+        """The process was asked to stop (SIGTERM): claim nothing more, and count the grace period from now, while
+        the HTTP server still waits for open requests, rather than from `shutdown`, which comes after them."""
         self._accepting = False
         self._wake.set()
+        if self._stop_by is None:
+            self._stop_by = asyncio.get_running_loop().time() + self.settings.shutdown_grace_seconds
+
+    async def shutdown(self) -> None:
+        """Stop claiming, let running runs finish within the grace period, hand the rest back to be resumed."""
+        self.shutdown_requested()
         running = [job.done.wait() for job in self._jobs.values()]
         if running:
-            await asyncio.wait([asyncio.ensure_future(w) for w in running], timeout=self.settings.shutdown_grace_seconds)
+            left = max(0.0, self._stop_by - asyncio.get_running_loop().time())
+            await asyncio.wait([asyncio.ensure_future(w) for w in running], timeout=left)
         left = list(self._jobs.values())
         for job in left:
             if job.task is not None:

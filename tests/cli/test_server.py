@@ -74,7 +74,19 @@ def test_serve_kwargs(resolved) -> None:
         "reload": False,
         "lifespan": "on",
         "access_log": False,
+        "timeout_graceful_shutdown": 30.0,  # the runs' grace period: open requests cannot hold a SIGTERM longer
     }
+
+
+def test_the_grace_period_is_read_as_the_server_reads_it(resolved, monkeypatch) -> None:
+    serve = Launch(resolved, "0.0.0.0", 2026, reload=False, dev=False)
+    (resolved.root / ".env").write_text("AEGRA_SHUTDOWN_GRACE_SECONDS=7\n")
+    from_file = resolve_project(environ={}, cwd=resolved.root)
+    assert uvicorn_kwargs(Launch(from_file, "0.0.0.0", 2026, reload=False, dev=False))["timeout_graceful_shutdown"] == 7
+    monkeypatch.setenv("AEGRA_SHUTDOWN_GRACE_SECONDS", "2.5")  # the real environment wins
+    assert uvicorn_kwargs(Launch(from_file, "0.0.0.0", 2026, reload=False, dev=False))["timeout_graceful_shutdown"] == 2.5
+    monkeypatch.setenv("AEGRA_SHUTDOWN_GRACE_SECONDS", "soon")  # the server will refuse it in one line
+    assert uvicorn_kwargs(serve)["timeout_graceful_shutdown"] == 30
 
 
 def test_server_env_dev_and_serve(resolved) -> None:

@@ -261,6 +261,32 @@ async def test_sigterm_lets_a_short_run_finish_within_the_grace_period(instances
     assert (await b.threads.get_state(tid))["values"]["log"] == ["g:1", "g:2", "g:3"]
 
 
+async def test_sigterm_with_a_client_following_a_long_run_stops_within_the_grace_period(instances):
+    """A stream following a run that outlasts the grace period: the server stops within about the grace period and
+    hands the run back (it used to wait for the whole run, since the HTTP server waited for the stream)."""
+    a_proc = instances("a", grace=2)
+    b = sdk(instances("b"))
+    a = sdk(a_proc)
+    tid = (await a.threads.create())["thread_id"]
+    run = await a.runs.create(tid, "slow", input={"steps": 40, "delay": 0.25, "label": "s"}, stream_resumable=True)
+    await wait_steps(a, tid, 1)
+    follower = asyncio.create_task(_drain(a.runs.join_stream(tid, run["run_id"])))
+    await asyncio.sleep(0.3)
+    started = asyncio.get_running_loop().time()
+    assert await asyncio.to_thread(a_proc.terminate, 30) in (0, -signal.SIGTERM)
+    assert asyncio.get_running_loop().time() - started < 2 + 3  # the grace, plus the hand-back; not the run's 10 s
+    assert "handed 1 unfinished run(s) back" in a_proc.log_path.read_text()
+    await asyncio.gather(follower, return_exceptions=True)  # cut off with the server
+    final = await wait_status(b, tid, run["run_id"], TERMINAL, timeout=30)
+    assert final["status"] == "success"
+    assert (await b.threads.get_state(tid))["values"]["log"] == [f"s:{i}" for i in range(1, 41)]
+
+
+async def _drain(stream) -> None:
+    async for _ in stream:
+        pass
+
+
 async def _all_workers_up(server, workers: int = 2) -> None:
     deadline = asyncio.get_running_loop().time() + 30
     while server.log_path.read_text().count("Application startup complete") < workers:
