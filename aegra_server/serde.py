@@ -16,10 +16,31 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from langgraph.errors import EmptyInputError, GraphBubbleUp, InvalidUpdateError, TaskNotFound
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from aegra_server.observability.redact import redact
 
 # Dataclasses come to _default: orjson's own rendering would give an Interrupt all its fields.
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+# Exceptions whose message a client may read, langgraph-api's list: Python's and LangGraph's usual errors say
+# what went wrong with the input or the graph. Any other's message (a database driver's, an API client's) may
+# carry internals, and reads "An internal error occurred"; the server's log has the whole exception.
+_SHOWN_ERRORS = (
+    ValueError, TypeError, KeyError, AttributeError, RuntimeError, RecursionError, TimeoutError,
+    InvalidUpdateError, GraphBubbleUp, EmptyInputError, TaskNotFound, HTTPException,
+)
+HIDDEN_MESSAGE = "An internal error occurred"
+
+
+def error_of(exc: BaseException) -> dict[str, str]:
+    """A run's error as clients see it: the exception's type, and its message if it may be shown (no password
+    in it either way)."""
+    message = redact(str(exc)) if isinstance(exc, _SHOWN_ERRORS) else HIDDEN_MESSAGE
+    return {"error": type(exc).__name__, "message": message}
 
 
 def _interrupt(interrupt: Any) -> dict[str, Any]:
@@ -54,7 +75,7 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, bytes):
         return obj.decode("utf-8", errors="replace")
     if isinstance(obj, BaseException):
-        return {"error": type(obj).__name__, "message": str(obj)}
+        return error_of(obj)
     if hasattr(obj, "model_dump"):
         return obj.model_dump()
     if hasattr(obj, "dict") and callable(obj.dict):

@@ -8,16 +8,18 @@ client asked for; only requested modes are sent, except that an interrupt is rep
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import BaseMessageChunk
 from langgraph.types import Command, Send
 
-from aegra_server.observability.redact import redact
-from aegra_server.serde import dumps, jsonable
+from aegra_server.serde import dumps, error_of, jsonable
 from aegra_server.state import checkpoint_of
 from aegra_server.runs.stream import RunStream
+
+log = logging.getLogger("aegra.runs")
 
 # Protocol stream mode → the LangGraph mode that produces it.
 GRAPH_MODE = {
@@ -159,8 +161,9 @@ async def execute(graph: Any, kwargs: dict[str, Any], config: dict, context: Any
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a graph's own failure ends the run, never the server
+        log.warning("the graph raised %s", type(exc).__name__, exc_info=True)  # whole, for whoever runs the server
         outcome.status = "error"
-        outcome.error = {"error": type(exc).__name__, "message": redact(str(exc))}  # no password leaves in it
+        outcome.error = error_of(exc)
         writer.emit("error", outcome.error)
     return outcome
 

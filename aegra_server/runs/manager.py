@@ -26,7 +26,6 @@ from langgraph.checkpoint.base.id import uuid6
 
 from aegra_server.auth import graph_configurable
 from aegra_server.configurable import for_graph, mirrored
-from aegra_server.observability.redact import redact
 from aegra_server.graphs import GraphRegistry, NotAnAssistant, default_assistant_id
 from aegra_server.observability.runs import RunObserver
 from aegra_server.runs.bus import LocalBus
@@ -34,7 +33,7 @@ from aegra_server.runs.events import EventPersister, follow_persisted, run_of_si
 from aegra_server.runs.execute import Outcome, execute, run_output
 from aegra_server.runs.stream import Event, RunStream, StreamRegistry, run_done
 from aegra_server.runs.webhooks import WebhookSender
-from aegra_server.serde import dumps, jsonable
+from aegra_server.serde import dumps, error_of, jsonable
 from aegra_server.settings import Settings
 from aegra_server.state import interrupts_by_task, status_of
 from aegra_server.storage.checkpoints import delete_after
@@ -390,8 +389,7 @@ class RunManager:
                 await self._finish(job, graph, config, outcome)
         except Exception as exc:
             log.exception("run %s failed outside the graph", job.run_id)
-            # Clients see the message (as from langgraph-api), never a password in it (a database URL, say).
-            error = {"error": type(exc).__name__, "message": redact(str(exc))}
+            error = error_of(exc)
             job.stream.append("error", dumps(error))
             await self._record(job, Outcome(status="error", error=error), "error", None, None)
 
