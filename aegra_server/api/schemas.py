@@ -244,6 +244,8 @@ class RunCreate(Body):
         data["durability"] = durability_of(self.durability, self.checkpoint_during)
         if isinstance(data["stream_mode"], str):
             data["stream_mode"] = [data["stream_mode"]]
+        if not data["stream_mode"]:
+            data["stream_mode"] = ["values"]  # an empty list is the default, as langgraph-api reads it
         if data["command"] is not None:
             data["command"] = {k: v for k, v in data["command"].items() if v is not None}
         return data

@@ -54,6 +54,13 @@ async def test_default_mode_is_values(client):
     assert [p.data["turns"] for p in parts[1:]] == [0, 0, 1]
 
 
+async def test_an_empty_mode_list_is_the_default(http):
+    """As langgraph-api reads `stream_mode: []` (it used to stream nothing but the metadata)."""
+    thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+    _, events, _ = await _raw_stream(http, thread_id, {"assistant_id": "echo", "input": human("e"), "stream_mode": []})
+    assert names(events) == ["metadata", "values", "values", "values"]
+
+
 async def test_stateless_stream(http):
     async with http.stream("POST", "/runs/stream", json={"assistant_id": "echo", "input": human("s")}) as response:
         run_id = response.headers["content-location"].rsplit("/", 1)[1]
