@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import BaseMessageChunk
+from langchain_core.messages import BaseMessageChunk, message_chunk_to_message
 from langgraph.types import Command, Send
 
 from aegra_server.serde import dumps, error_of, jsonable
@@ -91,7 +91,7 @@ class EventWriter:
             if "messages-tuple" in self.requested:
                 self.emit("messages", list(data), ns)
             if "messages" in self.requested:
-                self._legacy_message(ns, *data)
+                self._legacy_message(*data)
         elif mode == "updates" and "updates" not in self.requested:
             if isinstance(data, dict) and "__interrupt__" in data:
                 self.emit("values", {"__interrupt__": data["__interrupt__"]}, ns)
@@ -101,29 +101,41 @@ class EventWriter:
         elif mode in self.requested:
             self.emit(mode, data, ns)
 
-    def _legacy_message(self, ns: tuple[str, ...], message: Any, metadata: dict[str, Any]) -> None:
-        """`messages` mode: metadata once per message id, then the accumulated message so far."""
+    def _legacy_message(self, message: Any, metadata: dict[str, Any]) -> None:
+        """`messages` mode: metadata once per message id, then the message so far, accumulated and shown as a whole
+        message (`"type": "ai"`, not a chunk), as langgraph-api sends it. Never namespaced, subgraphs' included:
+        clients of this older mode match the bare event names."""
         msg_id = getattr(message, "id", None) or ""
         if msg_id not in self._messages:
-            self.emit("messages/metadata", {msg_id: {"metadata": metadata}}, ns)
+            self.emit("messages/metadata", {msg_id: {"metadata": metadata}})
         if isinstance(message, BaseMessageChunk):
             previous = self._messages.get(msg_id)
             merged = previous + message if isinstance(previous, BaseMessageChunk) else message
             self._messages[msg_id] = merged
-            self.emit("messages/partial", [merged], ns)
+            self.emit("messages/partial", [message_chunk_to_message(merged)])
         else:
             self._messages[msg_id] = message
-            self.emit("messages/complete", [message], ns)
+            self.emit("messages/complete", [message])
 
 
 def _enrich_debug(event: Any) -> Any:
-    """Debug checkpoint events carry `checkpoint` and `parent_checkpoint` objects; Studio reads them."""
+    """Debug checkpoint events carry `checkpoint` and `parent_checkpoint` objects, and a task that is a subgraph
+    names the subgraph's checkpoint as `checkpoint` (LangGraph gives its config as `state`), as langgraph-api
+    rewrites them; Studio reads them."""
     if isinstance(event, dict) and event.get("type") == "checkpoint":
         payload = dict(event.get("payload") or {})
         payload["checkpoint"] = checkpoint_of(payload.get("config"))
         payload["parent_checkpoint"] = checkpoint_of(payload.get("parent_config"))
+        payload["tasks"] = [_debug_task(task) for task in payload.get("tasks") or []]
         return {**event, "payload": payload}
     return event
+
+
+def _debug_task(task: Any) -> Any:
+    state = task.get("state") if isinstance(task, dict) else None
+    if not isinstance(state, dict) or not state.get("configurable"):
+        return task
+    return {**{k: v for k, v in task.items() if k != "state"}, "checkpoint": state["configurable"]}
 
 
 def _split(item: Any, subgraphs: bool) -> tuple[tuple[str, ...], str, Any]:
