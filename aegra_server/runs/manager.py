@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,6 +48,8 @@ log = logging.getLogger("aegra.runs")
 TERMINAL = {"success", "error", "interrupted", "timeout"}
 # How often an idle process looks for work it was not told about (expired leases, missed signals).
 POLL_SECONDS = 1.0
+# How many cancels of runs not executing here are remembered (every process hears every cancel signal).
+EARLY_CANCELS_KEPT = 1024
 
 
 @dataclass
@@ -125,6 +128,9 @@ class RunManager:
         # Cancellations started on a signal or for a client that left, held until done (asyncio keeps only weak
         # references to tasks).
         self._detached: set[asyncio.Task] = set()
+        # Cancels signalled for runs not (yet) executing here, newest last: a run this process has just claimed,
+        # whose job does not exist yet, takes its cancel from here (the claim read the row before it was asked).
+        self._early_cancels: OrderedDict[str, str] = OrderedDict()
 
     @property
     def lease_seconds(self) -> float:
@@ -209,9 +215,6 @@ class RunManager:
         strategy = payload.get("multitask_strategy") or "enqueue"
         if stateless:
             thread_id = new_id()
-        elif strategy in ("interrupt", "rollback"):
-            for active in await self.repos.runs.active(thread_id=thread_id, thread_filter=thread_filter):
-                await self.cancel(active["run_id"], action=strategy, wait=True)
         kwargs = {k: v for k, v in payload.items() if k not in ("metadata", "assistant_id", "multitask_strategy")}
         kwargs["config"], kwargs["context"] = mirrored(kwargs.get("config"), kwargs.get("context"))
         kwargs["stateless"] = stateless
@@ -238,6 +241,8 @@ class RunManager:
         if assistant["graph_id"] not in self.registry:
             await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None)
             raise NotFound(f"graph {assistant['graph_id']!r} of assistant {assistant['assistant_id']} is not loaded")
+        if strategy in ("interrupt", "rollback") and not stateless:
+            await self._supersede(row, strategy)
         if row["owner"] == self.instance_id:
             self._spawn(row, assistant)
             # Answered as created, pending, as langgraph-api answers; this process has already started it.
@@ -250,6 +255,20 @@ class RunManager:
             if self.bus.shared:
                 await self.bus.notify("aegra_wake")
         return row
+
+    async def _supersede(self, run: dict[str, Any], action: str) -> None:
+        """multitask_strategy interrupt or rollback, as langgraph-api orders it: the new run is stored first
+        (pending, behind its thread's turn), then every run of the thread created before it stops, pending ones
+        included. A burst of such runs thus leaves the newest, where cancelling first and storing after let every
+        one of them run in turn."""
+        earlier = [
+            active for active in await self.repos.runs.active(thread_id=run["thread_id"])
+            if (active["created_at"], active["run_id"]) < (run["created_at"], run["run_id"])
+        ]
+        for active in earlier:  # all asked first: waiting for one would let the next start meanwhile
+            await self.cancel(active["run_id"], action=action)
+        for active in earlier:
+            await self.wait_for_end(active["run_id"])
 
     def _has_capacity(self) -> bool:
         return self._accepting and len(self._jobs) < self.settings.max_concurrent_runs
@@ -264,7 +283,7 @@ class RunManager:
             stream=self.streams.open(row["run_id"], bool(kwargs.get("stream_resumable")), row["thread_id"], first_seq),
             temporary=bool(kwargs.get("stateless")) and kwargs.get("on_completion", "delete") == "delete",
             attempt=attempt,
-            cancel_action=row.get("cancel_action"),
+            cancel_action=row.get("cancel_action") or self._early_cancels.pop(row["run_id"], None),
         )
         if self.persister is not None:
             job.stream.sink = self.persister.sink(job.run_id, job.thread_id)
@@ -622,6 +641,10 @@ class RunManager:
         job = self._jobs.get(run_id)
         if job is not None and job.cancel_action is None:
             self.cancel_detached(run_id, action or "interrupt")
+        elif job is None:
+            self._early_cancels[run_id] = action or "interrupt"
+            while len(self._early_cancels) > EARLY_CANCELS_KEPT:
+                self._early_cancels.popitem(last=False)
 
     def _on_events_signal(self, payload: str) -> None:
         run_id, thread_id = run_of_signal(payload)

@@ -122,13 +122,9 @@ class RunRepository:
         and a thread created here carries its equality conditions, so that its creator can reach it again.
         """
         thread_id = run["thread_id"]
-        now = utcnow()
         run = {
             **run,
             "status": "pending",
-            "created_at": now,
-            "updated_at": now,
-            "available_at": now + timedelta(seconds=after_seconds),
             "attempt": 1,
             "owner": None,
             "lease_until": None,
@@ -138,6 +134,10 @@ class RunRepository:
 
         def create(conn: Connection) -> tuple[dict[str, Any], dict[str, Any]]:
             _lock_thread(conn, thread_id)
+            # Stamped once the thread is held, so that runs of one thread are created in the order they commit
+            # (multitask interrupt and rollback stop the runs created before theirs).
+            now = utcnow()
+            run.update(created_at=now, updated_at=now, available_at=now + timedelta(seconds=after_seconds))
             assistant = _ASSISTANT_AND_THREAD.first(conn, {"b_assistant_id": run["assistant_id"], "b_thread_id": thread_id})
             if assistant is None:
                 raise NotFound(f"assistant {run['assistant_id']} not found")

@@ -517,6 +517,27 @@ async def test_runs_created_at_once_on_an_idle_thread_take_turns(client, server_
             await sdk.http.client.aclose()
 
 
+async def test_a_burst_of_interrupting_runs_leaves_the_newest(client, server_url):
+    """Eight clients send multitask_strategy=interrupt to a busy thread at once: each stops the runs created before
+    it, so only the newest runs to the end, as in langgraph-api (they used to run one after another)."""
+    clients = [get_client(url=server_url, api_key=None) for _ in range(8)]
+    try:
+        thread_id = await new_thread(client)
+        first = await client.runs.create(thread_id, "slow", input={"steps": 50, "delay": 0.05, "label": "first"})
+        await wait_status(client, thread_id, first["run_id"], "running")
+        await asyncio.gather(*(
+            sdk.runs.create(thread_id, "slow", input={"steps": 2, "delay": 0.05, "label": f"r{i}"}, multitask_strategy="interrupt")
+            for i, sdk in enumerate(clients)
+        ))
+        while {"pending", "running"} & {run["status"] for run in await client.runs.list(thread_id, limit=100)}:
+            await asyncio.sleep(0.05)
+        runs = await client.runs.list(thread_id, limit=100)  # newest first
+        assert [run["status"] for run in runs] == ["success"] + ["interrupted"] * 8, [(r["status"], r["kwargs"]["input"]["label"], r["created_at"]) for r in runs]
+    finally:
+        for sdk in clients:
+            await sdk.http.client.aclose()
+
+
 async def _running_at_once(client, thread_id: str) -> list[int]:
     """How many of the thread's runs were running, sampled until none is pending or running."""
     seen = []
