@@ -112,12 +112,17 @@ async def delete_assistant(
     auth_filter = await auth.check("assistants", "delete", {"assistant_id": assistant_id})
     # Before the assistant goes: a caller who may not delete the threads must not get halfway.
     thread_filter = await auth.check("threads", "delete", {"thread_id": None}) if delete_threads else None
+    await services.repos.assistants.get(assistant_id, auth_filter=auth_filter)  # 404 before anything stops
+    # Its runs stop first, as langgraph-api does: a queued one could not start without it, and one running on
+    # would finish for an assistant that no longer exists.
+    await services.runs.cancel_assistant(assistant_id)
     await services.repos.assistants.delete(assistant_id, auth_filter=auth_filter)
     if delete_threads:
         page = await services.repos.threads.search(
             metadata={"assistant_id": assistant_id}, limit=100_000, auth_filter=thread_filter
         )
         for thread in page.items:
+            await services.runs.cancel_thread(thread["thread_id"])
             await services.runs.delete_thread_data(thread["thread_id"])
     return Response(status_code=204)
 

@@ -265,10 +265,7 @@ class RunManager:
             active for active in await self.repos.runs.active(thread_id=run["thread_id"])
             if (active["created_at"], active["run_id"]) < (run["created_at"], run["run_id"])
         ]
-        for active in earlier:  # all asked first: waiting for one would let the next start meanwhile
-            await self.cancel(active["run_id"], action=action)
-        for active in earlier:
-            await self.wait_for_end(active["run_id"])
+        await self._cancel_all(earlier, action)
 
     def _has_capacity(self) -> bool:
         return self._accepting and len(self._jobs) < self.settings.max_concurrent_runs
@@ -704,8 +701,18 @@ class RunManager:
 
     async def cancel_thread(self, thread_id: str) -> None:
         """Stop every queued or running run of a thread (before the thread is deleted)."""
-        for row in await self.repos.runs.active(thread_id=thread_id):
-            await self.cancel(row["run_id"], wait=True)
+        await self._cancel_all(await self.repos.runs.active(thread_id=thread_id), "interrupt")
+
+    async def cancel_assistant(self, assistant_id: str) -> None:
+        """Stop every queued or running run of an assistant (before the assistant is deleted)."""
+        await self._cancel_all(await self.repos.runs.active(assistant_id=assistant_id), "interrupt")
+
+    async def _cancel_all(self, runs: list[dict[str, Any]], action: str) -> None:
+        """Ask every run to stop, then wait for them: waiting for one first would let a queued one start."""
+        for run in runs:
+            await self.cancel(run["run_id"], action=action)
+        for run in runs:
+            await self.wait_for_end(run["run_id"])
 
 
 __all__ = ["RunManager", "Job", "TERMINAL", "merge_config", "Event"]

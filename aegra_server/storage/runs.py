@@ -294,6 +294,7 @@ class RunRepository:
         *,
         thread_id: str | None = None,
         run_ids: list[str] | None = None,
+        assistant_id: str | None = None,
         status: str = "all",
         thread_filter: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
@@ -306,6 +307,8 @@ class RunRepository:
             query = query.where(runs.c.thread_id == thread_id)
         if run_ids is not None:
             query = query.where(runs.c.run_id.in_(run_ids))
+        if assistant_id is not None:
+            query = query.where(runs.c.assistant_id == assistant_id)
         return await self.db.read(lambda conn: [row_dict(r) for r in conn.execute(query.order_by(runs.c.created_at)).all()])
 
     async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any]:

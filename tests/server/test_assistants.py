@@ -13,7 +13,7 @@ from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEnti
 
 from aegra_server.settings import Settings
 from tests.server.conftest import HTTP_TIMEOUT, _ServerThread
-from tests.server.helpers import default_assistant_id, human, tag, texts
+from tests.server.helpers import default_assistant_id, human, tag, texts, wait_status
 
 GRAPHS_DIR = Path(__file__).resolve().parents[1] / "graphs"
 
@@ -426,3 +426,22 @@ async def test_a_graph_removed_from_the_config_loses_its_default_assistant_not_t
     }
     # Back in the config, the graph gets its default assistant again.
     assert ("gone", default_assistant_id("gone")) in await serving(["kept", "gone"], listed)
+
+
+async def test_deleting_an_assistant_stops_its_runs(client):
+    """As langgraph-api: its running and queued runs are interrupted first (the queued one used to end in a
+    detail-less error, leaving its thread in error, and the running one finished for a deleted assistant)."""
+    assistant = await client.assistants.create(graph_id="slow", config={"configurable": {"delay": 0.1}})
+    thread_id = (await client.threads.create())["thread_id"]
+    running = await client.runs.create(thread_id, assistant["assistant_id"], input={"steps": 50, "label": "a"})
+    queued = await client.runs.create(
+        thread_id, assistant["assistant_id"], input={"steps": 1, "label": "q"}, multitask_strategy="enqueue"
+    )
+    await wait_status(client, thread_id, running["run_id"], "running")
+    await client.assistants.delete(assistant["assistant_id"])
+    assert (await client.runs.get(thread_id, running["run_id"]))["status"] == "interrupted"
+    assert (await client.runs.get(thread_id, queued["run_id"]))["status"] == "interrupted"
+    assert (await client.threads.get(thread_id))["status"] != "error"
+    assert len((await client.threads.get_state(thread_id))["values"]["log"]) < 50
+    output = await client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0, "label": "after"})
+    assert output["log"][-1] == "after:1"  # the thread goes on with another assistant
