@@ -149,15 +149,16 @@ class RunManager:
         self._loops = [asyncio.create_task(self._claim_loop()), asyncio.create_task(self._lease_loop())]
 
     def shutdown_requested(self) -> None:
-        """The process was asked to stop (SIGTERM): claim nothing more, and count the grace period from now, while
-        the HTTP server still waits for open requests, rather than from `shutdown`, which comes after them."""
-        self._accepting = False
-        self._wake.set()
+        """The process was asked to stop (SIGTERM): the grace period counts from now, while the HTTP server still
+        waits for open requests, rather than from `shutdown`, which comes after them. Runs still start meanwhile:
+        a request on an open connection may be waiting for one."""
         if self._stop_by is None:
             self._stop_by = asyncio.get_running_loop().time() + self.settings.shutdown_grace_seconds
 
     async def shutdown(self) -> None:
         """Stop claiming, let running runs finish within the grace period, hand the rest back to be resumed."""
+        self._accepting = False
+        self._wake.set()
         self.shutdown_requested()
         running = [job.done.wait() for job in self._jobs.values()]
         if running:
