@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # A run's owner renews its claim this often (a third of it); another process resumes the run once the
     # claim has gone unrenewed this long (the owner died).
     run_lease_seconds: float = Field(default=30.0, gt=0, alias="AEGRA_RUN_LEASE_SECONDS")
+    # A run whose process stopped under it (a crash, an out-of-memory kill, a shutdown that handed it back) is
+    # resumed; past this many attempts it ends in error instead of being resumed forever.
+    run_max_attempts: int = Field(
+        default=3, ge=1, validation_alias=AliasChoices("AEGRA_RUN_MAX_ATTEMPTS", "BG_JOB_MAX_RETRIES")
+    )
     # How often threads whose `ttl` has passed are deleted.
     thread_sweep_seconds: float = Field(default=60.0, gt=0, alias="AEGRA_THREAD_SWEEP_SECONDS")
     # A run still executing after this long is stopped and ends as `timeout` (its thread: `error`). LangGraph

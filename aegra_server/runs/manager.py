@@ -326,10 +326,26 @@ class RunManager:
             if await self._has_checkpointed(row):
                 row = {**row, "kwargs": {**row["kwargs"], "input": None, "command": None}}
             attempt = await self.repos.runs.count_attempt(row["run_id"])
+            if attempt > self.settings.run_max_attempts:
+                await self._give_up(row, attempt - 1)
+                return
             if self.persister is not None:
                 first_seq = await self.repos.runs.last_event_seq(row["run_id"]) + 1
             log.info("resuming run %s (attempt %d)", row["run_id"], attempt)
         self._spawn(row, assistant, attempt, first_seq)
+
+    async def _give_up(self, row: dict[str, Any], attempts: int) -> None:
+        limit = self.settings.run_max_attempts
+        message = (
+            f"the run was started {attempts} times and its server process stopped each time "
+            f"(AEGRA_RUN_MAX_ATTEMPTS={limit}); look for crashes, out-of-memory kills or restarts in the server's log"
+        )
+        log.error("run %s: %s", row["run_id"], message)
+        error = {"error": "RuntimeError", "message": message}
+        await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None, error=error)
+        self._signal_end(row["run_id"])
+        if self.bus.shared:
+            await self.bus.notify("aegra_events", row["run_id"])
 
     async def _has_checkpointed(self, row: dict[str, Any]) -> bool:
         """Whether the run wrote a checkpoint: its config's metadata (run_id) is in every checkpoint it writes."""

@@ -140,6 +140,39 @@ async def test_a_run_orphaned_before_its_first_checkpoint_restarts_from_its_inpu
     assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "success"
 
 
+async def test_a_run_whose_process_stopped_too_often_ends_in_error(client, http, database_url):
+    """A run resumed after its process stopped under it AEGRA_RUN_MAX_ATTEMPTS times (3, as LangGraph Platform's
+    BG_JOB_MAX_RETRIES) is not resumed again: it ends in error saying why (it used to be resumed forever)."""
+    thread_id = await new_thread(client)
+    db = Database(parse_database_url(database_url))
+    try:
+        repos = Repositories.build(db)
+        run, _ = await repos.runs.create(
+            {
+                "run_id": str(uuid.uuid4()),
+                "thread_id": thread_id,
+                "assistant_id": default_assistant_id("echo"),
+                "metadata": {},
+                "kwargs": {"input": human("crashy"), "stream_mode": ["values"]},
+                "multitask_strategy": "enqueue",
+            },
+            create_thread=False,
+            reject_if_busy=False,
+            claim_for="gone:1:dead",  # a process that died under it ...
+            lease_seconds=-1,
+        )
+        for _ in range(2):  # ... for the third time
+            await repos.runs.count_attempt(run["run_id"])
+    finally:
+        await db.close()
+    joined = await http.get(f"/threads/{thread_id}/runs/{run['run_id']}/join")
+    error = joined.json()["__error__"]
+    assert error["error"] == "RuntimeError" and "started 3 times" in error["message"], error
+    assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "error"
+    assert (await client.threads.get(thread_id))["status"] == "error"
+    assert (await client.threads.get_state(thread_id))["values"] == {}  # never run a fourth time
+
+
 async def test_a_full_process_starts_waiting_runs_as_its_runs_end(graphs_config, tmp_path, monkeypatch):
     """With AEGRA_MAX_CONCURRENT_RUNS=1 (here under LangGraph Platform's name, N_JOBS_PER_WORKER), a run on another
     thread waits (pending) while the first runs, then starts when it ends; both finish."""
