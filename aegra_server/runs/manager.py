@@ -323,12 +323,12 @@ class RunManager:
         if row.pop("resumed", False):
             # Its process died or handed it back. Once the graph has checkpointed, it continues from the last
             # checkpoint, not from the input (which would run its first step twice).
-            if await self._has_checkpointed(row):
-                row = {**row, "kwargs": {**row["kwargs"], "input": None, "command": None}}
             attempt = await self.repos.runs.count_attempt(row["run_id"])
             if attempt > self.settings.run_max_attempts:
                 await self._give_up(row, attempt - 1)
                 return
+            if await self._has_checkpointed(row):
+                row = {**row, "kwargs": {**row["kwargs"], "input": None, "command": None}}
             if self.persister is not None:
                 first_seq = await self.repos.runs.last_event_seq(row["run_id"]) + 1
             log.info("resuming run %s (attempt %d)", row["run_id"], attempt)
@@ -343,9 +343,7 @@ class RunManager:
         log.error("run %s: %s", row["run_id"], message)
         error = {"error": "RuntimeError", "message": message}
         await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None, error=error)
-        self._signal_end(row["run_id"])
-        if self.bus.shared:
-            await self.bus.notify("aegra_events", row["run_id"])
+        await self._announce_end(row["run_id"])
 
     async def _has_checkpointed(self, row: dict[str, Any]) -> bool:
         """Whether the run wrote a checkpoint: its config's metadata (run_id) is in every checkpoint it writes."""
@@ -623,9 +621,7 @@ class RunManager:
             row = await self.repos.runs.request_cancel(run_id, action)
             if row is not None and row.get("settled"):
                 await self._thread_as_its_checkpoint(row["thread_id"])
-                self._signal_end(run_id)
-                if self.bus.shared:
-                    await self.bus.notify("aegra_events", run_id)
+                await self._announce_end(run_id)
             elif row is not None and row["status"] in ACTIVE:
                 await self.bus.notify("aegra_cancel", f"{run_id}:{action}")
         if wait:
@@ -693,6 +689,13 @@ class RunManager:
             thread_log.append("metadata", run_done(run_id))
         except Exception:
             log.exception("copying run %s into its thread's log failed", run_id)
+
+    async def _announce_end(self, run_id: str) -> None:
+        """A run that ended without executing here (settled by a cancel, or given up): its waiters in this process
+        and, when processes share the database, in the others learn of it."""
+        self._signal_end(run_id)
+        if self.bus.shared:
+            await self.bus.notify("aegra_events", run_id)
 
     def _signal_end(self, run_id: str) -> None:
         self.streams.wake_waiters(run_id)

@@ -219,6 +219,8 @@ class AssistantRepository:
                     json_contains(assistants.c.metadata, SYSTEM_METADATA, self.db.dialect),
                 )
             ).all()
+            if not stale:
+                return []
             ids = [row.assistant_id for row in stale]
             conn.execute(delete(assistant_versions).where(assistant_versions.c.assistant_id.in_(ids)))
             conn.execute(delete(assistants).where(assistants.c.assistant_id.in_(ids)))

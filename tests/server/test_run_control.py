@@ -112,28 +112,38 @@ async def test_malformed_checkpoint_references_are_422(client, http):
     assert listed.status_code == 422 and "status" in str(listed.json()["detail"])
 
 
-async def test_a_run_orphaned_before_its_first_checkpoint_restarts_from_its_input(client, database_url):
-    """A run stored running (claimed) by a process that died before the graph checkpointed: the next claim
-    must give the graph the run's input, not resume it from nothing."""
-    thread_id = await new_thread(client)
+async def _orphaned_run(database_url: str, thread_id: str, text: str, *, started: int = 1) -> dict:
+    """An echo run stored running (claimed) by a process that no longer exists, whose lease has run out, as if
+    that had happened `started` times; the server claims it within its poll."""
     db = Database(parse_database_url(database_url))
     try:
-        run, _ = await Repositories.build(db).runs.create(
+        repos = Repositories.build(db)
+        run, _ = await repos.runs.create(
             {
                 "run_id": str(uuid.uuid4()),
                 "thread_id": thread_id,
                 "assistant_id": default_assistant_id("echo"),
                 "metadata": {},
-                "kwargs": {"input": human("orphan"), "stream_mode": ["values"]},
+                "kwargs": {"input": human(text), "stream_mode": ["values"]},
                 "multitask_strategy": "enqueue",
             },
             create_thread=False,
             reject_if_busy=False,
-            claim_for="gone:1:dead",  # a process that no longer exists, whose lease has run out
+            claim_for="gone:1:dead",
             lease_seconds=-1,
         )
+        for _ in range(started - 1):
+            await repos.runs.count_attempt(run["run_id"])
+        return run
     finally:
         await db.close()
+
+
+async def test_a_run_orphaned_before_its_first_checkpoint_restarts_from_its_input(client, database_url):
+    """A run stored running (claimed) by a process that died before the graph checkpointed: the next claim
+    must give the graph the run's input, not resume it from nothing."""
+    thread_id = await new_thread(client)
+    run = await _orphaned_run(database_url, thread_id, "orphan")
     assert run["status"] == "running"
     output = await client.runs.join(thread_id, run["run_id"])  # claimed by the server within its poll
     assert [m["content"] for m in output["messages"]] == ["orphan", "echo: orphan"]
@@ -144,27 +154,7 @@ async def test_a_run_whose_process_stopped_too_often_ends_in_error(client, http,
     """A run resumed after its process stopped under it AEGRA_RUN_MAX_ATTEMPTS times (3, as LangGraph Platform's
     BG_JOB_MAX_RETRIES) is not resumed again: it ends in error saying why (it used to be resumed forever)."""
     thread_id = await new_thread(client)
-    db = Database(parse_database_url(database_url))
-    try:
-        repos = Repositories.build(db)
-        run, _ = await repos.runs.create(
-            {
-                "run_id": str(uuid.uuid4()),
-                "thread_id": thread_id,
-                "assistant_id": default_assistant_id("echo"),
-                "metadata": {},
-                "kwargs": {"input": human("crashy"), "stream_mode": ["values"]},
-                "multitask_strategy": "enqueue",
-            },
-            create_thread=False,
-            reject_if_busy=False,
-            claim_for="gone:1:dead",  # a process that died under it ...
-            lease_seconds=-1,
-        )
-        for _ in range(2):  # ... for the third time
-            await repos.runs.count_attempt(run["run_id"])
-    finally:
-        await db.close()
+    run = await _orphaned_run(database_url, thread_id, "crashy", started=3)
     joined = await http.get(f"/threads/{thread_id}/runs/{run['run_id']}/join")
     error = joined.json()["__error__"]
     assert error["error"] == "RuntimeError" and "started 3 times" in error["message"], error
