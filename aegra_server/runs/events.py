@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from aegra_server.runs.stream import Event
+from aegra_server.storage.connections import connection_lost
 
 if TYPE_CHECKING:
     from aegra_server.runs.manager import RunManager
@@ -25,6 +26,7 @@ log = logging.getLogger("aegra.events")
 
 END = "__end__"
 FLUSH_DELAY_SECONDS = 0.01  # a batch collects what a burst of events produces before it is written
+RETRY_SECONDS = 0.5  # a batch the database could not take is tried again this often until it answers
 
 
 def signal_of(run_id: str, thread_id: str | None) -> str:
@@ -47,6 +49,7 @@ class EventPersister:
         self._thread_of: dict[str, str] = {}
         self._flusher: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self._closing = False  # no more retries: the server is stopping
 
     def sink(self, run_id: str, thread_id: str) -> Callable[[Event], None]:
         self._thread_of[run_id] = thread_id
@@ -59,8 +62,8 @@ class EventPersister:
 
         return add
 
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_DELAY_SECONDS)
+    async def _flush_soon(self, delay: float = FLUSH_DELAY_SECONDS) -> None:
+        await asyncio.sleep(delay)
         await self.flush()
 
     async def flush(self) -> None:
@@ -71,7 +74,13 @@ class EventPersister:
                 return
             try:
                 await self._repo.append_events(rows)
-            except Exception:
+            except Exception as exc:
+                if connection_lost(exc) and not self._closing:
+                    # Kept, ahead of what came since, for readers elsewhere once the database is back.
+                    for run_id, kept in batch.items():
+                        self._pending[run_id][:0] = kept
+                    self._flusher = asyncio.get_running_loop().create_task(self._flush_soon(RETRY_SECONDS))
+                    return
                 log.exception("persisting %d run events failed", len(rows))
                 return
             for run_id in batch:
@@ -87,6 +96,7 @@ class EventPersister:
         self._thread_of.pop(run_id, None)
 
     async def close(self) -> None:
+        self._closing = True
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         await self.flush()

@@ -17,6 +17,7 @@ from langgraph.types import Command, Send
 
 from aegra_server.serde import dumps, error_of, jsonable
 from aegra_server.state import checkpoint_of
+from aegra_server.storage.connections import connection_lost
 from aegra_server.runs.stream import RunStream
 
 log = logging.getLogger("aegra.runs")
@@ -38,7 +39,7 @@ GRAPH_MODE = {
 
 @dataclass
 class Outcome:
-    status: str  # success | error | interrupted | timeout
+    status: str  # success | error | interrupted | timeout, or retry: the database connection was lost
     values: Any = None
     interrupts: list[Any] = field(default_factory=list)
     error: dict[str, str] | None = None
@@ -173,9 +174,13 @@ async def execute(graph: Any, kwargs: dict[str, Any], config: dict, context: Any
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a graph's own failure ends the run, never the server
+        outcome.error = error_of(exc)
+        if connection_lost(exc):  # not the graph's failure: the caller tries again once the database is back
+            log.warning("the database connection was lost during the run: %s", exc)
+            outcome.status = "retry"
+            return outcome
         log.warning("the graph raised %s", type(exc).__name__, exc_info=True)  # whole, for whoever runs the server
         outcome.status = "error"
-        outcome.error = error_of(exc)
         writer.emit("error", outcome.error)
     return outcome
 

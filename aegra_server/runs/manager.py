@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from langgraph.checkpoint.base.id import uuid6
+from sqlalchemy import text
 
 from aegra_server.auth import graph_configurable
 from aegra_server.configurable import for_graph, mirrored
@@ -39,6 +40,7 @@ from aegra_server.settings import Settings
 from aegra_server.state import interrupts_by_task, status_of
 from aegra_server.storage.checkpoints import delete_after
 from aegra_server.storage.common import NotFound, new_id
+from aegra_server.storage.connections import connection_lost
 from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.runs import ACTIVE
@@ -78,6 +80,12 @@ class Job:
     @property
     def thread_id(self) -> str:
         return self.run["thread_id"]
+
+
+def from_last_checkpoint(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A started run's kwargs for going on where its checkpoints end: no input (it was taken), and no checkpoint
+    to start from (the run has moved on from it)."""
+    return {**kwargs, "input": None, "command": None, "checkpoint": None, "checkpoint_id": None}
 
 
 def merge_config(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dict[str, Any]:
@@ -314,6 +322,8 @@ class RunManager:
                 pass
 
     async def _start_claimed(self, row: dict[str, Any]) -> None:
+        if row["run_id"] in self._jobs:
+            return  # executing here: its lease ran out while the database was unreachable, and the claim renewed it
         try:
             assistant = await self.repos.assistants.get(row["assistant_id"])
         except NotFound:
@@ -323,12 +333,14 @@ class RunManager:
         if row.pop("resumed", False):
             # Its process died or handed it back. Once the graph has checkpointed, it continues from the last
             # checkpoint, not from the input (which would run its first step twice).
-            attempt = await self.repos.runs.count_attempt(row["run_id"])
+            attempt = await self.repos.runs.next_attempt(self.instance_id, row["run_id"], self.lease_seconds)
+            if attempt is None:
+                return  # cancelled or taken over since the claim
             if attempt > self.settings.run_max_attempts:
                 await self._give_up(row, attempt - 1)
                 return
             if await self._has_checkpointed(row):
-                row = {**row, "kwargs": {**row["kwargs"], "input": None, "command": None}}
+                row = {**row, "kwargs": from_last_checkpoint(row["kwargs"])}
             if self.persister is not None:
                 first_seq = await self.repos.runs.last_event_seq(row["run_id"]) + 1
             log.info("resuming run %s (attempt %d)", row["run_id"], attempt)
@@ -366,8 +378,8 @@ class RunManager:
 
     # ---- executing ------------------------------------------------------------------------------------------
 
-    def _graph_config(self, job: Job) -> dict[str, Any]:
-        kwargs = job.run["kwargs"]
+    def _graph_config(self, job: Job, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        kwargs = job.run["kwargs"] if kwargs is None else kwargs
         config = merge_config(job.config, None)
         configurable = config["configurable"]
         checkpoint = kwargs.get("checkpoint") or {}
@@ -402,7 +414,7 @@ class RunManager:
                 job.graph_id, config, checkpointer=self.checkpointer, store=self.store
             ) as graph:
                 context = for_graph(graph, job.context)
-                job.task = asyncio.create_task(execute(graph, job.run["kwargs"], config, context, job.stream))
+                job.task = asyncio.create_task(self._attempts(job, graph, config, context))
                 if job.cancel_action:  # cancelled while starting
                     job.task.cancel()
                 timed_out = not (await asyncio.wait({job.task}, timeout=self.settings.run_timeout_seconds))[0]
@@ -417,12 +429,64 @@ class RunManager:
                         return  # shutting down: the run is handed back, not finished
                     else:
                         outcome = Outcome(status="interrupted")
+                if outcome is None:
+                    self._let_go(job)
+                    return
                 await self._finish(job, graph, config, outcome)
         except Exception as exc:
             log.exception("run %s failed outside the graph", job.run_id)
             error = error_of(exc)
             job.stream.append("error", dumps(error))
             await self._record(job, Outcome(status="error", error=error), "error", None, None)
+
+    async def _attempts(self, job: Job, graph, config: dict[str, Any], context: Any) -> Outcome | None:
+        """The run's graph execution. A lost database connection costs an attempt, not the run: once the database
+        answers again the run goes on from its last checkpoint, as after a restart, up to AEGRA_RUN_MAX_ATTEMPTS
+        (langgraph-api retries a run on such errors too). Its stream stays open meanwhile: followers see one run.
+        None when another process took the run over while this one could not reach the database."""
+        kwargs = job.run["kwargs"]
+        while True:
+            outcome = await execute(graph, kwargs, config, context, job.stream)
+            if outcome.status != "retry":
+                return outcome
+            await self.database_back()
+            attempt = await self.repos.runs.next_attempt(self.instance_id, job.run_id, self.lease_seconds)
+            if attempt is None:
+                return None
+            job.attempt = attempt
+            if attempt > self.settings.run_max_attempts:
+                log.error("run %s lost its database connection %d times; it ends in error", job.run_id, attempt - 1)
+                job.stream.append("error", dumps(outcome.error))
+                return Outcome(status="error", values=outcome.values, error=outcome.error)
+            if await self._has_checkpointed(job.run):
+                kwargs = from_last_checkpoint(kwargs)
+                config = self._graph_config(job, kwargs)
+            log.info("resuming run %s after the database came back (attempt %d)", job.run_id, attempt)
+            job.stream.append("metadata", dumps({"run_id": job.run_id, "attempt": attempt}))
+
+    async def database_back(self) -> None:
+        """Wait until the database answers again, with the pooled connections the outage broke replaced."""
+        delay = 0.1
+        while True:
+            try:
+                await self.repos.db.read(lambda conn: conn.execute(text("SELECT 1")).scalar())
+                pool = getattr(self.checkpointer, "conn", None)
+                if hasattr(pool, "check"):  # psycopg's pool: its idle connections may all be dead
+                    await pool.check()
+                return
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _let_go(self, job: Job) -> None:
+        """Stop executing a run here without ending it: another process resumed it (its lease ran out while this
+        one could not renew it) and finishes it; waiters here learn its end from the database."""
+        log.warning("run %s was resumed by another process while the database was unreachable", job.run_id)
+        self.streams.close(job.run_id)
+        job.done.set()
+        self._jobs.pop(job.run_id, None)
 
     def _timed_out(self, job: Job) -> Outcome:
         limit = self.settings.run_timeout_seconds
@@ -476,13 +540,15 @@ class RunManager:
         more_waiting = True  # unless the final write says otherwise
         try:
             if not recorded:
-                more_waiting = await self.repos.runs.finish(
-                    job.run,
-                    status=outcome.status,
-                    thread_status=thread_status,
-                    values=values,
-                    interrupts=interrupts,
-                    error=outcome.error,
+                more_waiting = await self._despite_outages(
+                    lambda: self.repos.runs.finish(
+                        job.run,
+                        status=outcome.status,
+                        thread_status=thread_status,
+                        values=values,
+                        interrupts=interrupts,
+                        error=outcome.error,
+                    )
                 )
             if job.temporary:
                 # Its events go first: deleting the thread deletes the run and, on Postgres, its event rows.
@@ -502,6 +568,16 @@ class RunManager:
             await self._end_events(job)
             if self.bus.shared and more_waiting:
                 await self.bus.notify("aegra_wake")
+
+    async def _despite_outages(self, write):
+        """A write that must not be lost to a dropped database connection: made again once the database answers."""
+        while True:
+            try:
+                return await write()
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+            await self.database_back()
 
     async def _end_events(self, job: Job) -> None:
         """Persist the rest of a run's events and its end marker, once (Postgres: other processes read them)."""

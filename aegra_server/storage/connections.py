@@ -14,6 +14,20 @@ from aegra_server.storage.sqlite_sharing import FileLock
 from aegra_server.storage.urls import DatabaseUrl
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """Whether an error says the database went away (a restart, a failover, a dropped connection) rather than
+    anything about the work: the work can be done again once the database answers. Psycopg raises these as
+    OperationalError (a pool that cannot connect, its PoolTimeout subclass); SQLAlchemy's errors carry the
+    driver's as their cause. SQLite has no server to lose."""
+    import psycopg
+
+    while exc is not None:
+        if isinstance(exc, psycopg.OperationalError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
 # Calls on the aiosqlite thread that never write (a cursor's bookkeeping and fetches; `commit` in autocommit
 # mode): more than half of the checkpointer's calls, and they need no turn; nor does a SELECT (WAL readers
 # never wait for the writer).

@@ -252,9 +252,20 @@ class RunRepository:
         query = update(runs).where(condition).values(lease_until=utcnow() - timedelta(seconds=1))
         return await self.db.write(lambda conn: conn.execute(query).rowcount)
 
-    async def count_attempt(self, run_id: str) -> int:
-        def bump(conn: Connection) -> int:
-            conn.execute(update(runs).where(runs.c.run_id == run_id).values(attempt=runs.c.attempt + 1))
+    async def next_attempt(self, owner: str, run_id: str, lease_seconds: float) -> int | None:
+        """Count another attempt at a run `owner` holds, renewing its lease; the attempt's number. None when the
+        run ended or another process took it over meanwhile (its lease ran out while `owner` could not renew it)."""
+
+        def bump(conn: Connection) -> int | None:
+            now = utcnow()
+            held = or_(runs.c.owner == owner, runs.c.owner.is_(None), runs.c.lease_until < now)
+            taken = conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, _IS_ACTIVE, held)
+                .values(owner=owner, attempt=runs.c.attempt + 1, lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            if taken.rowcount != 1:
+                return None
             return conn.execute(select(runs.c.attempt).where(runs.c.run_id == run_id)).scalar_one()
 
         return await self.db.write(bump)

@@ -230,6 +230,25 @@ async def test_runs_of_a_dead_instance_resume_elsewhere_each_step_once(instances
     assert log == [f"k:{i}" for i in range(1, 7)]  # every step exactly once, none lost, none repeated
 
 
+async def test_a_run_from_an_earlier_checkpoint_resumes_from_its_own_last_one(instances):
+    """A run started at a given checkpoint (a fork, as Studio's "rerun from here"), orphaned halfway: it goes on
+    from the checkpoints it wrote, not from the one it was started at (which would run its steps again)."""
+    a_proc = instances("a")
+    b = sdk(instances("b"))
+    a = sdk(a_proc)
+    tid = (await a.threads.create())["thread_id"]
+    await a.runs.wait(tid, "slow", input={"steps": 1, "delay": 0, "label": "base"})
+    fork_at = (await a.threads.get_state(tid))["checkpoint"]["checkpoint_id"]
+    run = await a.runs.create(
+        tid, "slow", input={"steps": 5, "delay": 0.4, "label": "f"}, checkpoint_id=fork_at
+    )
+    await wait_steps(a, tid, 3)  # base:1 and two of the fork's
+    a_proc.kill()
+    final = await wait_status(b, tid, run["run_id"], TERMINAL, timeout=LEASE_SECONDS * 5 + 20)
+    assert final["status"] == "success"
+    assert (await b.threads.get_state(tid))["values"]["log"] == ["base:1", *(f"f:{i}" for i in range(1, 6))]
+
+
 async def test_sigterm_hands_unfinished_runs_to_another_instance(instances):
     a_proc = instances("a", grace=0.5)
     b = sdk(instances("b"))

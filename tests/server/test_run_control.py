@@ -133,7 +133,7 @@ async def _orphaned_run(database_url: str, thread_id: str, text: str, *, started
             lease_seconds=-1,
         )
         for _ in range(started - 1):
-            await repos.runs.count_attempt(run["run_id"])
+            await repos.runs.next_attempt("gone:1:dead", run["run_id"], -1)
         return run
     finally:
         await db.close()

@@ -1,0 +1,63 @@
+"""A Postgres restart under a running server: connections drop, new ones are refused for a while, then the
+database is back. Runs in flight lose an attempt, not the run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.postgres import fresh_database
+from tests.scaleout.test_instances import TERMINAL, sdk, wait_status, wait_steps
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def database_url(request, tmp_path: Path) -> Iterator[str]:  # Postgres only: SQLite has no server to lose
+    with fresh_database(request.getfixturevalue("pg_server"), prefix="aegra_outage") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def outage(database_url: str) -> Iterator[None]:
+    """The database goes away for the block: every connection to it is dropped and new ones are refused (as
+    while Postgres restarts); it takes connections again when the block ends."""
+    with psycopg.connect(database_url, dbname="postgres", autocommit=True) as admin:
+        name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        try:
+            yield
+        finally:
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name)))
+
+
+async def test_a_run_survives_a_database_restart_each_step_once(instances, database_url):
+    server = instances("a")
+    client = sdk(server)
+    thread_id = (await client.threads.create())["thread_id"]
+    run = await client.runs.create(thread_id, "slow", input={"steps": 6, "delay": 0.4, "label": "r"})
+    events: list[tuple[str, object]] = []
+
+    async def follow() -> None:
+        async for part in client.runs.join_stream(thread_id, run["run_id"]):
+            events.append((part.event, part.data))
+
+    following = asyncio.create_task(follow())
+    await wait_steps(client, thread_id, 2)
+    with outage(database_url):
+        await asyncio.sleep(2)
+    final = await wait_status(client, thread_id, run["run_id"], TERMINAL, timeout=60)
+    await asyncio.wait_for(following, 30)
+    assert final["status"] == "success", (final, server.log_path.read_text()[-3000:])
+    assert (await client.threads.get_state(thread_id))["values"]["log"] == [f"r:{i}" for i in range(1, 7)]
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+    # The follower saw the run to its end, without an error: the failed attempt was not the run's end.
+    assert not [data for event, data in events if event == "error"], events
+    assert [data for event, data in events if event == "values"][-1]["log"] == [f"r:{i}" for i in range(1, 7)]
