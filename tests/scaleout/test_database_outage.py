@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
@@ -61,3 +62,16 @@ async def test_a_run_survives_a_database_restart_each_step_once(instances, datab
     # The follower saw the run to its end, without an error: the failed attempt was not the run's end.
     assert not [data for event, data in events if event == "error"], events
     assert [data for event, data in events if event == "values"][-1]["log"] == [f"r:{i}" for i in range(1, 7)]
+
+
+async def test_requests_while_the_database_is_away_are_told_to_come_again(instances, database_url):
+    server = instances("a")
+    client = sdk(server)
+    await client.threads.create()  # connections are open and pooled
+    with outage(database_url):
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            away = await http.post("/threads", json={})
+    assert away.status_code == 503, away.text
+    assert away.headers["Retry-After"] == "1"
+    assert "database" in away.json()["detail"]
+    assert (await client.threads.create())["thread_id"]  # and once it is back, served again
