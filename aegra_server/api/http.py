@@ -20,7 +20,7 @@ from aegra_server.graphs import NotAnAssistant
 from aegra_server.runs.webhook_policy import WebhookRefused
 from aegra_server.serde import dumps
 from aegra_server.storage.common import Conflict, NotFound, Page
-from aegra_server.storage.connections import connection_lost
+from aegra_server.storage.connections import connection_lost, log_failure
 from aegra_server.storage.filters import FilterError
 
 log = logging.getLogger("aegra.http")
@@ -123,12 +123,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log_failure(log, logging.ERROR, f"unhandled error on {request.method} {request.url.path}", exc)
         if connection_lost(exc):  # a database restart or failover: nothing wrong with the request; it may come again
-            log.warning("the database is unreachable on %s %s: %s", request.method, request.url.path, exc)
             response = _detail(503, "the database is unreachable; try again shortly")
             response.headers["Retry-After"] = "1"
             return response
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _detail(500, "Internal server error")
 
 

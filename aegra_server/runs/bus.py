@@ -22,6 +22,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
+from aegra_server.storage.connections import log_failure
+
 log = logging.getLogger("aegra.bus")
 
 CHANNELS = ("aegra_wake", "aegra_cancel", "aegra_events")
@@ -96,8 +98,8 @@ class PostgresBus(LocalBus):
                         self._deliver(note.channel, note.payload)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("lost the LISTEN connection; reconnecting", exc_info=True)
+            except Exception as exc:
+                log_failure(log, logging.WARNING, "lost the LISTEN connection; reconnecting", exc)
                 await asyncio.sleep(1)
 
     async def notify(self, channel: str, payload: str = "") -> None:

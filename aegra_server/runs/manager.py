@@ -40,7 +40,7 @@ from aegra_server.settings import Settings
 from aegra_server.state import interrupts_by_task, status_of
 from aegra_server.storage.checkpoints import delete_after
 from aegra_server.storage.common import NotFound, new_id
-from aegra_server.storage.connections import connection_lost
+from aegra_server.storage.connections import connection_lost, log_failure
 from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.runs import ACTIVE
@@ -314,8 +314,8 @@ class RunManager:
                         break
                     self._backlog = True  # there may be more
                     await self._start_claimed(row)
-            except Exception:
-                log.exception("claiming runs failed; trying again")
+            except Exception as exc:
+                log_failure(log, logging.ERROR, "claiming runs failed; trying again", exc)
             try:
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
             except TimeoutError:
@@ -373,8 +373,8 @@ class RunManager:
                 for row in await self.repos.runs.active(run_ids=list(self._jobs)) if self._jobs else []:
                     if row.get("cancel_action") and row["run_id"] in self._jobs:
                         await self.cancel(row["run_id"], action=row["cancel_action"])
-            except Exception:
-                log.exception("renewing leases failed")
+            except Exception as exc:
+                log_failure(log, logging.ERROR, "renewing leases failed", exc)
 
     # ---- executing ------------------------------------------------------------------------------------------
 

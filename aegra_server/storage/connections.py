@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -26,6 +27,16 @@ def connection_lost(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__
     return False
+
+
+def log_failure(logger: logging.Logger, level: int, message: str, exc: BaseException) -> None:
+    """Log a failed background step: one warning line when the database is unreachable (an outage says nothing
+    about the code, and the step repeats every few seconds until it ends), the whole traceback otherwise."""
+    if connection_lost(exc):
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        logger.warning("%s: the database is unreachable (%s)", message, first_line)
+    else:
+        logger.log(level, message, exc_info=exc)
 
 
 # Calls on the aiosqlite thread that never write (a cursor's bookkeeping and fetches; `commit` in autocommit

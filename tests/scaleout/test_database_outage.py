@@ -62,6 +62,8 @@ async def test_a_run_survives_a_database_restart_each_step_once(instances, datab
     # The follower saw the run to its end, without an error: the failed attempt was not the run's end.
     assert not [data for event, data in events if event == "error"], events
     assert [data for event, data in events if event == "values"][-1]["log"] == [f"r:{i}" for i in range(1, 7)]
+    # An outage is told in one line per failed step, not in tracebacks: it says nothing about the code.
+    assert "Traceback" not in server.log_path.read_text()
 
 
 async def test_requests_while_the_database_is_away_are_told_to_come_again(instances, database_url):
