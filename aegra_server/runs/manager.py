@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -139,6 +139,8 @@ class RunManager:
         # Cancels signalled for runs not (yet) executing here, newest last: a run this process has just claimed,
         # whose job does not exist yet, takes its cancel from here (the claim read the row before it was asked).
         self._early_cancels: OrderedDict[str, str] = OrderedDict()
+        # Waiters for the outcome of runs not started yet, told when this process starts one (see wait_for).
+        self._awaiting_start: defaultdict[str, list[asyncio.Future]] = defaultdict(list)
 
     @property
     def lease_seconds(self) -> float:
@@ -295,6 +297,9 @@ class RunManager:
             job.stream.sink = self.persister.sink(job.run_id, job.thread_id)
         job.stream.append("metadata", dumps({"run_id": job.run_id, "attempt": attempt}))
         self._jobs[job.run_id] = job
+        for waiter in self._awaiting_start.pop(job.run_id, ()):
+            if not waiter.done():
+                waiter.set_result(job)
         asyncio.create_task(self._run(job))
         return job
 
@@ -617,12 +622,31 @@ class RunManager:
         return self._jobs.get(run_id)
 
     async def wait_for(self, run_id: str) -> Outcome | None:
-        """The outcome of a run this process executes, once it ends; None for runs executed elsewhere."""
-        job = self._jobs.get(run_id)
-        if job is not None:
-            await job.done.wait()
-            return job.outcome
-        return None
+        """The outcome of a run this process executes, now or once it starts (a queued or delayed run), when it
+        ends; None for a run that ended without executing here. A stateless run's output exists only here: its
+        thread goes when it ends."""
+        job = self._jobs.get(run_id) or await self._job_once_started(run_id)
+        if job is None:
+            return None
+        await job.done.wait()
+        return job.outcome
+
+    async def _job_once_started(self, run_id: str) -> Job | None:
+        """The run's job when this process starts it; None if it ends first (executed elsewhere, or cancelled)."""
+        started = asyncio.get_running_loop().create_future()
+        self._awaiting_start[run_id].append(started)
+        ended = asyncio.ensure_future(self.wait_for_end(run_id))
+        try:
+            # A run started here is its job before it can end: `started` is done first.
+            await asyncio.wait({started, ended}, return_when=asyncio.FIRST_COMPLETED)
+            return started.result() if started.done() else None
+        finally:
+            ended.cancel()
+            waiting = self._awaiting_start.get(run_id)
+            if waiting is not None and started in waiting:
+                waiting.remove(started)
+                if not waiting:
+                    del self._awaiting_start[run_id]
 
     async def wait_for_end(self, run_id: str) -> dict[str, Any] | None:
         """Wait until a run, wherever it executes, is no longer pending or running; returns its row (None if

@@ -196,6 +196,16 @@ async def test_stateless_run_leaves_no_thread(client, http):
     await eventually(lambda: gone(thread_id))
 
 
+async def test_a_stateless_wait_for_a_run_that_starts_later_gives_its_output(client):
+    """The run waits (after_seconds) before it starts; its temporary thread goes with it when it ends, so the
+    output must come from the run itself (it used to be {})."""
+    marker = tag()
+    output = await client.runs.wait(None, "echo", input=human(marker), after_seconds=1)
+    assert texts(output) == [marker, f"echo: {marker}"]
+    stream = [p async for p in client.runs.stream(None, "echo", input=human(marker), after_seconds=1)]
+    assert texts([p.data for p in stream if p.event == "values"][-1]) == [marker, f"echo: {marker}"]
+
+
 async def test_stateless_run_keep(client):
     marker = tag()
     run = await client.runs.create(None, "echo", input=human(marker), on_completion="keep", metadata={"m": marker})
