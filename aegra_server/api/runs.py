@@ -340,8 +340,8 @@ async def cancel_run(
     await services.runs.cancel(run_id, action=action, wait=wait)
     if not wait:
         return Response(status_code=202, headers=headers)
-    if action == "rollback":
-        return Response(status_code=204, headers=headers)
+    if action == "rollback":  # the run is gone, its steps too: no output, as langgraph-api answers
+        return JSONResponse({}, headers=headers)
     return JSONResponse(await wait_output(services, run["run_id"], thread_id), headers=headers)
 
 
