@@ -168,6 +168,24 @@ async def _thread(services: Services, thread_id: str) -> dict[str, Any]:
         raise ProtocolError("invalid_argument", f"thread {thread_id} not found") from None
 
 
+async def _visible(services: Services, thread_id: str, auth_filter: Any) -> bool | None:
+    """Whether the caller may read the thread: True, False (it exists, not for this caller), or None when there
+    is no such thread yet. A subscription may wait for a thread that does not exist: the SDK's threads.stream()
+    mints the id and subscribes before run.start creates it, as langgraph-api allows; its events are shown only
+    once the thread exists and is the caller's to read."""
+    try:
+        await services.repos.threads.get(thread_id, auth_filter=auth_filter)
+        return True
+    except NotFound:
+        if auth_filter is None:
+            return None
+    try:
+        await services.repos.threads.get(thread_id)
+        return False
+    except NotFound:
+        return None
+
+
 async def _assistant_of(services: Services, thread: dict[str, Any]) -> str:
     assistant_id = (thread.get("metadata") or {}).get("assistant_id")
     if assistant_id:
@@ -398,11 +416,18 @@ async def thread_events(thread_id: str, request: Request, services: ServicesDep,
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     auth_filter = await auth.check("threads", "read", {"thread_id": thread_id})
-    await services.repos.threads.get(thread_id, auth_filter=auth_filter)  # 404 for an unknown (or hidden) thread
+    visible = await _visible(services, thread_id, auth_filter)
+    if visible is False:
+        raise NotFound(f"thread {thread_id} not found")
     registry = registry_of(request.app)
 
     async def events() -> AsyncIterator[bytes]:
+        nonlocal visible
         async for event in registry.follow(thread_id, event_filter, since, services.settings.heartbeat_seconds):
+            if event is not None and not visible:  # subscribed before the thread existed: may it be seen now?
+                visible = await _visible(services, thread_id, auth_filter)
+                if not visible:
+                    return
             yield HEARTBEAT if event is None else frame(event.method, event.payload, str(event.seq))
 
     return StreamingResponse(events(), media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)
@@ -417,10 +442,13 @@ class _Socket:
     Everything that sends holds `lock`, so a subscribe's replay and the live pump never interleave or repeat.
     """
 
-    def __init__(self, websocket: WebSocket, registry: ProtocolRegistry, thread_id: str) -> None:
+    def __init__(self, websocket: WebSocket, registry: ProtocolRegistry, thread_id: str, visible) -> None:
         self.websocket = websocket
         self.registry = registry
         self.thread_id = thread_id
+        # Before any event goes out: whether the caller may see the thread (a thread subscribed to before it
+        # existed is checked once it has events; see _visible).
+        self.visible = visible
         self.subscriptions: dict[str, EventFilter] = {}
         self.cursor = 0
         self.lock = asyncio.Lock()
@@ -431,6 +459,9 @@ class _Socket:
     async def pump(self) -> None:
         """Live events for the subscriptions (caller holds the lock): everything after the cursor."""
         plog = await self.registry.synced(self.thread_id)
+        if plog.last_seq > self.cursor and not await self.visible():
+            await self.websocket.close(code=4404, reason=f"thread {self.thread_id} not found")
+            raise WebSocketDisconnect(4404)
         for event in plog.after(self.cursor):
             self.cursor = event.seq
             if any(f.matches(event) for f in self.subscriptions.values()):
@@ -500,7 +531,8 @@ async def thread_events_socket(websocket: WebSocket, thread_id: str) -> None:
     try:
         uuid.UUID(thread_id)
         auth_filter = await auth.check("threads", "read", {"thread_id": thread_id})
-        await services.repos.threads.get(thread_id, auth_filter=auth_filter)
+        if await _visible(services, thread_id, auth_filter) is False:
+            raise NotFound(thread_id)
         # Commands on this socket act as its user (see _AUTH); this handler's context is the socket's.
         _AUTH.set(auth if auth.enabled else None)
     except AuthFailure as exc:
@@ -513,7 +545,14 @@ async def thread_events_socket(websocket: WebSocket, thread_id: str) -> None:
         await websocket.close(code=4404, reason=f"thread {thread_id} not found")
         return
     registry = registry_of(websocket.app)
-    socket = _Socket(websocket, registry, thread_id)
+    seen = False
+
+    async def visible() -> bool:
+        nonlocal seen
+        seen = seen or bool(await _visible(services, thread_id, auth_filter))
+        return seen
+
+    socket = _Socket(websocket, registry, thread_id, visible)
     socket.cursor = (await registry.synced(thread_id)).last_seq
     follower = asyncio.create_task(socket.follow(services.settings.heartbeat_seconds))
     try:

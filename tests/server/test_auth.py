@@ -460,6 +460,18 @@ async def test_the_thread_protocol_goes_through_the_threads_authorization(alice,
     assert created.json()["type"] == "success"
     assert (await alice.threads.get(fresh))["metadata"]["owner"] == "alice"
 
+    # An id nobody has created yet may be subscribed to (the SDK subscribes before run.start); once alice's run
+    # creates the thread, bob's subscription ends without showing him any of it.
+    unborn = str(uuid.uuid4())
+    url = f"/threads/{unborn}/stream/events"
+    async with raw.stream("POST", url, json={"channels": ["values", "lifecycle"]}, headers=_as("bob")) as bobs:
+        assert bobs.status_code == 200
+        envelope = {"id": 3, "method": "run.start", "params": {"assistant_id": "echo", "input": human("mine")}}
+        started = await raw.post(f"/threads/{unborn}/commands", json=envelope, headers=_as("alice"))
+        assert started.json()["type"] == "success"
+        seen = await asyncio.wait_for(bobs.aread(), 10)
+    assert b"data:" not in seen, seen
+
 
 async def test_the_thread_protocol_websocket_is_authenticated(alice, auth_server: str) -> None:
     from websockets.asyncio.client import connect

@@ -182,6 +182,25 @@ async def test_sdk_failed_run_raises_from_output(client) -> None:
             await thread.output.with_timeout(OUTPUT_TIMEOUT)
 
 
+async def test_sdk_subscription_opened_before_the_thread_exists_sees_its_first_run(client) -> None:
+    """threads.stream() mints the thread id; a subscription opened before run.start creates the thread gets the
+    run's events (it used to be refused 404, which the SDK swallows: the stream stayed empty)."""
+    async with client.threads.stream(assistant_id="echo") as thread:
+        events = thread.events  # subscribes now, on a thread nobody created yet
+        await thread.run.start(input=human("first"))
+        seen: list[str] = []
+
+        async def until_completed() -> None:
+            async for event in events:
+                data = event["params"]["data"]
+                seen.append(event["method"])
+                if event["method"] == "lifecycle" and data.get("event") == "completed":
+                    return
+
+        await asyncio.wait_for(until_completed(), OUTPUT_TIMEOUT)
+    assert "values" in seen and seen[-1] == "lifecycle", seen
+
+
 async def test_sdk_websocket_transport(client) -> None:
     async with client.threads.stream(assistant_id="hitl", transport="websocket") as thread:
         await thread.run.start(input={"topic": "sockets"})
@@ -214,8 +233,6 @@ async def test_events_request_errors(http: httpx.AsyncClient, client) -> None:
         response = await http.post(url, content=content, headers={"content-type": "application/json"})
         assert response.status_code == 400, (content, response.status_code, response.text)
         assert "detail" in response.json()
-    missing = await http.post(f"/threads/{uuid.uuid4()}/stream/events", json={"channels": ["values"]})
-    assert missing.status_code == 404
     not_uuid = await http.post("/threads/nope/stream/events", json={"channels": ["values"]})
     assert not_uuid.status_code == 422
 
@@ -647,7 +664,6 @@ async def test_filters_and_unfinished_messages_at_run_end() -> None:
 
 async def test_websocket_subscriptions_and_in_band_commands(server_url: str, client) -> None:
     from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
 
     thread_id = await new_thread(client)
     base = server_url.replace("http://", "ws://")
@@ -701,10 +717,14 @@ async def test_websocket_subscriptions_and_in_band_commands(server_url: str, cli
         tree = await receive()
         assert tree["id"] == 7 and tree["result"]["tree"]["status"] == "completed"
 
+    # A socket on a thread that does not exist yet stays open (as langgraph-api's): its run.start creates it.
     async with connect(f"{base}/threads/{uuid.uuid4()}/stream/events") as ws:
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), OUTPUT_TIMEOUT)
-        assert closed.value.rcvd.code == 4404
+        await ws.send(json.dumps({"id": 1, "method": "subscription.subscribe", "params": {"channels": ["lifecycle"]}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), OUTPUT_TIMEOUT))["type"] == "success"
+        await ws.send(json.dumps({"id": 2, "method": "run.start", "params": {"assistant_id": "echo", "input": human("new")}}))
+        answers = [json.loads(await asyncio.wait_for(ws.recv(), OUTPUT_TIMEOUT)) for _ in range(3)]
+        assert answers[0]["type"] == "success"
+        assert [a["params"]["data"]["event"] for a in answers[1:]] == ["running", "completed"]
 
 
 async def test_sdk_transport_reopens_with_since_without_loss_or_duplicates(client) -> None:
