@@ -143,10 +143,18 @@ def ttl_config_with_defaults(ttl: TTLConfig | None) -> TTLConfig:
 
 # The comparison operators LangGraph's stores understand inside a field's filter, e.g. {"n": {"$gt": 2}}.
 FILTER_OPERATORS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
+# A condition of our own, "the value at this path is an object"; never accepted from a caller (check_filter).
+IS_OBJECT = "$aegra_is_object"
 
 
 class InvalidFilter(ValueError):
     """A search filter one backend would refuse (and another might silently ignore)."""
+
+
+def is_operators(value: Any) -> bool:
+    """Whether a filter value is an object of operators ({"$gt": 1}) rather than a nested value to match field
+    by field ({"x": 1}): any key beginning with "$" makes it operators, as in InMemoryStore (langgraph dev)."""
+    return isinstance(value, dict) and any(isinstance(k, str) and k.startswith("$") for k in value)
 
 
 def check_filter(filter: dict[str, Any] | None) -> None:
@@ -155,14 +163,49 @@ def check_filter(filter: dict[str, Any] | None) -> None:
     for key, value in (filter or {}).items():
         if key.startswith("$"):
             raise InvalidFilter(f"filter: {key!r} is not a field; operators go inside a field, like {{\"n\": {{\"$gt\": 1}}}}")
-        try:
-            _validate_filter_key(key)  # SQLite's rule for a key in a JSON path; Postgres is held to it too
-        except ValueError as exc:
-            raise InvalidFilter(f"filter: {exc}") from None
-        if isinstance(value, dict):
-            unknown = sorted(k for k in value if k not in FILTER_OPERATORS)
-            if unknown:
-                raise InvalidFilter(f"filter.{key}: unknown operator {unknown[0]!r}; use one of {sorted(FILTER_OPERATORS)}")
+        _check_condition(f"filter.{key}", key, value)
+
+
+def _check_condition(where: str, key: str, value: Any) -> None:
+    try:
+        _validate_filter_key(key)  # SQLite's rule for a key in a JSON path; Postgres is held to it too
+    except ValueError as exc:
+        raise InvalidFilter(f"{where}: {exc}") from None
+    if is_operators(value):
+        unknown = sorted(k for k in value if k not in FILTER_OPERATORS)
+        if unknown:
+            raise InvalidFilter(f"{where}: unknown operator {unknown[0]!r}; use one of {sorted(FILTER_OPERATORS)}")
+    elif isinstance(value, dict):
+        for inner_key, inner in value.items():
+            _check_condition(f"{where}.{inner_key}", inner_key, inner)
+
+
+def filter_conditions(filter: dict[str, Any] | None) -> list[tuple[tuple[str, ...], Any]]:
+    """A checked filter as (path, condition) pairs, the condition a plain value or an object of operators.
+
+    LangGraph's SQLite and Postgres stores read every object in a filter as operators, so {"a": {"b": 1}} failed
+    ("unknown operator 'b'"). langgraph dev matches such an object field by field: `a` is an object whose `b`
+    matches 1, fields not named are free, and the fields' conditions may be operators or objects again. Here that
+    is one condition per path: (("a",), {IS_OBJECT: True}) and (("a", "b"), 1).
+    """
+    conditions: list[tuple[tuple[str, ...], Any]] = []
+    for key, value in (filter or {}).items():
+        _add_conditions(conditions, (key,), value)
+    return conditions
+
+
+def _add_conditions(conditions: list, path: tuple[str, ...], value: Any) -> None:
+    if isinstance(value, dict) and not is_operators(value):
+        conditions.append((path, {IS_OBJECT: True}))
+        for key, inner in value.items():
+            _add_conditions(conditions, (*path, key), inner)
+    else:
+        conditions.append((path, value))
+
+
+def _with_filter(search_ops: list[tuple[int, SearchOp]], rewrite: Any) -> list[tuple[int, SearchOp]]:
+    """The batch's search operations, each filter in the form `rewrite` makes of its conditions for one store."""
+    return [(i, op._replace(filter=rewrite(filter_conditions(op.filter))) if op.filter else op) for i, op in search_ops]
 
 
 class _CheckedFilters:
@@ -294,6 +337,7 @@ class AegraSqliteStore(_CheckedFilters, AsyncSqliteStore):
     # -- search -----------------------------------------------------------------------------------------------
 
     def _prepare_batch_search_queries(self, search_ops):  # type: ignore[override]
+        search_ops = _with_filter(search_ops, _sqlite_filter)
         with self._refresh_as_requested():
             queries, embedding_requests = super()._prepare_batch_search_queries(search_ops)
         if self.index_config:
@@ -325,6 +369,12 @@ class AegraSqliteStore(_CheckedFilters, AsyncSqliteStore):
         """
         return sql, [_PLACEHOLDER, *ns_params, *params, op.limit, op.offset]
 
+    def _get_filter_condition(self, key: str, op: str, value: Any) -> tuple[str, list]:
+        if op == IS_OBJECT:
+            _validate_filter_key(key)  # spliced into the path, as upstream does
+            return f"json_type(value, '$.{key}') = 'object'", []
+        return super()._get_filter_condition(key, op, value)
+
     def _filter_conditions(self, filter: dict[str, Any] | None) -> tuple[list[str], list[Any]]:
         """The conditions AsyncSqliteStore's plain search applies for `filter` (it builds them inline)."""
         conditions: list[str] = []
@@ -344,6 +394,11 @@ class AegraSqliteStore(_CheckedFilters, AsyncSqliteStore):
                 conditions.append(f"json_extract(value, '$.{key}') = ?")
                 params.append(orjson.dumps(value).decode())
         return conditions, params
+
+
+def _sqlite_filter(conditions: list[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
+    # AsyncSqliteStore reads a key as a JSON path ('$.a.b'), so a path is its keys joined by dots.
+    return {".".join(path): condition for path, condition in conditions}
 
 
 def _upsert_keeping_created_at(query: str) -> str:
@@ -377,6 +432,7 @@ class AegraPostgresStore(_CheckedFilters, AsyncPostgresStore):
         return queries, embedding_request
 
     def _prepare_batch_search_queries(self, search_ops):  # type: ignore[override]
+        search_ops = _with_filter(search_ops, _postgres_filter)
         queries, embedding_requests = super()._prepare_batch_search_queries(search_ops)
         if self.index_config:
             per_item = int(self.index_config.get("__estimated_num_vectors", 1))  # type: ignore[arg-type]
@@ -388,3 +444,22 @@ class AegraPostgresStore(_CheckedFilters, AsyncPostgresStore):
                 if params[-3:] == [op.limit * per_item * 2 + 1, op.limit, op.offset]:
                     params[-3] = _expanded_limit(op.limit, op.offset, per_item)
         return queries, embedding_requests
+
+    def _get_filter_condition(self, key: Any, op: str, value: Any) -> tuple[str, list]:
+        """Upstream's condition for `op`, on the value at a path (see _postgres_filter) instead of a top-level key."""
+        path = list(key) if isinstance(key, tuple) else [key]
+        if op == IS_OBJECT:
+            return "jsonb_typeof(value #> %s::text[]) = 'object'", [path]
+        condition, params = super()._get_filter_condition(key, op, value)
+        field, comparison = condition.split(" ", 1)  # e.g. "value->%s", "= %s::jsonb"
+        return f"{_POSTGRES_PATH_READS[field]} {comparison}", [path, *params[1:]]
+
+
+# How AsyncPostgresStore reads a top-level field (as JSON, as text), and the same reads at a path.
+_POSTGRES_PATH_READS = {"value->%s": "value #> %s::text[]", "value->>%s": "value #>> %s::text[]"}
+
+
+def _postgres_filter(conditions: list[tuple[tuple[str, ...], Any]]) -> dict[Any, Any]:
+    # Every condition as operators, keyed by its path: AsyncPostgresStore passes those to _get_filter_condition
+    # (a plain value it compares inline, with a top-level key only).
+    return {path: condition if is_operators(condition) else {"$eq": condition} for path, condition in conditions}

@@ -102,6 +102,40 @@ async def test_search_by_prefix_filter_and_paging(client):
     assert (await client.store.search_items([tag()]))["items"] == []
 
 
+async def test_search_matches_a_nested_object_field_by_field(client, http):
+    # As in langgraph dev: an object without "$" keys in a filter is a value to match field by field (fields not
+    # named are free, lists are whole values, and a field may hold operators); it was refused as "unknown
+    # operator 'x'". An object with a "$" key holds operators only.
+    root = tag()
+    values = {
+        "one": {"nested": {"x": 1}},
+        "more": {"nested": {"x": 1, "tags": ["a", "b"], "deep": {"z": "q"}}},
+        "two": {"nested": {"x": 2}},
+        "scalar": {"nested": 1},
+        "empty": {"nested": {}},
+        "absent": {"other": 1},
+    }
+    for key, value in values.items():
+        await client.store.put_item([root], key, value)
+
+    async def keys(filter: dict) -> list[str]:
+        return sorted(item["key"] for item in (await client.store.search_items([root], filter=filter, limit=100))["items"])
+
+    assert await keys({"nested": {"x": 1}}) == ["more", "one"]
+    assert await keys({"nested": {"x": 1, "tags": ["a", "b"]}}) == ["more"]
+    assert await keys({"nested": {"tags": ["a"]}}) == []
+    assert await keys({"nested": {"deep": {"z": "q"}}}) == ["more"]
+    assert await keys({"nested": {"x": {"$gte": 2}}}) == ["two"]
+    assert await keys({"nested": {}}) == ["empty", "more", "one", "two"]  # any object
+    assert await keys({"nested": 1}) == ["scalar"]
+
+    mixed = await http.post("/store/items/search", json={"namespace_prefix": [root], "filter": {"nested": {"$gt": 1, "x": 2}}})
+    assert mixed.status_code == 422  # langgraph dev answers 500
+    assert "filter.nested" in mixed.json()["detail"] and "'x'" in mixed.json()["detail"]
+    bad_key = await http.post("/store/items/search", json={"namespace_prefix": [root], "filter": {"nested": {"a b": 1}}})
+    assert bad_key.status_code == 422 and "filter.nested.a b" in bad_key.json()["detail"]
+
+
 async def test_list_namespaces(client):
     root = tag()
     await _fill(client, root)
@@ -154,7 +188,7 @@ async def test_a_bad_filter_costs_only_its_own_request(http):
         return await http.put("/store/items", json={"namespace": [root], "key": f"k{i}", "value": {"i": i}})
 
     async def bad_search(i: int):
-        bad = {"a b": 1} if i % 2 else {"a": {"b": 1}}  # a key SQLite cannot path, a value that is no operator
+        bad = {"a b": 1} if i % 2 else {"a": {"$b": 1}}  # a key SQLite cannot path, an operator no store knows
         return await http.post("/store/items/search", json={"namespace_prefix": [root], "filter": bad})
 
     for _ in range(5):

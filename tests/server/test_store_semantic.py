@@ -242,6 +242,9 @@ async def test_filter_with_query(sdk):
     assert all(isinstance(item["score"], float) for item in found)
     found = (await sdk.store.search_items(ns, query="dogs", filter={"kind": {"$ne": "tech"}}, limit=1))["items"]
     assert [item["key"] for item in found] == ["dogs"]
+    await sdk.store.put_item(ns, "owl", {"text": "owls hunt mice at night", "kind": "animal", "about": {"legs": 2}})
+    found = (await sdk.store.search_items(ns, query="cats chase mice", filter={"about": {"legs": 2}}))["items"]
+    assert [item["key"] for item in found] == ["owl"]  # a nested object is matched field by field, as without query
 
 
 async def test_index_false_and_index_paths(sdk):
