@@ -17,6 +17,8 @@ from aegra_server.storage.tables import assistant_versions, assistants
 SYSTEM_METADATA = {"created_by": "system"}
 
 SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
+# Sorted ignoring case, as langgraph dev does (byte order put "Zeta" before "alpha").
+SORTED_IGNORING_CASE = frozenset({"graph_id", "name"})
 _VERSION_FIELDS = ("graph_id", "name", "description", "config", "context", "metadata")
 
 
@@ -155,7 +157,7 @@ class AssistantRepository:
         query = self._filtered(
             select(assistants), graph_id=graph_id, metadata=metadata, name=name, auth_filter=auth_filter
         ).order_by(
-            *order_by(assistants, sort_by, sort_order, SORTABLE, "created_at")
+            *order_by(assistants, sort_by, sort_order, SORTABLE, "created_at", SORTED_IGNORING_CASE)
         )
         return await self.db.read(lambda conn: fetch_page(conn, query, limit=limit, offset=offset))
 

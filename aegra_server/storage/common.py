@@ -50,8 +50,12 @@ def utc_timestamps(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def order_by(table: Table, sort_by: str | None, sort_order: str | None, allowed: set[str], default: str):
-    column = table.c[sort_by if sort_by in allowed else default]
+def order_by(
+    table: Table, sort_by: str | None, sort_order: str | None, allowed: set[str], default: str, ignore_case: frozenset[str] = frozenset()
+):
+    """The ORDER BY of a search; the columns in `ignore_case` sort as people read them (alpha, Beta, beta2)."""
+    name = sort_by if sort_by in allowed else default
+    column = func.lower(table.c[name]) if name in ignore_case else table.c[name]
     # Ties on equal timestamps are broken by the id so that paging is stable.
     tie = table.primary_key.columns.values()[0]
     if (sort_order or "desc").lower() == "asc":

@@ -222,6 +222,21 @@ async def test_search_sort_limit_offset(client):
     assert refused.value.response.json()["detail"][0]["loc"] == ["body", "select", 1]
 
 
+async def test_sort_by_name_ignores_case(client):
+    # As in langgraph dev; byte order put every capital first (Beta, Zeta, alpha, beta2).
+    marker = tag()
+    for name in ("Zeta", "alpha", "Beta", "beta2"):
+        await client.assistants.create(graph_id="echo", name=name, metadata={"marker": marker})
+    ascending = await client.assistants.search(metadata={"marker": marker}, sort_by="name", sort_order="asc")
+    assert [a["name"] for a in ascending] == ["alpha", "Beta", "beta2", "Zeta"]
+    descending = await client.assistants.search(metadata={"marker": marker}, sort_by="name", sort_order="desc")
+    assert [a["name"] for a in descending] == ["Zeta", "beta2", "Beta", "alpha"]
+    # sort_order alone orders by the default field, created_at, as LangGraph Platform's server and the API's
+    # documented defaults have it; langgraph dev ignores it.
+    oldest_first = await client.assistants.search(metadata={"marker": marker}, sort_order="asc")
+    assert [a["name"] for a in oldest_first] == ["Zeta", "alpha", "Beta", "beta2"]
+
+
 async def test_search_pagination_headers(http):
     marker = tag()
     for _ in range(3):
