@@ -288,5 +288,5 @@ class RunsCancel(Body):
 
 
 class ThreadsPrune(Body):
-    thread_ids: list[str] = Field(min_length=1)
+    thread_ids: list[str]  # may be empty: nothing pruned, as langgraph-api answers
     strategy: Literal["delete", "keep_latest"] = "delete"

@@ -98,6 +98,14 @@ async def test_prune_delete_and_keep_latest(client):
     assert (await client.threads.get_state(kept))["values"]["turns"] == 2
 
 
+async def test_prune_of_no_threads_prunes_none(client, http):
+    # As langgraph-api answers; it was a 422.
+    assert await client.threads.prune([]) == {"pruned_count": 0}
+    assert (await http.post("/threads/prune", json={"thread_ids": [], "strategy": "keep_latest"})).json() == {"pruned_count": 0}
+    missing = await http.post("/threads/prune", json={})
+    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "thread_ids"]
+
+
 async def test_malformed_checkpoint_references_are_422(client, http):
     thread_id = await new_thread(client)
     await client.runs.wait(thread_id, "echo", input=human("c"))
