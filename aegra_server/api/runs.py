@@ -230,7 +230,7 @@ async def wait_stateless_run(body: schemas.RunCreate, services: ServicesDep, aut
 
 
 @router.post("/runs/batch")
-async def create_run_batch(body: list[schemas.RunCreate], services: ServicesDep, auth: AuthDep) -> JSONResponse:
+async def create_run_batch(body: schemas.RunBatch, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     return JSONResponse([_public(await _create(services, auth, None, item)) for item in body])
 
 
@@ -352,8 +352,11 @@ async def cancel_runs(
     auth: AuthDep,
     action: str = Query("interrupt", pattern="^(interrupt|rollback)$"),
 ) -> Response:
-    if body.thread_id is None and body.run_ids is None and body.status is None:
-        raise HTTPException(422, "give thread_id, run_ids or status")
+    # langgraph-api's two ways: every run in a status, or the listed runs of one thread.
+    if body.status is not None and (body.thread_id or body.run_ids):
+        raise HTTPException(422, "status cancels every run in that status: give it without thread_id and run_ids")
+    if body.status is None and (body.thread_id is None or body.run_ids is None):
+        raise HTTPException(422, "give status, or thread_id with run_ids")
     if body.thread_id is not None:
         validate_uuid(body.thread_id, "thread_id")
     for run_id in body.run_ids or ():

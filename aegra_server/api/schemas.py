@@ -251,6 +251,10 @@ class RunCreate(Body):
         return data
 
 
+# At least one run, as langgraph-api has it.
+RunBatch = Annotated[list[RunCreate], Field(min_length=1)]
+
+
 class StorePut(Body):
     namespace: list[str]
     key: str

@@ -249,7 +249,7 @@ async def test_one_user_cannot_see_or_stop_anothers_runs(alice, bob, raw: httpx.
     joined = await raw.get(f"/threads/{thread_id}/runs/{run_id}/stream", headers=_as("bob"))
     assert joined.status_code == 404
     # Cancelling by id, or interrupting through a new run, does not reach alice's run.
-    cancelled = await raw.post("/runs/cancel", json={"run_ids": [run_id]}, headers=_as("bob"))
+    cancelled = await raw.post("/runs/cancel", json={"thread_id": thread_id, "run_ids": [run_id]}, headers=_as("bob"))
     assert cancelled.status_code == 404  # as if there were no such run
     interrupt = bob.runs.create(thread_id, "echo", input=human("x"), multitask_strategy="interrupt")
     assert await _status(interrupt) == 404

@@ -233,6 +233,13 @@ async def test_create_batch(client):
     assert second == {"name": marker, "greeting": f"Hello, {marker}!"}
 
 
+async def test_an_empty_batch_is_422(client):
+    # As langgraph-api has it ("[] has less than 1 item"); it answered [].
+    with pytest.raises(UnprocessableEntityError) as refused:
+        await client.runs.create_batch([])
+    assert refused.value.response.json()["detail"][0]["loc"] == ["body"]
+
+
 # ---- cancel ---------------------------------------------------------------------------------------------------
 
 
@@ -339,8 +346,8 @@ async def test_cancel_of_an_ended_run_is_404_as_in_langgraph_api(client, http):
     assert "success" in str(refused.value)
     assert (await client.runs.get(thread_id, run["run_id"]))["status"] == "success"  # untouched
     # Cancelling many: ids must be UUIDs, and a criterion nothing pending or running matches is a 404 too.
-    assert (await http.post("/runs/cancel", json={"run_ids": ["nope"]})).status_code == 422
-    assert (await http.post("/runs/cancel", json={"thread_id": "nope", "status": "all"})).status_code == 422
+    assert (await http.post("/runs/cancel", json={"thread_id": thread_id, "run_ids": ["nope"]})).status_code == 422
+    assert (await http.post("/runs/cancel", json={"thread_id": "nope", "run_ids": []})).status_code == 422
     none_left = await http.post("/runs/cancel", json={"thread_id": thread_id, "run_ids": [run["run_id"]]})
     assert none_left.status_code == 404
 
