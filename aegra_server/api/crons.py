@@ -18,6 +18,7 @@ from aegra_server.api.http import JSONResponse, paged, refuse_configurable_and_c
 from aegra_server.api.schemas import Body, Limit, Offset, RunnableConfig, SortOrder, StreamMode
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.crons import InvalidCron, next_run, zone
+from aegra_server.graphs import NotAnAssistant
 from aegra_server.services import Services
 from aegra_server.storage.crons import utc
 
@@ -180,7 +181,10 @@ async def _create(services: Services, auth: RequestAuth, thread_id: str | None, 
     if body.webhook:
         await services.runs.webhooks.policy.check(body.webhook)  # refused now, not at every firing
     # A graph name stands for its default assistant; an unknown one is a 404 from the repository.
-    assistant_id = services.runs.assistant_id_of(body.assistant_id)
+    try:
+        assistant_id = services.runs.assistant_id_of(body.assistant_id)
+    except NotAnAssistant as exc:  # langgraph-api: a 404 here, where a run's is a 422
+        raise HTTPException(404, str(exc)) from None
     stateless = thread_id is None
     payload = {"assistant_id": assistant_id, **body.run_fields()}
     metadata = body.metadata
@@ -268,6 +272,8 @@ async def get_cron(cron_id: str, services: ServicesDep, auth: AuthDep) -> JSONRe
 async def update_cron(cron_id: str, body: CronPatch, services: ServicesDep, auth: AuthDep) -> JSONResponse:
     validate_uuid(cron_id, "cron_id")
     given = body.model_fields_set
+    if not given:  # before the cron is looked up, as langgraph-api
+        raise HTTPException(400, "the body names no field to change (schedule, enabled, end_time, input, ...)")
     _check(body.schedule, body.timezone)
     end_time = _end_time(body.end_time)
     refuse_configurable_and_context(body.config, body.context)

@@ -356,8 +356,12 @@ async def test_end_time_that_is_not_a_date_in_utc_is_422(client, http):
 async def test_missing_assistant_thread_or_cron(client, http):
     with pytest.raises(NotFoundError):
         await client.crons.create(str(uuid.uuid4()), schedule="0 9 * * *")
-    with pytest.raises(UnprocessableEntityError):  # neither an id nor a graph's name
+    # Neither an id nor a graph's name: a 404 naming it, as langgraph-api answers a cron (a run's is a 422).
+    with pytest.raises(NotFoundError) as unknown:
         await client.crons.create("no-such-graph", schedule="0 9 * * *")
+    assert "assistant_id 'no-such-graph'" in unknown.value.response.json()["detail"]
+    with pytest.raises(NotFoundError):
+        await client.crons.create_for_thread(await new_thread(client), "no-such-graph", schedule="0 9 * * *")
     with pytest.raises(NotFoundError):
         await client.crons.create_for_thread(str(uuid.uuid4()), "echo", schedule="0 9 * * *")
     body = {"assistant_id": "echo", "schedule": "0 9 * * *"}
@@ -366,6 +370,12 @@ async def test_missing_assistant_thread_or_cron(client, http):
     assert (await http.get(f"/runs/crons/{missing}")).status_code == 404
     assert (await http.get("/runs/crons/not-a-uuid")).status_code == 422
     assert (await http.patch(f"/runs/crons/{missing}", json={"enabled": False})).status_code == 404
+    # An update that changes nothing is a 400, as langgraph-api answers (it was a 200), even for a missing cron.
+    cron = await client.crons.create("echo", schedule="0 9 * * *")
+    for cron_id in (cron["cron_id"], missing):
+        empty = await http.patch(f"/runs/crons/{cron_id}", json={})
+        assert empty.status_code == 400 and "no field to change" in empty.json()["detail"]
+    await client.crons.delete(cron["cron_id"])
     with pytest.raises(NotFoundError):
         await client.crons.delete(missing)
 
