@@ -36,7 +36,8 @@ ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
 }
 ERRORS = {
-    "400": "The body is not JSON",
+    # Also, as langgraph-api: a store item with an empty namespace, a cron update naming no field.
+    "400": "The body is not JSON, or gives the operation nothing to act on",
     "401": "Not authenticated (with `auth.path` set)",
     "403": "Refused by an authorization handler",
     "404": "Not found, or hidden by the caller's authorization",

@@ -18,8 +18,8 @@ router = APIRouter(prefix="/store", tags=["store"])
 
 def _namespace(labels: list[str] | None, field: str = "namespace", required: bool = False) -> tuple[str, ...]:
     labels = labels or []
-    if required and not labels:
-        raise HTTPException(422, f"{field} must not be empty")
+    if required and not labels:  # a 400 as langgraph-api answers it; a bad label is a 422 there too
+        raise HTTPException(400, f"{field} must not be empty")
     for label in labels:
         if not label or "." in label:
             raise HTTPException(422, f"{field}: labels must be non-empty and may not contain '.', got {label!r}")
