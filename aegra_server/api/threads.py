@@ -25,7 +25,8 @@ REFUSED_UPDATES = (ValueError, KeyError, TypeError, NotImplementedError, Invalid
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
-_FIELDS = get_args(schemas.ThreadField)
+# `error` (the last run's, or null) is in every thread, but not a field `select` may name: langgraph-api refuses it.
+_FIELDS = (*get_args(schemas.ThreadField), "error")
 
 
 def _public(row: dict[str, Any], select: list[str] | None = None) -> dict[str, Any]:

@@ -62,7 +62,8 @@ _SET_THREAD_STATUS = (
     .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
 )
 # A run's end: the thread takes the run's final status unless another of its runs is unfinished (then it stays
-# busy), decided and returned by the UPDATE itself.
+# busy), decided and returned by the UPDATE itself, and the run's error (NULL for a run without one), busy or not,
+# as langgraph-api records it.
 _end_thread_turn = (
     update(threads)
     .where(threads.c.thread_id == bindparam("b_thread_id"))
@@ -72,6 +73,7 @@ _end_thread_turn = (
             else_=bindparam("b_status", type_=threads.c.status.type),
         ),
         updated_at=bindparam("b_now"),
+        error=bindparam("b_error", type_=threads.c.error.type),
     )
     .returning(threads.c.status)
 )
@@ -351,7 +353,8 @@ class RunRepository:
         """Record a run's end and its thread's new state in one transaction; True when another run of the
         thread is still pending or running (the thread then stays busy).
 
-        `interrupts=None` leaves the thread's recorded state as it was.
+        `interrupts=None` leaves the thread's recorded state as it was. `error` becomes the run's error and the
+        thread's (which a run without one clears).
         """
         now = utcnow()
         thread_id = run["thread_id"]
@@ -363,7 +366,7 @@ class RunRepository:
                 _SET_STATUS.execute(conn, params)
             else:
                 _SET_STATUS_AND_ERROR.execute(conn, {**params, "b_error": error})
-            params = {"b_thread_id": thread_id, "b_status": thread_status, "b_now": now}
+            params = {"b_thread_id": thread_id, "b_status": thread_status, "b_now": now, "b_error": error}
             if interrupts is None:
                 ended = _END_THREAD_TURN.first(conn, params)
             else:

@@ -82,6 +82,9 @@ threads = Table(
     # once `expires_at` has passed.
     Column("ttl", Json),
     Column("expires_at", Timestamp),
+    # The error of the last run that ended on the thread (revision 0004), as that run's `error`; NULL once a run
+    # ends without one or the state is edited, as langgraph-api clears it.
+    Column("error", Json),
     Index("ix_threads_created_at", "created_at"),
     Index("ix_threads_status", "status"),
     Index("ix_threads_expires_at", "expires_at"),

@@ -29,6 +29,7 @@ def new_thread_row(thread_id: str | None, metadata: dict | None) -> dict[str, An
         "created_at": now,
         "updated_at": now,
         "state_updated_at": now,
+        "error": None,
     }
 
 
@@ -112,9 +113,12 @@ class ThreadRepository:
         return await self.db.write(merge)
 
     async def set_state(self, thread_id: str, *, values: Any, interrupts: dict, status: str | None = None) -> None:
-        """Record the state after an edit (update_state, copy, supersteps)."""
+        """Record the state after an edit (update_state, copy, supersteps). The edit clears the thread's error, as
+        langgraph-api's does: the state no longer is what the failed run left."""
         now = utcnow()
-        changes: dict[str, Any] = {"values": values, "interrupts": interrupts, "updated_at": now, "state_updated_at": now}
+        changes: dict[str, Any] = {
+            "values": values, "interrupts": interrupts, "updated_at": now, "state_updated_at": now, "error": None
+        }
         if status:
             changes["status"] = status
         query = update(threads).where(threads.c.thread_id == thread_id).values(changes)

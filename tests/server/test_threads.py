@@ -618,6 +618,32 @@ async def test_thread_statuses(client):
     assert (await client.threads.get(paused))["status"] == "idle"
 
 
+async def test_thread_error_is_the_last_runs_error(client, http):
+    """As langgraph-api: the thread carries the error of the last run that ended on it (the run's own error
+    object), in every read and write answer, until a run ends without one or the state is edited."""
+    failure = {"error": "ValueError", "message": "intentional failure in node boom"}
+    created = await client.threads.create()
+    thread_id = created["thread_id"]
+    assert created["error"] is None
+    await client.runs.wait(thread_id, "failing", input={}, raise_error=False)
+    assert (await client.threads.get(thread_id))["error"] == failure
+    assert (await client.threads.search(ids=[thread_id]))[0]["error"] == failure
+    assert (await client.threads.update(thread_id, metadata={"seen": True}))["error"] == failure
+    # a field `select` leaves out, and one it may not name (langgraph-api's list has no `error`)
+    assert await client.threads.search(ids=[thread_id], select=["status"]) == [{"status": "error"}]
+    refused = await http.post("/threads/search", json={"ids": [thread_id], "select": ["error"]})
+    assert refused.status_code == 422
+    assert (await client.threads.copy(thread_id))["error"] is None
+
+    await client.runs.wait(thread_id, "echo", input=human("x"))
+    assert (await client.threads.get(thread_id))["error"] is None
+
+    edited = await new_thread(client)
+    await client.runs.wait(edited, "failing", input={}, raise_error=False)
+    await client.threads.update_state(edited, {"reached": "edited"})
+    assert (await client.threads.get(edited))["error"] is None
+
+
 async def test_busy_while_queued_runs_remain(client):
     thread_id = await new_thread(client)
     first = await client.runs.create(thread_id, "slow", input={"steps": 2, "delay": 0.1, "label": "a"})
