@@ -40,7 +40,9 @@ def thread_state(snapshot: StateSnapshot) -> dict[str, Any]:
                 "id": task.id,
                 "name": task.name,
                 "path": list(task.path) if task.path else [],
-                "error": repr(task.error) if task.error else None,
+                # As stored: LangGraph's serializer saves a failed task's exception as its repr, a string sent as
+                # it is (an exception object would be {error, message}, as langgraph-api encodes one).
+                "error": jsonable(task.error) if task.error is not None else None,
                 "interrupts": jsonable(list(task.interrupts)),
                 "checkpoint": checkpoint_of(nested) if isinstance(nested, dict) else None,
                 "state": thread_state(nested) if isinstance(nested, StateSnapshot) else None,

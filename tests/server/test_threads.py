@@ -644,6 +644,17 @@ async def test_thread_error_is_the_last_runs_error(client, http):
     assert (await client.threads.get(edited))["error"] is None
 
 
+async def test_failed_task_error_is_its_repr_once(client):
+    """A failed task's error is the exception's repr as the checkpoint has it, not JSON-encoded a second time."""
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "failing", input={}, raise_error=False)
+    expected = "ValueError('intentional failure in node boom')"
+    state = await client.threads.get_state(thread_id)
+    assert [(task["name"], task["error"]) for task in state["tasks"]] == [("boom", expected)]
+    history = await client.threads.get_history(thread_id, limit=1)
+    assert [task["error"] for task in history[0]["tasks"]] == [expected]
+
+
 async def test_busy_while_queued_runs_remain(client):
     thread_id = await new_thread(client)
     first = await client.runs.create(thread_id, "slow", input={"steps": 2, "delay": 0.1, "label": "a"})
