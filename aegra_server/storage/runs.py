@@ -118,7 +118,8 @@ class RunRepository:
         if_not_exists=create). `reject_if_busy` raises Conflict when the thread has an unfinished run.
         `claim_for` claims the run at once for that process when the thread is free, so the common case needs
         no separate claim. The thread's metadata gets `graph_id` and `assistant_id`, as langgraph-api stamps
-        them: Agent Chat UI's thread list searches on exactly that.
+        them: Agent Chat UI's thread list searches on exactly that. A thread made here also takes the run's
+        metadata (its config's, then its own: a cron's firing brings the cron's), as langgraph-api's does.
 
         `thread_filter` is the caller's authorization on the thread: an existing thread it hides is NotFound,
         and a thread created here carries its equality conditions, so that its creator can reach it again.
@@ -145,19 +146,20 @@ class RunRepository:
                 raise NotFound(f"assistant {run['assistant_id']} not found")
             metadata, busy = assistant.pop("_thread_metadata"), assistant.pop("_thread_busy")
             stamp = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
+            config_metadata = ((run["kwargs"].get("config") or {}).get("metadata")) or {}
             if metadata is not None and thread_filter and not matches_filter(metadata, thread_filter):
                 raise NotFound(f"thread {thread_id} not found")
             if metadata is None:
                 if not create_thread:
                     raise NotFound(f"thread {thread_id} not found")
-                owned = {**filter_stamp(thread_filter), **stamp}
+                # What the client sent gives way to what the caller's authorization requires and to the stamp.
+                owned = {**config_metadata, **run["metadata"], **filter_stamp(thread_filter), **stamp}
                 _INSERT_THREAD.execute(conn, {**new_thread_row(thread_id, owned), "status": "busy"})
             else:
                 if busy and reject_if_busy:
                     raise Conflict(f"thread {thread_id} is busy with another run (multitask_strategy=reject)")
                 _MARK_BUSY.execute(conn, {"b_thread_id": thread_id, "b_now": now, "b_metadata": {**metadata, **stamp}})
             # As langgraph-api: the run's metadata over its config's, its thread's and its assistant's.
-            config_metadata = ((run["kwargs"].get("config") or {}).get("metadata")) or {}
             run["metadata"] = {
                 **assistant["metadata"], **(metadata if metadata is not None else owned), **stamp,
                 **config_metadata, **run["metadata"], "assistant_id": assistant["assistant_id"],

@@ -562,6 +562,18 @@ async def test_stateless_cron_deletes_its_thread_unless_keep(client, tick):
     await eventually(lambda: _empty(threads_of(delete_assistant)))
 
 
+async def test_stateless_cron_keeps_its_thread_with_the_crons_metadata(client, tick):
+    """As langgraph-api: the thread a kept stateless firing makes carries the cron's metadata (and its config's)."""
+    marker = tag()
+    await client.crons.create(
+        "echo", schedule="0 9 * * *", input=human("x"), on_run_completed="keep",
+        metadata={"marker": marker}, config={"metadata": {"from_config": 1}},
+    )
+    assert await tick(utc(2030, 1, 1, 9, 0)) == 1
+    [kept] = await eventually(lambda: client.threads.search(metadata={"marker": marker}))
+    assert kept["metadata"] == {"graph_id": "echo", "assistant_id": ECHO, "from_config": 1, "marker": marker}
+
+
 async def _empty(result) -> bool:
     return (await result) == []
 

@@ -594,6 +594,30 @@ async def test_first_run_stamps_graph_and_assistant(client):
     assert (await client.threads.get(by_name))["metadata"]["assistant_id"] == default_assistant_id("echo")
 
 
+async def test_thread_made_by_a_run_takes_its_metadata(client):
+    """As langgraph-api: a thread made by its run (if_not_exists=create, or a kept stateless run) starts with the
+    run's metadata, its config's under its own, beside the graph and assistant stamp (which win); an existing
+    thread does not take it."""
+    echo = default_assistant_id("echo")
+    thread_id = str(uuid.uuid4())
+    await client.runs.wait(
+        thread_id, "echo", input=human("x"), if_not_exists="create",
+        metadata={"m": 1, "graph_id": "not-echo"}, config={"metadata": {"cm": 2, "m": 0}},
+    )
+    made = (await client.threads.get(thread_id))["metadata"]
+    assert made == {"graph_id": "echo", "assistant_id": echo, "cm": 2, "m": 1}
+
+    run = await client.runs.create(None, "echo", input=human("x"), on_completion="keep", metadata={"s": 1})
+    await client.runs.join(run["thread_id"], run["run_id"])
+    kept = (await client.threads.get(run["thread_id"]))["metadata"]
+    assert kept == {"graph_id": "echo", "assistant_id": echo, "s": 1}
+
+    existing = await client.threads.create(metadata={"own": 1})
+    await client.runs.wait(existing["thread_id"], "echo", input=human("x"), metadata={"m": 1})
+    after = (await client.threads.get(existing["thread_id"]))["metadata"]
+    assert after == {"own": 1, "graph_id": "echo", "assistant_id": echo}
+
+
 async def test_thread_statuses(client):
     thread_id = await new_thread(client)
     assert (await client.threads.get(thread_id))["status"] == "idle"
