@@ -15,7 +15,7 @@ from pydantic import Field
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, paged, refuse_configurable_and_context, validate_uuid
-from aegra_server.api.schemas import Body, Limit, Offset, RunnableConfig, SortOrder, StreamMode
+from aegra_server.api.schemas import Body, Limit, Offset, RunnableConfig, SortOrder, StreamMode, WrittenMetadata
 from aegra_server.auth import AuthDep, RequestAuth, search_value
 from aegra_server.crons import InvalidCron, next_run, zone
 from aegra_server.graphs import NotAnAssistant
@@ -79,7 +79,7 @@ _RUN_FIELDS = (
 
 class _RunFields(Body):
     input: Any = None
-    metadata: dict[str, Any] | None = None
+    metadata: WrittenMetadata = None
     config: RunnableConfig | None = None
     context: dict[str, Any] | None = None
     webhook: str | None = None

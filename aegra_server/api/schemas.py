@@ -3,11 +3,14 @@ servers don't know, e.g. `strict_resume`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from aegra_server.api.extract import check as check_extract
+
+log = logging.getLogger("aegra.http")
 
 StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "events", "debug", "tasks", "checkpoints"
@@ -35,6 +38,24 @@ Limit = Field(default=10, ge=1, le=1000)
 Offset = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
+# Metadata keys the server sets itself, langgraph-api's list. What a client writes as metadata (a thread's, an
+# assistant's, a run's or a cron's, and their config's) loses them with a warning in the log, not a 422, as
+# langgraph-api drops them: a client cannot pass off a thread, run, assistant or cron id of its own. Filters
+# (search, count) keep them.
+RESERVED_METADATA_KEYS = frozenset({"thread_id", "assistant_id", "run_id", "cron_id", "counters_since_delta_snapshot"})
+
+
+def _without_reserved_keys(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    dropped = sorted(RESERVED_METADATA_KEYS.intersection(metadata or ()))
+    if not dropped:
+        return metadata
+    log.warning("reserved metadata keys dropped from the request: %s", ", ".join(dropped))
+    return {k: v for k, v in metadata.items() if k not in RESERVED_METADATA_KEYS}
+
+
+WrittenMetadata = Annotated[dict[str, Any] | None, AfterValidator(_without_reserved_keys)]
+
+
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
     """`configurable` and `metadata` are merged key by key into the run's config, so they must be objects."""
     for key in ("configurable", "metadata"):
@@ -42,6 +63,8 @@ def _check_config(config: dict[str, Any]) -> dict[str, Any]:
             config = {k: v for k, v in config.items() if k != key}
         elif key in config and not isinstance(config[key], dict):
             raise ValueError(f"config.{key} must be an object")
+    if "metadata" in config:  # only written configs are RunnableConfig: assistants', runs' and crons'
+        config = {**config, "metadata": _without_reserved_keys(config["metadata"])}
     return config
 
 
@@ -78,7 +101,7 @@ class AssistantCreate(Body):
     assistant_id: str | None = None
     config: RunnableConfig | None = None
     context: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: WrittenMetadata = None
     if_exists: IfExists = "raise"
     name: str | None = None
     description: str | None = None
@@ -88,7 +111,7 @@ class AssistantPatch(Body):
     graph_id: str | None = None
     config: RunnableConfig | None = None
     context: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: WrittenMetadata = None
     name: str | None = None
     description: str | None = None
 
@@ -146,14 +169,14 @@ TTL = Annotated[ThreadTTL, BeforeValidator(_ttl)]
 
 class ThreadCreate(Body):
     thread_id: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: WrittenMetadata = None
     if_exists: IfExists = "raise"
     supersteps: list[Superstep] | None = None
     ttl: TTL | None = None
 
 
 class ThreadPatch(Body):
-    metadata: dict[str, Any] | None = None
+    metadata: WrittenMetadata = None
     ttl: TTL | None = None
 
 
@@ -221,7 +244,7 @@ class RunCreate(Body):
     command: Command | None = None
     checkpoint: CheckpointRef | None = None
     checkpoint_id: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: WrittenMetadata = None
     config: RunnableConfig | None = None
     context: dict[str, Any] | None = None
     webhook: str | None = None

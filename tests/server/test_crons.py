@@ -574,6 +574,17 @@ async def test_stateless_cron_keeps_its_thread_with_the_crons_metadata(client, t
     assert kept["metadata"] == {"graph_id": "echo", "assistant_id": ECHO, "from_config": 1, "marker": marker}
 
 
+async def test_reserved_metadata_keys_are_dropped_from_a_crons(client):
+    """As langgraph-api: a cron's metadata and its config's lose the ids the server sets, on create and update."""
+    given = {"thread_id": "t", "assistant_id": "a", "run_id": "r", "cron_id": "c", "keep": 1}
+    cron = await client.crons.create(
+        "echo", schedule="0 9 * * *", metadata=dict(given), config={"metadata": dict(given)}, enabled=False
+    )
+    assert (cron["metadata"], cron["payload"]["config"]["metadata"]) == ({"keep": 1}, {"keep": 1})
+    updated = await client.crons.update(cron["cron_id"], metadata=dict(given), config={"metadata": dict(given)})
+    assert (updated["metadata"], updated["payload"]["config"]["metadata"]) == ({"keep": 1}, {"keep": 1})
+
+
 async def _empty(result) -> bool:
     return (await result) == []
 

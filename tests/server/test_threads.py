@@ -618,6 +618,36 @@ async def test_thread_made_by_a_run_takes_its_metadata(client):
     assert after == {"own": 1, "graph_id": "echo", "assistant_id": echo}
 
 
+RESERVED = {"thread_id": "t", "assistant_id": "a", "run_id": "r", "cron_id": "c", "counters_since_delta_snapshot": 1}
+
+
+async def test_reserved_metadata_keys_are_dropped_from_what_clients_write(client):
+    """As langgraph-api: ids the server sets (and counters_since_delta_snapshot) are removed from the metadata a
+    client writes — threads', assistants', runs', and their configs' — not refused; filters keep them."""
+    given = {**RESERVED, "keep": 1}
+    thread = await client.threads.create(metadata=dict(given))
+    assert thread["metadata"] == {"keep": 1}
+    assert (await client.threads.update(thread["thread_id"], metadata=dict(given)))["metadata"] == {"keep": 1}
+
+    assistant = await client.assistants.create("echo", metadata=dict(given), config={"metadata": dict(given)})
+    assert (assistant["metadata"], assistant["config"]["metadata"]) == ({"keep": 1}, {"keep": 1})
+    updated = await client.assistants.update(assistant["assistant_id"], metadata=dict(given), config={"metadata": dict(given)})
+    assert (updated["metadata"], updated["config"]["metadata"]) == ({"keep": 1}, {"keep": 1})
+
+    run = await client.runs.create(
+        thread["thread_id"], "echo", input=human("x"), metadata=dict(given), config={"metadata": {**RESERVED, "also": 2}}
+    )
+    await client.runs.join(thread["thread_id"], run["run_id"])
+    stored = (await client.runs.get(thread["thread_id"], run["run_id"]))["metadata"]
+    assert stored == {"created_by": "system", "graph_id": "echo", "assistant_id": default_assistant_id("echo"), "also": 2, "keep": 1}
+    sent_back = run["kwargs"]["config"]["metadata"]
+    assert sent_back["also"] == 2 and not any(sent_back.get(key) == value for key, value in RESERVED.items())
+    assert (await client.threads.get(thread["thread_id"]))["metadata"]["assistant_id"] == default_assistant_id("echo")
+    # a filter may still name them
+    found = await client.threads.search(metadata={"assistant_id": default_assistant_id("echo"), "keep": 1}, ids=[thread["thread_id"]])
+    assert [t["thread_id"] for t in found] == [thread["thread_id"]]
+
+
 async def test_thread_statuses(client):
     thread_id = await new_thread(client)
     assert (await client.threads.get(thread_id))["status"] == "idle"
