@@ -69,7 +69,7 @@ async def put_item(body: schemas.StorePut, services: ServicesDep, auth: AuthDep)
 async def get_item(
     services: ServicesDep, auth: AuthDep, key: str, namespace: str = Query(""), refresh_ttl: bool | None = None
 ) -> JSONResponse:
-    labels = _namespace(namespace.split(".")) if namespace else ()
+    labels = _namespace(namespace.split("."))  # none, "" or "a.": an empty label, refused (nothing is kept at the root)
     if auth.enabled:
         labels = await _authorized(auth, "get", {"namespace": labels, "key": key})
     item = await services.store.aget(labels, key, refresh_ttl=refresh_ttl)

@@ -169,6 +169,10 @@ async def test_namespace_validation(client, http):
     assert response.json()["detail"] == "namespace must not be empty"
     empty_label = await http.get("/store/items", params={"namespace": f"{root}.", "key": "k"})
     assert empty_label.status_code == 422
+    # No namespace at all: nothing can be stored there, so a get of it is a mistake, as langgraph-api says (422).
+    for params in ({"key": "k"}, {"namespace": "", "key": "k"}):
+        no_namespace = await http.get("/store/items", params=params)
+        assert no_namespace.status_code == 422 and "namespace" in no_namespace.text, (params, no_namespace.text)
     not_an_object = await http.put("/store/items", json={"namespace": [root], "key": "k", "value": [1, 2]})
     assert not_an_object.status_code == 422
     bad_filter = await http.post("/store/items/search", json={"namespace_prefix": [root], "filter": {"$bad key": 1}})
