@@ -178,12 +178,12 @@ async def test_cancel_from_the_other_instance(instances):
 async def test_a_client_leaving_a_join_on_the_other_instance_cancels_the_run(instances):
     """join_stream with cancel_on_disconnect on the instance that does not run it: the client leaves, the run
     stops (the cancel used to be cancelled with the departing request before it reached the database)."""
-    a, b = sdk(instances("a")), sdk(instances("b"))
+    a, b_proc = sdk(instances("a")), instances("b")
     tid = (await a.threads.create())["thread_id"]
     run = await a.runs.create(tid, "slow", input={"steps": 50, "delay": 0.2, "label": "d"})
     await wait_steps(a, tid, 1)
     seen = 0
-    async with httpx.AsyncClient(base_url=instances("b").url, timeout=30) as raw:
+    async with httpx.AsyncClient(base_url=b_proc.url, timeout=30) as raw:
         path = f"/threads/{tid}/runs/{run['run_id']}/stream"
         async with raw.stream("GET", path, params={"cancel_on_disconnect": "true", "stream_mode": "values"}) as response:
             async for line in response.aiter_lines():
