@@ -531,7 +531,8 @@ async def thread_events_socket(websocket: WebSocket, thread_id: str) -> None:
     try:
         uuid.UUID(thread_id)
         auth_filter = await auth.check("threads", "read", {"thread_id": thread_id})
-        if await _visible(services, thread_id, auth_filter) is False:
+        visible_at_start = await _visible(services, thread_id, auth_filter)
+        if visible_at_start is False:
             raise NotFound(thread_id)
         # Commands on this socket act as its user (see _AUTH); this handler's context is the socket's.
         _AUTH.set(auth if auth.enabled else None)
@@ -545,7 +546,7 @@ async def thread_events_socket(websocket: WebSocket, thread_id: str) -> None:
         await websocket.close(code=4404, reason=f"thread {thread_id} not found")
         return
     registry = registry_of(websocket.app)
-    seen = False
+    seen = bool(visible_at_start)  # a thread that does not exist yet is checked once it has events
 
     async def visible() -> bool:
         nonlocal seen

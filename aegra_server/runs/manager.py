@@ -82,12 +82,6 @@ class Job:
         return self.run["thread_id"]
 
 
-def from_last_checkpoint(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A started run's kwargs for going on where its checkpoints end: no input (it was taken), and no checkpoint
-    to start from (the run has moved on from it)."""
-    return {**kwargs, "input": None, "command": None, "checkpoint": None, "checkpoint_id": None}
-
-
 def merge_config(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dict[str, Any]:
     """Run config over assistant config; `configurable` and `metadata` merge key by key."""
     merged = {**(base or {}), **(override or {})}
@@ -336,16 +330,14 @@ class RunManager:
             return
         attempt, first_seq = 1, 0
         if row.pop("resumed", False):
-            # Its process died or handed it back. Once the graph has checkpointed, it continues from the last
-            # checkpoint, not from the input (which would run its first step twice).
+            # Its process died or handed it back: it goes on where its checkpoints end (see _kwargs_to_resume).
             attempt = await self.repos.runs.next_attempt(self.instance_id, row["run_id"], self.lease_seconds)
             if attempt is None:
                 return  # cancelled or taken over since the claim
             if attempt > self.settings.run_max_attempts:
                 await self._give_up(row, attempt - 1)
                 return
-            if await self._has_checkpointed(row):
-                row = {**row, "kwargs": from_last_checkpoint(row["kwargs"])}
+            row = {**row, "kwargs": await self._kwargs_to_resume(row)}
             if self.persister is not None:
                 first_seq = await self.repos.runs.last_event_seq(row["run_id"]) + 1
             log.info("resuming run %s (attempt %d)", row["run_id"], attempt)
@@ -362,12 +354,14 @@ class RunManager:
         await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None, error=error)
         await self._announce_end(row["run_id"])
 
-    async def _has_checkpointed(self, row: dict[str, Any]) -> bool:
-        """Whether the run wrote a checkpoint: its config's metadata (run_id) is in every checkpoint it writes."""
+    async def _kwargs_to_resume(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The kwargs a run started before goes on with. Once its graph has checkpointed (its config's metadata,
+        run_id, is in every checkpoint it writes), it continues from its last checkpoint, not from its input
+        (which would run its first step twice) nor from a checkpoint it was started at."""
         config = {"configurable": {"thread_id": row["thread_id"]}}
         async for _ in self.checkpointer.alist(config, filter={"run_id": row["run_id"]}, limit=1):
-            return True
-        return False
+            return {**row["kwargs"], "input": None, "command": None, "checkpoint": None, "checkpoint_id": None}
+        return row["kwargs"]
 
     async def _lease_loop(self) -> None:
         """Renew the leases of the runs this process executes, and act on cancels it may have missed."""
@@ -454,7 +448,7 @@ class RunManager:
             outcome = await execute(graph, kwargs, config, context, job.stream)
             if outcome.status != "retry":
                 return outcome
-            await self.database_back()
+            await self._database_back()
             attempt = await self.repos.runs.next_attempt(self.instance_id, job.run_id, self.lease_seconds)
             if attempt is None:
                 return None
@@ -463,13 +457,12 @@ class RunManager:
                 log.error("run %s lost its database connection %d times; it ends in error", job.run_id, attempt - 1)
                 job.stream.append("error", dumps(outcome.error))
                 return Outcome(status="error", values=outcome.values, error=outcome.error)
-            if await self._has_checkpointed(job.run):
-                kwargs = from_last_checkpoint(kwargs)
-                config = self._graph_config(job, kwargs)
+            kwargs = await self._kwargs_to_resume(job.run)
+            config = self._graph_config(job, kwargs)
             log.info("resuming run %s after the database came back (attempt %d)", job.run_id, attempt)
             job.stream.append("metadata", dumps({"run_id": job.run_id, "attempt": attempt}))
 
-    async def database_back(self) -> None:
+    async def _database_back(self) -> None:
         """Wait until the database answers again, with the pooled connections the outage broke replaced."""
         delay = 0.1
         while True:
@@ -582,7 +575,7 @@ class RunManager:
             except Exception as exc:
                 if not connection_lost(exc):
                     raise
-            await self.database_back()
+            await self._database_back()
 
     async def _end_events(self, job: Job) -> None:
         """Persist the rest of a run's events and its end marker, once (Postgres: other processes read them)."""
