@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from aegra_server.storage.liveness import PoolCheck
 from aegra_server.storage.sqlite_sharing import FileLock
 from aegra_server.storage.urls import DatabaseUrl
 
@@ -106,12 +107,15 @@ async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack):
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
+    liveness = PoolCheck()
     pool = AsyncConnectionPool(
         url.conninfo,
         min_size=2,
         max_size=20,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        check=liveness.check,
+        reset=liveness.returned,
     )
     await pool.open()
     stack.push_async_callback(pool.close)

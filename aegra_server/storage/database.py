@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -24,11 +23,11 @@ from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from aegra_server.serde import dumps_str, loads
+from aegra_server.storage.liveness import ping_when_needed
 from aegra_server.storage.urls import DatabaseUrl
 
 T = TypeVar("T")
@@ -63,29 +62,6 @@ def _sqlite_engine(url: DatabaseUrl, *, shared: bool, size: int) -> Engine:
             dbapi_connection.execute(f"PRAGMA {pragma}")
 
     return engine
-
-
-# A pooled Postgres connection unused for this long is checked before use: a database restart or a dropped
-# connection then costs a reconnect, not a failed request. SQLAlchemy's pool_pre_ping checks every checkout,
-# a round trip on each transaction of a busy server.
-PING_AFTER_IDLE_SECONDS = 10.0
-
-
-def _ping_when_idle(engine: Engine) -> None:
-    @event.listens_for(engine, "checkin")
-    def _returned(_dbapi_connection, record) -> None:
-        record.info["returned_at"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _check(dbapi_connection, record, _proxy) -> None:
-        if time.monotonic() - record.info.get("returned_at", 0.0) < PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            alive = engine.dialect.do_ping(dbapi_connection)
-        except Exception:
-            alive = False
-        if not alive:
-            raise DisconnectionError("connection lost while idle")  # the pool connects afresh
 
 
 class _HeldConnections:
@@ -142,7 +118,7 @@ class Database:
                 json_serializer=dumps_str,
                 json_deserializer=loads,
             )
-            _ping_when_idle(self._async_engine.sync_engine)
+            ping_when_needed(self._async_engine.sync_engine)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._async_engine is not None:

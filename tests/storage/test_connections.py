@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from contextlib import AsyncExitStack
 
 import aiosqlite
@@ -13,25 +14,45 @@ import pytest
 from sqlalchemy import text
 
 from aegra_server.runs.bus import PostgresBus
-from aegra_server.storage import database
-from aegra_server.storage.connections import sqlite_connection
+from aegra_server.storage import liveness
+from aegra_server.storage.connections import postgres_pool, sqlite_connection
 from aegra_server.storage.database import Database
 from aegra_server.storage.sqlite_sharing import holding
 from aegra_server.storage.urls import parse_database_url
 
 
+def terminate(postgres_url: str, pid: int) -> None:
+    """Close a connection from the server's side, as a restart does, and wait until its backend is gone."""
+    with psycopg.connect(parse_database_url(postgres_url).conninfo, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            time.sleep(0.01)
+
+
 @pytest.mark.postgres
-async def test_a_postgres_connection_dropped_while_idle_is_replaced(postgres_url, monkeypatch):
+async def test_a_postgres_connection_the_server_closed_is_replaced_before_use(postgres_url):
+    """Right away, not only once it counts as idle: the server's goodbye is waiting to be read on it."""
     db = Database(parse_database_url(postgres_url))
     try:
         pid = await db.write(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar())
-        with psycopg.connect(parse_database_url(postgres_url).conninfo, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)  # every connection counts as idle
+        terminate(postgres_url, pid)
         again = await db.write(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar())
         assert again != pid
     finally:
         await db.close()
+
+
+@pytest.mark.postgres
+async def test_the_checkpointers_pool_replaces_connections_the_server_closed(postgres_url):
+    async with AsyncExitStack() as stack:
+        pool = await postgres_pool(parse_database_url(postgres_url), stack)
+        async with pool.connection() as conn:
+            pids = [(await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]]
+        terminate(postgres_url, pids[0])
+        for _ in range(3):  # whichever pooled connection comes next works
+            async with pool.connection() as conn:
+                pids.append((await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"])
+        assert pids[0] not in pids[1:]
 
 
 @pytest.mark.postgres
@@ -46,7 +67,7 @@ async def test_a_busy_postgres_connection_is_not_pinged(postgres_url, monkeypatc
         await db.write(lambda conn: conn.execute(text("SELECT 1")))  # a new connection: checked once
         await db.write(lambda conn: conn.execute(text("SELECT 1")))
         assert len(pings) == 1
-        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
+        monkeypatch.setattr(liveness, "PING_AFTER_IDLE_SECONDS", 0.0)
         await db.write(lambda conn: conn.execute(text("SELECT 1")))
         assert len(pings) == 2
     finally:
