@@ -120,22 +120,35 @@ async def follow_persisted(manager: RunManager, run_id: str, start: int, heartbe
                     yield event
                 return
             arrived.clear()
-            rows = await manager.repos.runs.read_events(run_id, max(position, 0))
+            try:
+                rows = await manager.repos.runs.read_events(run_id, max(position, 0))
+                ended = not rows and await _ended(manager, run_id)
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                # The database is away (a restart): the follower keeps its connection and reads on once it is back.
+                yield None
+                await asyncio.sleep(heartbeat)
+                continue
             for seq, name, data in rows:
                 if name == END:
                     return
                 yield Event(seq, name, data)
                 position = seq + 1
-            if not rows:
-                try:
-                    run = await manager.repos.runs.get(run_id)
-                except LookupError:
-                    return
-                if run["status"] not in ("pending", "running"):
-                    return
+            if ended:
+                return
             try:
                 await asyncio.wait_for(arrived.wait(), heartbeat)
             except TimeoutError:
                 yield None
     finally:
         manager.bus.unlisten("aegra_events", on_signal)
+
+
+async def _ended(manager: RunManager, run_id: str) -> bool:
+    """Whether a run whose events have all been read is over (or gone)."""
+    try:
+        run = await manager.repos.runs.get(run_id)
+    except LookupError:
+        return True
+    return run["status"] not in ("pending", "running")

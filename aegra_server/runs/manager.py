@@ -315,6 +315,8 @@ class RunManager:
                     await self._start_claimed(row)
             except Exception as exc:
                 log_failure(log, logging.ERROR, "claiming runs failed; trying again", exc)
+                if connection_lost(exc):
+                    await self._database_back()  # rather than claim runs it could not start, each costing an attempt
             try:
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
             except TimeoutError:
@@ -331,15 +333,17 @@ class RunManager:
         attempt, first_seq = 1, 0
         if row.pop("resumed", False):
             # Its process died or handed it back: it goes on where its checkpoints end (see _kwargs_to_resume).
+            kwargs = await self._kwargs_to_resume(row)
+            if self.persister is not None:
+                first_seq = await self.repos.runs.last_event_seq(row["run_id"]) + 1
+            # Counted last: a step above failing (the database went away) is not an attempt of the run's.
             attempt = await self.repos.runs.next_attempt(self.instance_id, row["run_id"], self.lease_seconds)
             if attempt is None:
                 return  # cancelled or taken over since the claim
             if attempt > self.settings.run_max_attempts:
                 await self._give_up(row, attempt - 1)
                 return
-            row = {**row, "kwargs": await self._kwargs_to_resume(row)}
-            if self.persister is not None:
-                first_seq = await self.repos.runs.last_event_seq(row["run_id"]) + 1
+            row = {**row, "kwargs": kwargs}
             log.info("resuming run %s (attempt %d)", row["run_id"], attempt)
         self._spawn(row, assistant, attempt, first_seq)
 

@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from tests.postgres import fresh_database
+from tests.scaleout.instances import LEASE_SECONDS
 from tests.scaleout.test_instances import TERMINAL, sdk, wait_status, wait_steps
 
 pytestmark = pytest.mark.postgres
@@ -77,3 +78,33 @@ async def test_requests_while_the_database_is_away_are_told_to_come_again(instan
     assert away.headers["Retry-After"] == "1"
     assert "database" in away.json()["detail"]
     assert (await client.threads.create())["thread_id"]  # and once it is back, served again
+
+
+async def test_an_outage_longer_than_the_lease_ends_the_run_once_on_either_instance(instances, database_url):
+    """While the database is away for longer than a lease, the run's lease runs out: when it is back, either the
+    instance that executed the run goes on with it or the other one resumes it — never both, never an error from
+    the outage itself — and followers on both instances see the run to its end."""
+    a, b = instances("a"), instances("b")
+    on_a, on_b = sdk(a), sdk(b)
+    thread_id = (await on_a.threads.create())["thread_id"]
+    run = await on_a.runs.create(thread_id, "slow", input={"steps": 6, "delay": 0.4, "label": "r"})
+    await wait_status(on_a, thread_id, run["run_id"], "running")
+    seen: dict[str, list[tuple[str, object]]] = {"a": [], "b": []}
+
+    async def follow(client, name: str) -> None:
+        async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
+            seen[name].append((part.event, part.data))
+
+    following = [asyncio.create_task(follow(on_a, "a")), asyncio.create_task(follow(on_b, "b"))]
+    await wait_steps(on_a, thread_id, 2)
+    with outage(database_url):
+        await asyncio.sleep(3 * LEASE_SECONDS)
+    final = await wait_status(on_a, thread_id, run["run_id"], TERMINAL, timeout=60)
+    logs = {name: instance.log_path.read_text()[-3000:] for name, instance in (("a", a), ("b", b))}
+    assert final["status"] == "success", (final, logs)
+    assert (await on_b.threads.get_state(thread_id))["values"]["log"] == [f"r:{i}" for i in range(1, 7)]
+    await asyncio.wait_for(asyncio.gather(*following), 30)
+    for name, events in seen.items():
+        assert not [data for event, data in events if event == "error"], (name, events)
+        assert [data for event, data in events if event == "values"][-1]["log"] == [f"r:{i}" for i in range(1, 7)], (
+            name, events)
