@@ -8,16 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import fresh_database
-from tests.scaleout.instances import Instance
+from tests.scaleout.instances import BACKENDS, Instance, database
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'shared.db'}"
-        return
-    with fresh_database(request.getfixturevalue("pg_server"), prefix="aegra_scaleout") as url:
+    with database(request, request.param, tmp_path) as url:
         yield url
 
 
@@ -34,3 +29,20 @@ def instances(database_url: str, tmp_path: Path):
     yield start
     for instance in started:
         instance.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def pair(request, tmp_path_factory) -> Iterator[tuple[Instance, Instance]]:
+    """Two instances on one database, shared by a module's tests that leave both running and work on threads of
+    their own: starting the processes is most of what such a test costs. Tests that stop an instance, or need
+    one started differently, use `instances`."""
+    folder = tmp_path_factory.mktemp("pair")
+    with database(request, request.param, folder) as url:
+        started: list[Instance] = []
+        try:
+            started.append(Instance(url, folder, "a"))
+            started.append(Instance(url, folder, "b"))
+            yield started[0], started[1]
+        finally:
+            for instance in started:
+                instance.stop()

@@ -8,15 +8,29 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.postgres import fresh_database
 from tests.projects import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "tests" / "graphs" / "aegra.json"
 LEASE_SECONDS = 2.0
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextlib.contextmanager
+def database(request, kind: str, folder: Path) -> Iterator[str]:
+    """A database for instances to share: a SQLite file in `folder`, or a fresh Postgres database."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'shared.db'}"
+        return
+    with fresh_database(request.getfixturevalue("pg_server"), prefix="aegra_scaleout") as url:
+        yield url
 
 
 class Instance:
@@ -33,6 +47,7 @@ class Instance:
         workers: int | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
+        self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{name}.log"

@@ -10,13 +10,14 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from tests.scaleout.instances import LEASE_SECONDS
+from tests.scaleout.instances import BACKENDS, LEASE_SECONDS, Instance, database
 
 TERMINAL = {"success", "error", "interrupted", "timeout"}
 
@@ -46,8 +47,8 @@ async def wait_steps(client, thread_id: str, at_least: int, timeout: float = 30.
         await asyncio.sleep(0.1)
 
 
-async def test_a_run_created_on_one_instance_is_served_by_the_other(instances):
-    a, b = sdk(instances("a")), sdk(instances("b"))
+async def test_a_run_created_on_one_instance_is_served_by_the_other(pair):
+    a, b = sdk(pair[0]), sdk(pair[1])
     thread = await a.threads.create()
     tid = thread["thread_id"]
     run = await a.runs.create(tid, "slow", input={"steps": 4, "delay": 0.3, "label": "x"}, stream_resumable=True)
@@ -70,6 +71,33 @@ async def test_a_run_created_on_one_instance_is_served_by_the_other(instances):
     assert (await b.runs.get(tid, run["run_id"]))["status"] == "success"
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def survivor(request, tmp_path_factory) -> Iterator[Instance]:
+    """The instance that outlives the ones the tests below stop or kill (`victims`), on their database; shared,
+    since starting it is most of what such a test costs."""
+    folder = tmp_path_factory.mktemp("survivor")
+    with database(request, request.param, folder) as url:
+        server = Instance(url, folder, "survivor")
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def victims(survivor: Instance, tmp_path: Path):
+    """A factory for instances on the survivor's database, for a test to stop or kill; gone at its end."""
+    started: list[Instance] = []
+
+    def start(**kwargs) -> Instance:
+        started.append(Instance(survivor.database_url, tmp_path, f"victim{len(started)}", **kwargs))
+        return started[-1]
+
+    yield start
+    for instance in started:
+        instance.stop()
+
+
 async def _thread_stream_until_done(client, thread_id: str) -> list:
     parts = []
     async for part in await client.threads.join_stream(thread_id):
@@ -79,10 +107,10 @@ async def _thread_stream_until_done(client, thread_id: str) -> list:
     return parts
 
 
-async def test_a_thread_stream_shows_runs_executed_by_the_other_instance(instances):
+async def test_a_thread_stream_shows_runs_executed_by_the_other_instance(pair):
     """GET /threads/{id}/stream on one instance follows a run that another instance executes, from its first
     event (its metadata) to its end (run_done), as when both are the same process."""
-    a, b = sdk(instances("a")), sdk(instances("b"))
+    a, b = sdk(pair[0]), sdk(pair[1])
     tid = (await a.threads.create())["thread_id"]
     follower = asyncio.create_task(asyncio.wait_for(_thread_stream_until_done(a, tid), 30))
     await asyncio.sleep(0.5)  # subscribed before the run starts
@@ -95,10 +123,10 @@ async def test_a_thread_stream_shows_runs_executed_by_the_other_instance(instanc
     assert ids == sorted(set(ids))
 
 
-async def test_a_thread_stream_opened_mid_run_shows_the_other_instance_s_run_whole(instances):
+async def test_a_thread_stream_opened_mid_run_shows_the_other_instance_s_run_whole(pair):
     """A reader who arrives while the other instance is half-way through a run gets that run from its first event
     (its metadata), not only what comes after."""
-    a, b = sdk(instances("a")), sdk(instances("b"))
+    a, b = sdk(pair[0]), sdk(pair[1])
     tid = (await a.threads.create())["thread_id"]
     run = await b.runs.create(tid, "slow", input={"steps": 5, "delay": 0.4, "label": "m"})
     await wait_steps(b, tid, 2)
@@ -109,11 +137,11 @@ async def test_a_thread_stream_opened_mid_run_shows_the_other_instance_s_run_who
     assert [p.data for p in parts if p.event == "values"][-1]["log"] == [f"m:{i}" for i in range(1, 6)]
 
 
-async def test_a_thread_stream_follows_a_run_resumed_where_it_is_read(instances):
+async def test_a_thread_stream_follows_a_run_resumed_where_it_is_read(victims, survivor):
     """The reader is on b, the run starts on a, a dies and b resumes the run: the stream shows the first attempt
     (copied from a's persisted events), then the second (b's own), and the run's end once."""
-    a_proc = instances("a")
-    a, b = sdk(a_proc), sdk(instances("b"))
+    a_proc = victims()
+    a, b = sdk(a_proc), sdk(survivor)
     tid = (await a.threads.create())["thread_id"]
     follower = asyncio.create_task(asyncio.wait_for(_thread_stream_until_done(b, tid), LEASE_SECONDS * 5 + 30))
     await asyncio.sleep(0.5)
@@ -130,10 +158,10 @@ async def test_a_thread_stream_follows_a_run_resumed_where_it_is_read(instances)
     assert ids == sorted(set(ids))
 
 
-async def test_the_thread_protocol_shows_runs_started_on_the_other_instance(instances):
+async def test_the_thread_protocol_shows_runs_started_on_the_other_instance(pair):
     """`client.threads.stream()` over SSE on one instance, its `run.start` command sent to another: the events
     of the run arrive on the stream, ending with the root lifecycle `completed`."""
-    a, b = instances("a"), instances("b")
+    a, b = pair
     tid = (await sdk(a).threads.create())["thread_id"]
     methods: list[tuple[str, dict]] = []
 
@@ -162,8 +190,8 @@ async def test_the_thread_protocol_shows_runs_started_on_the_other_instance(inst
     assert [p["data"]["log"] for m, p in methods if m == "values"][-1] == ["y:1", "y:2"]
 
 
-async def test_cancel_from_the_other_instance(instances):
-    a, b = sdk(instances("a")), sdk(instances("b"))
+async def test_cancel_from_the_other_instance(pair):
+    a, b = sdk(pair[0]), sdk(pair[1])
     tid = (await a.threads.create())["thread_id"]
     run = await a.runs.create(tid, "slow", input={"steps": 50, "delay": 0.2, "label": "c"})
     await wait_steps(a, tid, 1)
@@ -175,10 +203,10 @@ async def test_cancel_from_the_other_instance(instances):
     assert len((await a.threads.get_state(tid))["values"]["log"]) == steps  # it really stopped
 
 
-async def test_a_client_leaving_a_join_on_the_other_instance_cancels_the_run(instances):
+async def test_a_client_leaving_a_join_on_the_other_instance_cancels_the_run(pair):
     """join_stream with cancel_on_disconnect on the instance that does not run it: the client leaves, the run
     stops (the cancel used to be cancelled with the departing request before it reached the database)."""
-    a, b_proc = sdk(instances("a")), instances("b")
+    a, b_proc = sdk(pair[0]), pair[1]
     tid = (await a.threads.create())["thread_id"]
     run = await a.runs.create(tid, "slow", input={"steps": 50, "delay": 0.2, "label": "d"})
     await wait_steps(a, tid, 1)
@@ -194,8 +222,8 @@ async def test_a_client_leaving_a_join_on_the_other_instance_cancels_the_run(ins
     assert len((await a.threads.get_state(tid))["values"]["log"]) < 50
 
 
-async def test_multitask_strategies_hold_across_instances(instances):
-    a, b = sdk(instances("a")), sdk(instances("b"))
+async def test_multitask_strategies_hold_across_instances(pair):
+    a, b = sdk(pair[0]), sdk(pair[1])
     tid = (await a.threads.create())["thread_id"]
     first = await a.runs.create(tid, "slow", input={"steps": 3, "delay": 0.3, "label": "first"})
     await wait_status(a, tid, first["run_id"], "running")
@@ -216,9 +244,9 @@ async def test_multitask_strategies_hold_across_instances(instances):
     assert (await b.runs.get(tid, fourth["run_id"]))["status"] == "success"
 
 
-async def test_runs_of_a_dead_instance_resume_elsewhere_each_step_once(instances):
-    a_proc = instances("a")
-    b = sdk(instances("b"))
+async def test_runs_of_a_dead_instance_resume_elsewhere_each_step_once(victims, survivor):
+    a_proc = victims()
+    b = sdk(survivor)
     a = sdk(a_proc)
     tid = (await a.threads.create())["thread_id"]
     run = await a.runs.create(tid, "slow", input={"steps": 6, "delay": 0.4, "label": "k"})
@@ -230,11 +258,11 @@ async def test_runs_of_a_dead_instance_resume_elsewhere_each_step_once(instances
     assert log == [f"k:{i}" for i in range(1, 7)]  # every step exactly once, none lost, none repeated
 
 
-async def test_a_run_from_an_earlier_checkpoint_resumes_from_its_own_last_one(instances):
+async def test_a_run_from_an_earlier_checkpoint_resumes_from_its_own_last_one(victims, survivor):
     """A run started at a given checkpoint (a fork, as Studio's "rerun from here"), orphaned halfway: it goes on
     from the checkpoints it wrote, not from the one it was started at (which would run its steps again)."""
-    a_proc = instances("a")
-    b = sdk(instances("b"))
+    a_proc = victims()
+    b = sdk(survivor)
     a = sdk(a_proc)
     tid = (await a.threads.create())["thread_id"]
     await a.runs.wait(tid, "slow", input={"steps": 1, "delay": 0, "label": "base"})
@@ -249,9 +277,9 @@ async def test_a_run_from_an_earlier_checkpoint_resumes_from_its_own_last_one(in
     assert (await b.threads.get_state(tid))["values"]["log"] == ["base:1", *(f"f:{i}" for i in range(1, 6))]
 
 
-async def test_sigterm_hands_unfinished_runs_to_another_instance(instances):
-    a_proc = instances("a", grace=0.5)
-    b = sdk(instances("b"))
+async def test_sigterm_hands_unfinished_runs_to_another_instance(victims, survivor):
+    a_proc = victims(grace=0.5)
+    b = sdk(survivor)
     a = sdk(a_proc)
     tid = (await a.threads.create())["thread_id"]
     run = await a.runs.create(tid, "slow", input={"steps": 8, "delay": 0.4, "label": "t"})
@@ -265,8 +293,8 @@ async def test_sigterm_hands_unfinished_runs_to_another_instance(instances):
     assert (await b.threads.get_state(tid))["values"]["log"] == [f"t:{i}" for i in range(1, 9)]
 
 
-async def test_sigterm_lets_a_short_run_finish_within_the_grace_period(instances):
-    a_proc = instances("a", grace=20)
+async def test_sigterm_lets_a_short_run_finish_within_the_grace_period(victims, survivor):
+    a_proc = victims(grace=20)
     a = sdk(a_proc)
     tid = (await a.threads.create())["thread_id"]
     run = await a.runs.create(tid, "slow", input={"steps": 3, "delay": 0.3, "label": "g"})
@@ -274,17 +302,17 @@ async def test_sigterm_lets_a_short_run_finish_within_the_grace_period(instances
     await a.http.client.aclose()
     assert await asyncio.to_thread(a_proc.terminate) in (0, -signal.SIGTERM)
     assert "handed" not in a_proc.log_path.read_text()
-    b = sdk(instances("b"))  # started after A stopped: nothing was left to resume
+    b = sdk(survivor)
     final = await b.runs.get(tid, run["run_id"])
     assert final["status"] == "success"
     assert (await b.threads.get_state(tid))["values"]["log"] == ["g:1", "g:2", "g:3"]
 
 
-async def test_sigterm_with_a_client_following_a_long_run_stops_within_the_grace_period(instances):
+async def test_sigterm_with_a_client_following_a_long_run_stops_within_the_grace_period(victims, survivor):
     """A stream following a run that outlasts the grace period: the server stops within about the grace period and
     hands the run back (it used to wait for the whole run, since the HTTP server waited for the stream)."""
-    a_proc = instances("a", grace=2)
-    b = sdk(instances("b"))
+    a_proc = victims(grace=2)
+    b = sdk(survivor)
     a = sdk(a_proc)
     tid = (await a.threads.create())["thread_id"]
     run = await a.runs.create(tid, "slow", input={"steps": 40, "delay": 0.25, "label": "s"}, stream_resumable=True)
@@ -314,10 +342,22 @@ async def _all_workers_up(server, workers: int = 2) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_one_server_with_workers_serves_every_run(instances):
+@pytest.fixture(scope="module", params=BACKENDS)
+def with_workers(request, tmp_path_factory) -> Iterator[Instance]:
+    """One `aegra serve --workers 2` (with metrics), shared by the tests below: none stops it."""
+    folder = tmp_path_factory.mktemp("workers")
+    with database(request, request.param, folder) as url:
+        server = Instance(url, folder, "w", workers=2, env={"ENABLE_METRICS": "1"})
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+async def test_one_server_with_workers_serves_every_run(with_workers):
     """`aegra serve --workers 2`, on either database: runs sent to its one port all finish, whichever of its
     two processes takes them."""
-    server = instances("w", workers=2)
+    server = with_workers
     await _all_workers_up(server)
     client = sdk(server)
     threads = [(await client.threads.create())["thread_id"] for _ in range(8)]
@@ -327,13 +367,14 @@ async def test_one_server_with_workers_serves_every_run(instances):
     assert [output["log"] for output in outputs] == [[f"{i}:1", f"{i}:2"] for i in range(8)]
 
 
-def _sockets_on(port: int, state: str) -> list[int]:
+def _sockets_on(port: int, state: str, peers: set[int] | None = None) -> list[int]:
     """Inodes of the TCP sockets whose local port is `port`, in `state` (/proc/net/tcp: 0A listening,
-    01 connected; 0 for a connection no process has accepted yet)."""
+    01 connected; 0 for a connection no process has accepted yet), connected to one of the ports `peers` if given."""
     inodes = []
     for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = row.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+        local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+        if local == port and fields[3] == state and (peers is None or remote in peers):
             inodes.append(int(fields[9]))
     return inodes
 
@@ -349,21 +390,22 @@ def _holders(inodes: list[int]) -> collections.Counter:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads connections on Linux")
-async def test_connections_are_spread_over_the_workers(instances):
+async def test_connections_are_spread_over_the_workers(with_workers):
     """Each worker listens on the port with a socket of its own (SO_REUSEPORT), so the kernel hands new
     connections to all of them. With one shared socket the first worker to wake accepted every connection
     waiting, and a client's keep-alive pool, opened at once, stayed on that one worker."""
-    server = instances("w", workers=2)
+    server = with_workers
     await _all_workers_up(server)
     listeners = _holders(_sockets_on(server.port, "0A"))
     assert len(listeners) == 2 and set(listeners.values()) == {1}, listeners  # one socket in each worker
     connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(32)]
+    ours = {connection.getsockname()[1] for connection in connections}  # not other tests' keep-alive connections
     try:
         deadline = asyncio.get_running_loop().time() + 10
-        while 0 in _sockets_on(server.port, "01"):  # until both workers have accepted what is theirs
+        while 0 in _sockets_on(server.port, "01", ours):  # until both workers have accepted what is theirs
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.05)
-        accepted = _holders(_sockets_on(server.port, "01"))
+        accepted = _holders(_sockets_on(server.port, "01", ours))
         # Spread by a hash of each client port: all 32 on one worker would happen once in two billion.
         assert set(accepted) == set(listeners) and sum(accepted.values()) == 32, accepted
     finally:
@@ -379,22 +421,32 @@ def _sample(text: str, name: str) -> float | None:
     return None
 
 
-async def test_metrics_answer_for_every_worker(instances):
+async def _scrapes(server, *series: str) -> set[tuple[float | None, ...]]:
+    """The values of `series` in eight scrapes, each on a new connection: either worker answers."""
+    seen = set()
+    for _ in range(8):
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            text = (await http.get("/metrics")).text
+        seen.add(tuple(_sample(text, name) or 0.0 for name in series))
+    return seen
+
+
+async def test_metrics_answer_for_every_worker(with_workers):
     """A scrape reaches one worker of `aegra serve --workers 2`, but counts what both served: requests answered
     by either and runs executed by either."""
-    server = instances("m", workers=2, env={"ENABLE_METRICS": "1"})
+    server = with_workers
     await _all_workers_up(server)
     client = sdk(server)
+    requests = 'aegra_http_requests_total{method="GET",route="/info",status="200"}'
+    runs = 'aegra_runs_total{status="success"}'
+    before = await _scrapes(server, requests, runs)
+    assert len(before) == 1, before  # every scrape counts both workers
+    (requests_before, runs_before), = before
     for _ in range(16):  # a connection each, spread over the workers
         async with httpx.AsyncClient(base_url=server.url) as http:
             assert (await http.get("/info")).status_code == 200
     threads = [(await client.threads.create())["thread_id"] for _ in range(4)]
     await asyncio.gather(*(client.runs.wait(t, "echo", input={"messages": []}) for t in threads))
-    requests = 'aegra_http_requests_total{method="GET",route="/info",status="200"}'
-    seen = []
-    for _ in range(8):  # each scrape on a new connection: either worker answers
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            text = (await http.get("/metrics")).text
-        seen.append((_sample(text, requests), _sample(text, 'aegra_runs_total{status="success"}')))
-    assert set(seen) == {(16.0, 4.0)}, seen
-    assert _sample(text, "aegra_runs_executing") == 0.0
+    assert await _scrapes(server, requests, runs, "aegra_runs_executing") == {
+        (requests_before + 16, runs_before + 4, 0.0)
+    }
