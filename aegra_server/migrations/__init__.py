@@ -18,15 +18,11 @@ The `alembic.ini` next to this file is only for developers running the Alembic C
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -35,7 +31,15 @@ from aegra_server.errors import DatabaseError
 from aegra_server.observability.redact import hide_secret
 from aegra_server.storage.urls import DatabaseUrl, parse_database_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported only where it is needed: every server process checks the schema as it starts, and a
+# database already at HEAD (the common case) needs only one SELECT, not half a second of importing Alembic.
+
 SCRIPT_LOCATION = Path(__file__).resolve().parent
+# The newest revision in versions/ (tests/storage/test_migrations.py checks it against Alembic's own answer).
+HEAD = "0004"
 
 # Key of the Postgres advisory lock that serialises migrators: the bytes of "aegra-db" as a signed 64-bit int.
 # Fixed forever, so that every Aegra version ever deployed against one database agrees on it.
@@ -47,6 +51,8 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 def alembic_config() -> Config:
     """An Alembic config pointing at the scripts in this package; no ini file involved."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.set_main_option("path_separator", "os")
@@ -54,7 +60,9 @@ def alembic_config() -> Config:
 
 
 def head() -> str:
-    """The newest revision this version of Aegra knows."""
+    """The newest revision this version of Aegra knows, as Alembic finds it in versions/."""
+    from alembic.script import ScriptDirectory
+
     revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert revision is not None, "aegra_server/migrations/versions holds no revisions"
     return revision
@@ -76,8 +84,14 @@ def upgrade(database_url: str) -> str:
                 f"Cannot create the folder {folder} for the SQLite database: {exc.strerror or exc}",
                 hint="check the path in DATABASE_URL and that you may write there",
             ) from exc
-    config = alembic_config()
     with _connected(url, for_upgrade=True) as connection:
+        if _revision(connection) == HEAD:
+            return HEAD
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.util.exc import CommandError
+
+        config = alembic_config()
         try:
             with _migration_lock(connection), connection.begin():
                 config.attributes["connection"] = connection
@@ -102,6 +116,8 @@ def current(database_url: str) -> str | None:
     url = parse_database_url(database_url)
     if url.dialect == "sqlite" and (url.is_memory or not Path(url.sqlite_path).exists()):
         return None
+    from alembic.runtime.migration import MigrationContext
+
     with _connected(url, for_upgrade=False) as connection:
         try:
             return MigrationContext.configure(connection).get_current_revision()
@@ -150,6 +166,17 @@ def _engine(url: DatabaseUrl, *, for_upgrade: bool) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _revision(connection: Connection) -> str | None:
+    """The database's revision read without Alembic; None when it cannot tell (no version table yet, or
+    several rows), where Alembic then decides."""
+    try:
+        with connection.begin():
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except SQLAlchemyError:
+        return None
+    return rows[0][0] if len(rows) == 1 else None
 
 
 @contextmanager

@@ -368,3 +368,12 @@ def test_revisions_form_one_line() -> None:
 
     scripts = ScriptDirectory.from_config(migrations.alembic_config())
     assert scripts.get_heads() == [migrations.head()]
+    assert migrations.HEAD == migrations.head(), "set migrations.HEAD to the newest revision in versions/"
+
+
+def test_a_database_at_head_is_checked_without_alembic(database_url: str) -> None:
+    """What every server process does as it starts: one SELECT, not Alembic's import (half a second each)."""
+    migrations.upgrade(database_url)
+    script = "import sys; from aegra_server import migrations; print(migrations.upgrade(sys.argv[1]), 'alembic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", script, database_url], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [migrations.HEAD, "False"], out.stderr
