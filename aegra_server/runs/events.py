@@ -86,6 +86,14 @@ class EventPersister:
             for run_id in batch:
                 await self._bus.notify("aegra_events", signal_of(run_id, self._thread_of.get(run_id)))
 
+    async def written(self, run_id: str) -> None:
+        """Returns once the database has every event of the run appended so far (waiting out an outage): the
+        run's end is stored only then, so that a reader elsewhere who finds the run ended has all its events."""
+        await self.flush()
+        while self._pending.get(run_id) and not self._closing:
+            await asyncio.sleep(RETRY_SECONDS)
+            await self.flush()
+
     async def end(self, run_id: str) -> None:
         """Write what is left of a run's events and the end marker, before the run is seen as finished."""
         seq = self._next_seq.pop(run_id, None)
@@ -123,6 +131,8 @@ async def follow_persisted(manager: RunManager, run_id: str, start: int, heartbe
             try:
                 rows = await manager.repos.runs.read_events(run_id, max(position, 0))
                 ended = not rows and await _ended(manager, run_id)
+                if ended:  # its last events were stored before its end: read once more (RunManager._record)
+                    rows = await manager.repos.runs.read_events(run_id, max(position, 0))
             except Exception as exc:
                 if not connection_lost(exc):
                     raise

@@ -541,6 +541,8 @@ class RunManager:
         job.outcome = outcome
         more_waiting = True  # unless the final write says otherwise
         try:
+            if self.persister is not None:
+                await self.persister.written(job.run_id)
             if not recorded:
                 more_waiting = await self._despite_outages(
                     lambda: self.repos.runs.finish(
