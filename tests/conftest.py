@@ -27,3 +27,14 @@ def pg_server():
 
     with postgres_server() as url:
         yield url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The suite runs on two pytest-xdist workers (pyproject's addopts, `--dist loadgroup`): it mostly waits on
+    server processes and sleeps, so two halve its time on two cores. A file's tests stay on one worker (its
+    module-scoped servers start once); the Docker tests all share one, since they compete for the engine and
+    its host ports."""
+    for item in items:
+        path = Path(str(item.path)).relative_to(ROOT)
+        group = "docker" if path.parts[:2] == ("tests", "docker") else str(path)
+        item.add_marker(pytest.mark.xdist_group(group))
