@@ -16,6 +16,8 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
+
 from aegra_server.runs.stream import Event
 from aegra_server.storage.connections import connection_lost
 
@@ -74,6 +76,8 @@ class EventPersister:
                 return
             try:
                 await self._repo.append_events(rows)
+            except IntegrityError:
+                await self._append_each(batch)
             except Exception as exc:
                 if connection_lost(exc) and not self._closing:
                     # Kept, ahead of what came since, for readers elsewhere once the database is back.
@@ -85,6 +89,22 @@ class EventPersister:
                 return
             for run_id in batch:
                 await self._bus.notify("aegra_events", signal_of(run_id, self._thread_of.get(run_id)))
+
+    async def _append_each(self, batch: dict[str, list[dict]]) -> None:
+        """A batch refused for a clash of event ids: a run this process executed while cut off from the database
+        was resumed by another process, which wrote those ids first. Each run's events are written on their own,
+        so the other runs' are not lost with that one's."""
+        for run_id, rows in batch.items():
+            try:
+                await self._repo.append_events(rows)
+            except IntegrityError:
+                log.warning("dropped %d events of run %s: another process took it over and wrote its own", len(rows), run_id)
+
+    def forget(self, run_id: str) -> None:
+        """Drop what is still to be written of a run another process took over."""
+        self._pending.pop(run_id, None)
+        self._next_seq.pop(run_id, None)
+        self._thread_of.pop(run_id, None)
 
     async def written(self, run_id: str) -> None:
         """Returns once the database has every event of the run appended so far (waiting out an outage): the
@@ -123,7 +143,7 @@ async def follow_persisted(manager: RunManager, run_id: str, start: int, heartbe
     try:
         while True:
             local = manager.streams.get(run_id)
-            if local is not None:  # it moved here (resumed by this process)
+            if local is not None and not local.handed_over:  # it moved here (resumed by this process)
                 async for event in local.follow(position, heartbeat):
                     yield event
                 return

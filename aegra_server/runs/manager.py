@@ -43,7 +43,7 @@ from aegra_server.storage.common import NotFound, new_id
 from aegra_server.storage.connections import connection_lost, log_failure
 from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
-from aegra_server.storage.runs import ACTIVE
+from aegra_server.storage.runs import ACTIVE, TakenOver
 
 log = logging.getLogger("aegra.runs")
 
@@ -72,6 +72,7 @@ class Job:
     marker: str | None = None  # a checkpoint id older than anything this run writes (for rollback)
     started_at: datetime = field(default_factory=utcnow)  # when this process took the run up
     events_ended: bool = False
+    taken_over: bool = False  # another process holds the run now (its lease ran out here): stop, do not finish
 
     @property
     def run_id(self) -> str:
@@ -372,7 +373,11 @@ class RunManager:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                await self.repos.runs.renew(self.instance_id, list(self._jobs), self.lease_seconds)
+                for run_id in await self.repos.runs.renew(self.instance_id, list(self._jobs), self.lease_seconds):
+                    job = self._jobs.get(run_id)
+                    if job is not None and job.task is not None:
+                        job.taken_over = True
+                        job.task.cancel()
                 for row in await self.repos.runs.active(run_ids=list(self._jobs)) if self._jobs else []:
                     if row.get("cancel_action") and row["run_id"] in self._jobs:
                         await self.cancel(row["run_id"], action=row["cancel_action"])
@@ -428,6 +433,8 @@ class RunManager:
                 except asyncio.CancelledError:
                     if timed_out:
                         outcome = self._timed_out(job)
+                    elif job.taken_over:
+                        outcome = None
                     elif job.cancel_action is None:
                         return  # shutting down: the run is handed back, not finished
                     else:
@@ -485,7 +492,10 @@ class RunManager:
     def _let_go(self, job: Job) -> None:
         """Stop executing a run here without ending it: another process resumed it (its lease ran out while this
         one could not renew it) and finishes it; waiters here learn its end from the database."""
-        log.warning("run %s was resumed by another process while the database was unreachable", job.run_id)
+        log.warning("run %s was taken over by another process (its lease ran out here); it stops here", job.run_id)
+        job.stream.handed_over = True
+        if self.persister is not None:
+            self.persister.forget(job.run_id)
         self.streams.close(job.run_id)
         job.done.set()
         self._jobs.pop(job.run_id, None)
@@ -552,26 +562,36 @@ class RunManager:
                         values=values,
                         interrupts=interrupts,
                         error=outcome.error,
+                        # Shared database: another process may have resumed the run while this one was cut off.
+                        owner=self.instance_id if self.bus.shared else None,
                     )
                 )
             if job.temporary:
                 # Its events go first: deleting the thread deletes the run and, on Postgres, its event rows.
                 await self._end_events(job)
                 await self.delete_thread_data(job.thread_id)
+        except TakenOver:
+            job.taken_over = True
+            self._let_go(job)
         finally:
-            # The status is stored before the stream closes: a client that sees the end and reads the run
-            # finds it finished. Waiters here are released first; what other processes need comes after.
-            self.streams.close(job.run_id)
-            job.done.set()
-            self._jobs.pop(job.run_id, None)
-            self._signal_end(job.run_id)
-            if more_waiting or self._backlog:
-                self._wake.set()  # the thread's next run, or one this process had no room for, may now start
-            if job.run["kwargs"].get("webhook") and self.webhooks_enabled:
-                self.webhooks.send(job.run["kwargs"]["webhook"], self._webhook_payload(job))
-            await self._end_events(job)
-            if self.bus.shared and more_waiting:
-                await self.bus.notify("aegra_wake")
+            if not job.taken_over:
+                await self._ended_here(job, more_waiting)
+
+    async def _ended_here(self, job: Job, more_waiting: bool) -> None:
+        """Everything after a run's end was stored, by the process that executed it to its end."""
+        # The status is stored before the stream closes: a client that sees the end and reads the run
+        # finds it finished. Waiters here are released first; what other processes need comes after.
+        self.streams.close(job.run_id)
+        job.done.set()
+        self._jobs.pop(job.run_id, None)
+        self._signal_end(job.run_id)
+        if more_waiting or self._backlog:
+            self._wake.set()  # the thread's next run, or one this process had no room for, may now start
+        if job.run["kwargs"].get("webhook") and self.webhooks_enabled:
+            self.webhooks.send(job.run["kwargs"]["webhook"], self._webhook_payload(job))
+        await self._end_events(job)
+        if self.bus.shared and more_waiting:
+            await self.bus.notify("aegra_wake")
 
     async def _despite_outages(self, write):
         """A write that must not be lost to a dropped database connection: made again once the database answers."""
@@ -671,10 +691,16 @@ class RunManager:
         heartbeats."""
         while True:
             stream = self.streams.get(run_id)
-            if stream is not None:
-                async for event in stream.follow(stream.end if start is None else start, heartbeat):
+            if stream is not None and not stream.handed_over:
+                position = stream.end if start is None else start
+                async for event in stream.follow(position, heartbeat):
+                    if event is not None:
+                        position = event.id + 1
                     yield event
-                return
+                if not stream.handed_over:
+                    return
+                start = position  # the process that took the run over goes on from here: read it from the database
+                continue
             if self.bus.shared:
                 if start is None:
                     start = await self.repos.runs.last_event_seq(run_id) + 1

@@ -38,6 +38,8 @@ class RunStream:
     resumable: bool = False
     events: list[Event] = field(default_factory=list)
     done: bool = False
+    # Closed because another process took the run over (RunManager._let_go): its events go on there.
+    handed_over: bool = False
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     # Logs that receive a copy of every event: the run's thread log, which thread streams follow.

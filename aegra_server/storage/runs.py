@@ -97,6 +97,10 @@ def _lock_thread(conn: Connection, thread_id: str) -> None:
         conn.execute(_LOCK_THREAD, {"b_thread_id": thread_id})
 
 
+class TakenOver(Exception):
+    """The run is held by another process now (its lease ran out where it executed): that one records its end."""
+
+
 class RunRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -235,15 +239,23 @@ class RunRepository:
 
         return await self.db.write(claim)
 
-    async def renew(self, owner: str, run_ids: list[str], lease_seconds: float) -> None:
+    async def renew(self, owner: str, run_ids: list[str], lease_seconds: float) -> list[str]:
+        """Extend `owner`'s leases of `run_ids`. Returns those of them another process holds now: it took them
+        over while `owner` could not renew (cut off from the database, or stalled); `owner` must stop them."""
         if not run_ids:
-            return
-        query = (
+            return []
+        extend = (
             update(runs)
             .where(runs.c.owner == owner, runs.c.run_id.in_(run_ids))
             .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
         )
-        await self.db.write(lambda conn: conn.execute(query))
+        taken = select(runs.c.run_id).where(runs.c.run_id.in_(run_ids), _IS_ACTIVE, runs.c.owner != owner)
+
+        def renew(conn: Connection) -> list[str]:
+            conn.execute(extend)
+            return list(conn.execute(taken).scalars())
+
+        return await self.db.write(renew)
 
     async def release(self, owner: str, run_ids: list[str] | None = None) -> int:
         """Hand runs back (shutdown, or a restart of the only process): their leases end now, so any process
@@ -351,18 +363,26 @@ class RunRepository:
         values: Any,
         interrupts: dict | None,
         error: dict | None = None,
+        owner: str | None = None,
     ) -> bool:
         """Record a run's end and its thread's new state in one transaction; True when another run of the
         thread is still pending or running (the thread then stays busy).
 
         `interrupts=None` leaves the thread's recorded state as it was. `error` becomes the run's error and the
-        thread's (which a run without one clears).
+        thread's (which a run without one clears). With `owner`, the end is recorded only if that process still
+        holds the run (else TakenOver): where processes share the database, one that lost its lease must not
+        end a run another has resumed.
         """
         now = utcnow()
         thread_id = run["thread_id"]
+        holder = select(runs.c.owner, runs.c.status).where(runs.c.run_id == run["run_id"])
 
         def finish(conn: Connection) -> bool:
             _lock_thread(conn, thread_id)
+            if owner is not None:
+                held = conn.execute(holder).first()
+                if held is not None and (held.owner != owner or held.status not in ACTIVE):
+                    raise TakenOver(run["run_id"])  # resumed elsewhere, perhaps ended there already
             params = {"b_run_id": run["run_id"], "b_status": status, "b_now": now}
             if error is None:
                 _SET_STATUS.execute(conn, params)

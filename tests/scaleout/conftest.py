@@ -18,11 +18,11 @@ def database_url(request, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def instances(database_url: str, tmp_path: Path):
-    """A factory for server processes on the test's database; all are stopped at the end."""
+    """A factory for server processes on the test's database (`url`: as another role); all are stopped at the end."""
     started: list[Instance] = []
 
-    def start(name: str, **kwargs) -> Instance:
-        instance = Instance(database_url, tmp_path, name, **kwargs)
+    def start(name: str, url: str | None = None, **kwargs) -> Instance:
+        instance = Instance(url or database_url, tmp_path, name, **kwargs)
         started.append(instance)
         return instance
 

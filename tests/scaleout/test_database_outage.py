@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.postgres import fresh_database
+from tests.postgres import fresh_database, url_for_database
 from tests.scaleout.instances import LEASE_SECONDS
 from tests.scaleout.test_instances import TERMINAL, sdk, wait_status, wait_steps
 
@@ -107,4 +108,54 @@ async def test_an_outage_longer_than_the_lease_ends_the_run_once_on_either_insta
     for name, events in seen.items():
         assert not [data for event, data in events if event == "error"], (name, events)
         assert [data for event, data in events if event == "values"][-1]["log"] == [f"r:{i}" for i in range(1, 7)], (
+            name, events)
+
+
+@contextlib.contextmanager
+def cut_off(database_url: str, role: str) -> Iterator[None]:
+    """The database goes away for one role's connections only (as for a server behind a broken network path):
+    they are dropped and new ones refused for the block, while other roles' work on."""
+    with psycopg.connect(database_url, dbname="postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+        try:
+            yield
+        finally:
+            admin.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)))
+
+
+async def test_an_instance_cut_off_for_longer_than_the_lease_hands_its_run_over(instances, database_url):
+    """a executes a run and loses the database for three leases while b keeps it: b resumes the run and ends
+    it, each step once; a, back, stops its copy rather than finishing it a second time, and a's followers go
+    on with b's events to the run's end."""
+    role = f"cut_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER").format(sql.Identifier(role)))
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    a = instances("a", url=url_for_database(database_url, name, user=role))
+    b = instances("b")
+    on_a, on_b = sdk(a), sdk(b)
+    thread_id = (await on_a.threads.create())["thread_id"]
+    run = await on_a.runs.create(thread_id, "slow", input={"steps": 8, "delay": 0.4, "label": "h"})
+    await wait_status(on_a, thread_id, run["run_id"], "running")
+    seen: dict[str, list[tuple[str, object]]] = {"a": [], "b": []}
+
+    async def follow(client, name: str) -> None:
+        async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
+            seen[name].append((part.event, part.data))
+
+    following = [asyncio.create_task(follow(on_a, "a")), asyncio.create_task(follow(on_b, "b"))]
+    await wait_steps(on_b, thread_id, 2)
+    with cut_off(database_url, role):
+        await asyncio.sleep(3 * LEASE_SECONDS)
+    final = await wait_status(on_b, thread_id, run["run_id"], TERMINAL, timeout=60)
+    logs = {name: instance.log_path.read_text()[-3000:] for name, instance in (("a", a), ("b", b))}
+    assert final["status"] == "success", (final, logs)
+    await asyncio.wait_for(asyncio.gather(*following), 30)
+    await asyncio.sleep(1)  # time for a's copy to write a step it should not
+    assert (await on_b.threads.get_state(thread_id))["values"]["log"] == [f"h:{i}" for i in range(1, 9)], logs
+    assert "taken over by another process" in a.log_path.read_text()
+    for name, events in seen.items():
+        assert not [data for event, data in events if event == "error"], (name, events)
+        assert [data for event, data in events if event == "values"][-1]["log"] == [f"h:{i}" for i in range(1, 9)], (
             name, events)
