@@ -52,11 +52,17 @@ class EventPersister:
         self._flusher: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self._closing = False  # no more retries: the server is stopping
+        # The id after the last event written per run: where another process that takes a run over goes on.
+        self._written_upto: dict[str, int] = {}
+        # Runs another process took over (their event ids clashed): nothing more of theirs is written.
+        self._lost: set[str] = set()
 
     def sink(self, run_id: str, thread_id: str) -> Callable[[Event], None]:
         self._thread_of[run_id] = thread_id
 
         def add(event: Event) -> None:
+            if run_id in self._lost:
+                return
             self._pending[run_id].append({"run_id": run_id, "seq": event.id, "event": event.name, "data": event.data})
             self._next_seq[run_id] = event.id + 1
             if self._flusher is None or self._flusher.done():
@@ -76,6 +82,7 @@ class EventPersister:
                 return
             try:
                 await self._repo.append_events(rows)
+                self._have_written(batch)
             except IntegrityError:
                 await self._append_each(batch)
             except Exception as exc:
@@ -97,14 +104,25 @@ class EventPersister:
         for run_id, rows in batch.items():
             try:
                 await self._repo.append_events(rows)
+                self._have_written({run_id: rows})
             except IntegrityError:
+                # Its later events would take ids the new holder has yet to write: none goes out any more.
+                self._lost.add(run_id)
+                self._pending.pop(run_id, None)
                 log.warning("dropped %d events of run %s: another process took it over and wrote its own", len(rows), run_id)
 
-    def forget(self, run_id: str) -> None:
-        """Drop what is still to be written of a run another process took over."""
+    def _have_written(self, batch: dict[str, list[dict]]) -> None:
+        for run_id, rows in batch.items():
+            self._written_upto[run_id] = max(self._written_upto.get(run_id, 0), rows[-1]["seq"] + 1)
+
+    def forget(self, run_id: str) -> int | None:
+        """Drop what is still to be written of a run another process took over; the id its events go on from
+        there (the new holder numbered its own from the first id not written here), None if none was written."""
         self._pending.pop(run_id, None)
         self._next_seq.pop(run_id, None)
         self._thread_of.pop(run_id, None)
+        self._lost.discard(run_id)
+        return self._written_upto.pop(run_id, None)
 
     async def written(self, run_id: str) -> None:
         """Returns once the database has every event of the run appended so far (waiting out an outage): the
@@ -122,6 +140,7 @@ class EventPersister:
         self._pending[run_id].append({"run_id": run_id, "seq": seq, "event": END, "data": b""})
         await self.flush()
         self._thread_of.pop(run_id, None)
+        self._written_upto.pop(run_id, None)
 
     async def close(self) -> None:
         self._closing = True

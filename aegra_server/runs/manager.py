@@ -494,11 +494,14 @@ class RunManager:
         one could not renew it) and finishes it; waiters here learn its end from the database."""
         log.warning("run %s was taken over by another process (its lease ran out here); it stops here", job.run_id)
         job.stream.handed_over = True
-        if self.persister is not None:
-            self.persister.forget(job.run_id)
+        written = self.persister.forget(job.run_id) if self.persister is not None else None
+        job.stream.handed_over_at = job.stream.base if written is None else written
         self.streams.close(job.run_id)
         job.done.set()
         self._jobs.pop(job.run_id, None)
+        # A thread stream here goes on with the events of the process that took the run over (perhaps all of them
+        # written already: no signal would come).
+        self._copy_into_thread_log(job.run_id, job.thread_id)
 
     def _timed_out(self, job: Job) -> Outcome:
         limit = self.settings.run_timeout_seconds
@@ -692,14 +695,12 @@ class RunManager:
         while True:
             stream = self.streams.get(run_id)
             if stream is not None and not stream.handed_over:
-                position = stream.end if start is None else start
-                async for event in stream.follow(position, heartbeat):
-                    if event is not None:
-                        position = event.id + 1
+                async for event in stream.follow(stream.end if start is None else start, heartbeat):
                     yield event
                 if not stream.handed_over:
                     return
-                start = position  # the process that took the run over goes on from here: read it from the database
+                # The process that took the run over goes on from there (what this one did past it is lost work).
+                start = stream.handed_over_at
                 continue
             if self.bus.shared:
                 if start is None:
@@ -794,19 +795,23 @@ class RunManager:
     def _copy_into_thread_log(self, run_id: str, thread_id: str) -> None:
         """A run of another process signalled events: when its thread's log is watched here, its events are copied
         into it from the first (signals come with every batch, so a reader who arrives mid-run gets it too)."""
-        if run_id in self._copies or self.streams.get(run_id) is not None:
+        local = self.streams.get(run_id)
+        if run_id in self._copies or (local is not None and not local.handed_over):
             return  # already being copied, or executed here (its own stream feeds the thread log)
         thread_log = self.streams.watched_thread_log(thread_id)
         if thread_log is None:
             return
-        task = self._copies[run_id] = asyncio.get_running_loop().create_task(self._copy_events(run_id, thread_log))
+        start = 0 if local is None else local.handed_over_at  # what happened here before is in the log already
+        task = self._copies[run_id] = asyncio.get_running_loop().create_task(
+            self._copy_events(run_id, thread_log, start)
+        )
         task.add_done_callback(lambda _: self._copies.pop(run_id, None))
 
-    async def _copy_events(self, run_id: str, thread_log: RunStream) -> None:
-        """A run executing elsewhere, from its first event to its end, into a thread log here, as a run
-        executing here is mirrored into it."""
+    async def _copy_events(self, run_id: str, thread_log: RunStream, start: int = 0) -> None:
+        """A run executing elsewhere, from its first event (or `start`) to its end, into a thread log here, as a
+        run executing here is mirrored into it."""
         try:
-            async for event in follow_persisted(self, run_id, 0, self.settings.heartbeat_seconds):
+            async for event in follow_persisted(self, run_id, start, self.settings.heartbeat_seconds):
                 if run_id in self._jobs:
                     return  # resumed here: its own stream feeds the thread log from now on
                 if event is not None:

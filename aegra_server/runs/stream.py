@@ -38,8 +38,10 @@ class RunStream:
     resumable: bool = False
     events: list[Event] = field(default_factory=list)
     done: bool = False
-    # Closed because another process took the run over (RunManager._let_go): its events go on there.
+    # Closed because another process took the run over (RunManager._let_go): its events go on there, from id
+    # `handed_over_at` (the first this process did not get into the database).
     handed_over: bool = False
+    handed_over_at: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     # Logs that receive a copy of every event: the run's thread log, which thread streams follow.
@@ -163,8 +165,9 @@ class StreamRegistry:
         stream = self._live.pop(run_id, None)
         if stream is None:
             return
-        for mirror in stream.mirrors:
-            mirror.append("metadata", run_done(run_id))
+        if not stream.handed_over:  # else the process that took the run over ends it (RunManager._copy_events)
+            for mirror in stream.mirrors:
+                mirror.append("metadata", run_done(run_id))
         stream.mirrors.clear()
         stream.close()
         self._finished[run_id] = stream

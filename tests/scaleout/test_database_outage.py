@@ -144,7 +144,16 @@ async def test_an_instance_cut_off_for_longer_than_the_lease_hands_its_run_over(
         async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
             seen[name].append((part.event, part.data))
 
-    following = [asyncio.create_task(follow(on_a, "a")), asyncio.create_task(follow(on_b, "b"))]
+    thread_events: list = []
+
+    async def follow_thread() -> None:  # the thread's stream on a
+        async for part in await on_a.threads.join_stream(thread_id):
+            thread_events.append(part)
+            if part.event == "metadata" and part.data.get("status") == "run_done":
+                return
+
+    following = [asyncio.create_task(follow(on_a, "a")), asyncio.create_task(follow(on_b, "b")),
+                 asyncio.create_task(follow_thread())]
     await wait_steps(on_b, thread_id, 2)
     with cut_off(database_url, role):
         await asyncio.sleep(3 * LEASE_SECONDS)
@@ -155,7 +164,13 @@ async def test_an_instance_cut_off_for_longer_than_the_lease_hands_its_run_over(
     await asyncio.sleep(1)  # time for a's copy to write a step it should not
     assert (await on_b.threads.get_state(thread_id))["values"]["log"] == [f"h:{i}" for i in range(1, 9)], logs
     assert "taken over by another process" in a.log_path.read_text()
+    seen["a's thread"] = [(part.event, part.data) for part in thread_events]
     for name, events in seen.items():
         assert not [data for event, data in events if event == "error"], (name, events)
         assert [data for event, data in events if event == "values"][-1]["log"] == [f"h:{i}" for i in range(1, 9)], (
             name, events)
+        # b's attempt is seen whole, from its start, after whatever a did
+        assert {"run_id": run["run_id"], "attempt": 2} in [data for event, data in events if event == "metadata"], (
+            name, events)
+    assert [p.data for p in thread_events if p.event == "metadata" and "status" in p.data] == [
+        {"status": "run_done", "run_id": run["run_id"]}]
