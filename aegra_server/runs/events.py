@@ -56,12 +56,14 @@ class EventPersister:
         self._written_upto: dict[str, int] = {}
         # Runs another process took over (their event ids clashed): nothing more of theirs is written.
         self._lost: set[str] = set()
+        # Runs whose remaining events their end transaction writes (take_rest): not written here any more.
+        self._taken: set[str] = set()
 
     def sink(self, run_id: str, thread_id: str) -> Callable[[Event], None]:
         self._thread_of[run_id] = thread_id
 
         def add(event: Event) -> None:
-            if run_id in self._lost:
+            if run_id in self._lost or run_id in self._taken:
                 return
             self._pending[run_id].append({"run_id": run_id, "seq": event.id, "event": event.name, "data": event.data})
             self._next_seq[run_id] = event.id + 1
@@ -122,23 +124,34 @@ class EventPersister:
         self._next_seq.pop(run_id, None)
         self._thread_of.pop(run_id, None)
         self._lost.discard(run_id)
+        self._taken.discard(run_id)
         return self._written_upto.pop(run_id, None)
 
-    async def written(self, run_id: str) -> None:
-        """Returns once the database has every event of the run appended so far (waiting out an outage): the
-        run's end is stored only then, so that a reader elsewhere who finds the run ended has all its events."""
-        await self.flush()
-        while self._pending.get(run_id) and not self._closing:
-            await asyncio.sleep(RETRY_SECONDS)
-            await self.flush()
+    async def take_rest(self, run_id: str) -> list[dict]:
+        """The run's events not written yet and its end marker, out of the queue: the transaction that stores
+        the run's end writes them (RunRepository.finish), so a reader elsewhere who finds the run ended has every
+        event, and the end costs one round trip. Taken under the lock: a batch being written now is either in
+        or, refused for an outage, back in the queue."""
+        async with self._lock:
+            rows = self._pending.pop(run_id, [])
+            seq = self._next_seq.pop(run_id, None)
+            if seq is None:
+                seq = await self._repo.last_event_seq(run_id) + 1
+            self._taken.add(run_id)
+        return [*rows, {"run_id": run_id, "seq": seq, "event": END, "data": b""}]
 
     async def end(self, run_id: str) -> None:
-        """Write what is left of a run's events and the end marker, before the run is seen as finished."""
-        seq = self._next_seq.pop(run_id, None)
-        if seq is None:
-            seq = await self._repo.last_event_seq(run_id) + 1
-        self._pending[run_id].append({"run_id": run_id, "seq": seq, "event": END, "data": b""})
-        await self.flush()
+        """After the run's end is stored: write what is left of its events and the end marker (unless its end
+        transaction took them), and tell readers elsewhere."""
+        if run_id in self._taken:
+            self._taken.discard(run_id)
+            await self._bus.notify("aegra_events", signal_of(run_id, self._thread_of.get(run_id)))
+        else:
+            seq = self._next_seq.pop(run_id, None)
+            if seq is None:
+                seq = await self._repo.last_event_seq(run_id) + 1
+            self._pending[run_id].append({"run_id": run_id, "seq": seq, "event": END, "data": b""})
+            await self.flush()
         self._thread_of.pop(run_id, None)
         self._written_upto.pop(run_id, None)
 

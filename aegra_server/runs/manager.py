@@ -554,9 +554,8 @@ class RunManager:
         job.outcome = outcome
         more_waiting = True  # unless the final write says otherwise
         try:
-            if self.persister is not None:
-                await self.persister.written(job.run_id)
             if not recorded:
+                events = await self.persister.take_rest(job.run_id) if self.persister is not None else None
                 more_waiting = await self._despite_outages(
                     lambda: self.repos.runs.finish(
                         job.run,
@@ -567,6 +566,7 @@ class RunManager:
                         error=outcome.error,
                         # Shared database: another process may have resumed the run while this one was cut off.
                         owner=self.instance_id if self.bus.shared else None,
+                        events=events,
                     )
                 )
             if job.temporary:

@@ -364,6 +364,7 @@ class RunRepository:
         interrupts: dict | None,
         error: dict | None = None,
         owner: str | None = None,
+        events: list[dict[str, Any]] | None = None,
     ) -> bool:
         """Record a run's end and its thread's new state in one transaction; True when another run of the
         thread is still pending or running (the thread then stays busy).
@@ -371,7 +372,7 @@ class RunRepository:
         `interrupts=None` leaves the thread's recorded state as it was. `error` becomes the run's error and the
         thread's (which a run without one clears). With `owner`, the end is recorded only if that process still
         holds the run (else TakenOver): where processes share the database, one that lost its lease must not
-        end a run another has resumed.
+        end a run another has resumed. `events`: the run's last persisted events, written with its end.
         """
         now = utcnow()
         thread_id = run["thread_id"]
@@ -393,6 +394,8 @@ class RunRepository:
                 ended = _END_THREAD_TURN.first(conn, params)
             else:
                 ended = _END_THREAD_TURN_WITH_STATE.first(conn, {**params, "b_values": values, "b_interrupts": interrupts})
+            if events:
+                _INSERT_EVENTS.execute_many(conn, events)
             return ended is not None and ended["status"] == "busy"
 
         return await self.db.write(finish)
