@@ -18,10 +18,10 @@ The `alembic.ini` next to this file is only for developers running the Alembic C
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection

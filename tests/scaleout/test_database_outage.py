@@ -81,6 +81,27 @@ async def test_requests_while_the_database_is_away_are_told_to_come_again(instan
     assert (await client.threads.create())["thread_id"]  # and once it is back, served again
 
 
+def _follow_on(clients: dict, thread_id: str, run_id: str) -> dict[str, asyncio.Task]:
+    """A follower of the run, from its first event, on each instance: name → task giving (event, data) pairs."""
+
+    async def follow(client) -> list[tuple[str, object]]:
+        return [(part.event, part.data) async for part in client.runs.join_stream(thread_id, run_id, last_event_id="-1")]
+
+    return {name: asyncio.create_task(follow(client)) for name, client in clients.items()}
+
+
+async def _followed(following: dict[str, asyncio.Task]) -> dict[str, list[tuple[str, object]]]:
+    await asyncio.wait_for(asyncio.gather(*following.values()), 30)
+    return {name: task.result() for name, task in following.items()}
+
+
+def _assert_seen_to_the_end(seen: dict[str, list[tuple[str, object]]], log: list[str]) -> None:
+    """Every follower saw the run to its last step, without an error event (an outage is not the run's error)."""
+    for name, events in seen.items():
+        assert not [data for event, data in events if event == "error"], (name, events)
+        assert [data for event, data in events if event == "values"][-1]["log"] == log, (name, events)
+
+
 async def test_an_outage_longer_than_the_lease_ends_the_run_once_on_either_instance(instances, database_url):
     """While the database is away for longer than a lease, the run's lease runs out: when it is back, either the
     instance that executed the run goes on with it or the other one resumes it — never both, never an error from
@@ -90,13 +111,7 @@ async def test_an_outage_longer_than_the_lease_ends_the_run_once_on_either_insta
     thread_id = (await on_a.threads.create())["thread_id"]
     run = await on_a.runs.create(thread_id, "slow", input={"steps": 6, "delay": 0.4, "label": "r"})
     await wait_status(on_a, thread_id, run["run_id"], "running")
-    seen: dict[str, list[tuple[str, object]]] = {"a": [], "b": []}
-
-    async def follow(client, name: str) -> None:
-        async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
-            seen[name].append((part.event, part.data))
-
-    following = [asyncio.create_task(follow(on_a, "a")), asyncio.create_task(follow(on_b, "b"))]
+    following = _follow_on({"a": on_a, "b": on_b}, thread_id, run["run_id"])
     await wait_steps(on_a, thread_id, 2)
     with outage(database_url):
         await asyncio.sleep(3 * LEASE_SECONDS)
@@ -104,11 +119,8 @@ async def test_an_outage_longer_than_the_lease_ends_the_run_once_on_either_insta
     logs = {name: instance.log_path.read_text()[-3000:] for name, instance in (("a", a), ("b", b))}
     assert final["status"] == "success", (final, logs)
     assert (await on_b.threads.get_state(thread_id))["values"]["log"] == [f"r:{i}" for i in range(1, 7)]
-    await asyncio.wait_for(asyncio.gather(*following), 30)
-    for name, events in seen.items():
-        assert not [data for event, data in events if event == "error"], (name, events)
-        assert [data for event, data in events if event == "values"][-1]["log"] == [f"r:{i}" for i in range(1, 7)], (
-            name, events)
+    seen = await _followed(following)
+    _assert_seen_to_the_end(seen, [f"r:{i}" for i in range(1, 7)])
 
 
 @contextlib.contextmanager
@@ -138,39 +150,30 @@ async def test_an_instance_cut_off_for_longer_than_the_lease_hands_its_run_over(
     thread_id = (await on_a.threads.create())["thread_id"]
     run = await on_a.runs.create(thread_id, "slow", input={"steps": 8, "delay": 0.4, "label": "h"})
     await wait_status(on_a, thread_id, run["run_id"], "running")
-    seen: dict[str, list[tuple[str, object]]] = {"a": [], "b": []}
+    following = _follow_on({"a": on_a, "b": on_b}, thread_id, run["run_id"])
 
-    async def follow(client, name: str) -> None:
-        async for part in client.runs.join_stream(thread_id, run["run_id"], last_event_id="-1"):
-            seen[name].append((part.event, part.data))
-
-    thread_events: list = []
-
-    async def follow_thread() -> None:  # the thread's stream on a
+    async def follow_thread() -> list[tuple[str, object]]:  # the thread's stream on a, to the run's end
+        events = []
         async for part in await on_a.threads.join_stream(thread_id):
-            thread_events.append(part)
+            events.append((part.event, part.data))
             if part.event == "metadata" and part.data.get("status") == "run_done":
-                return
+                break
+        return events
 
-    following = [asyncio.create_task(follow(on_a, "a")), asyncio.create_task(follow(on_b, "b")),
-                 asyncio.create_task(follow_thread())]
+    following["a's thread"] = asyncio.create_task(follow_thread())
     await wait_steps(on_b, thread_id, 2)
     with cut_off(database_url, role):
         await asyncio.sleep(3 * LEASE_SECONDS)
     final = await wait_status(on_b, thread_id, run["run_id"], TERMINAL, timeout=60)
     logs = {name: instance.log_path.read_text()[-3000:] for name, instance in (("a", a), ("b", b))}
     assert final["status"] == "success", (final, logs)
-    await asyncio.wait_for(asyncio.gather(*following), 30)
+    seen = await _followed(following)
     await asyncio.sleep(1)  # time for a's copy to write a step it should not
     assert (await on_b.threads.get_state(thread_id))["values"]["log"] == [f"h:{i}" for i in range(1, 9)], logs
     assert "taken over by another process" in a.log_path.read_text()
-    seen["a's thread"] = [(part.event, part.data) for part in thread_events]
-    for name, events in seen.items():
-        assert not [data for event, data in events if event == "error"], (name, events)
-        assert [data for event, data in events if event == "values"][-1]["log"] == [f"h:{i}" for i in range(1, 9)], (
-            name, events)
-        # b's attempt is seen whole, from its start, after whatever a did
+    _assert_seen_to_the_end(seen, [f"h:{i}" for i in range(1, 9)])
+    for name, events in seen.items():  # b's attempt is seen whole, from its start, after whatever a did
         assert {"run_id": run["run_id"], "attempt": 2} in [data for event, data in events if event == "metadata"], (
             name, events)
-    assert [p.data for p in thread_events if p.event == "metadata" and "status" in p.data] == [
+    assert [data for event, data in seen["a's thread"] if event == "metadata" and "status" in data] == [
         {"status": "run_done", "run_id": run["run_id"]}]
