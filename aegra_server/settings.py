@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, alias="AEGRA_HEARTBEAT_SECONDS")
     dev_mode: bool = Field(default=False, alias="AEGRA_DEV")
     # A run's owner renews its claim this often (a third of it); another process resumes the run once the
-    # claim has gone unrenewed this long (the owner died).
+    # claim has gone unrenewed this long (the owner died, or could not reach the database: then it stops the run).
     run_lease_seconds: float = Field(default=30.0, gt=0, alias="AEGRA_RUN_LEASE_SECONDS")
     # A run whose process stopped under it (a crash, an out-of-memory kill, a shutdown that handed it back) is
     # resumed; past this many attempts it ends in error instead of being resumed forever.

@@ -18,6 +18,7 @@ from langgraph.types import Command, Send
 from aegra_server.serde import dumps, error_of, jsonable
 from aegra_server.state import checkpoint_of
 from aegra_server.storage.connections import connection_lost
+from aegra_server.storage.write_fence import LeaseLost
 from aegra_server.runs.stream import RunStream
 
 log = logging.getLogger("aegra.runs")
@@ -40,6 +41,7 @@ GRAPH_MODE = {
 @dataclass
 class Outcome:
     status: str  # success | error | interrupted | timeout, or retry: the database connection was lost
+    # (or the run's lease lapsed: see RunManager._lapse_loop)
     values: Any = None
     interrupts: list[Any] = field(default_factory=list)
     error: dict[str, str] | None = None
@@ -175,7 +177,8 @@ async def execute(graph: Any, kwargs: dict[str, Any], config: dict, context: Any
         raise
     except Exception as exc:  # a graph's own failure ends the run, never the server
         outcome.error = error_of(exc)
-        if connection_lost(exc):  # not the graph's failure: the caller tries again once the database is back
+        # Not the graph's failure: the caller tries again once the database is back and the run still its own.
+        if connection_lost(exc) or isinstance(exc, LeaseLost):
             log.warning("the database connection was lost during the run: %s", exc)
             outcome.status = "retry"
             return outcome

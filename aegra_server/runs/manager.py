@@ -38,6 +38,7 @@ from aegra_server.runs.webhooks import WebhookSender
 from aegra_server.serde import dumps, error_of, jsonable
 from aegra_server.settings import Settings
 from aegra_server.state import interrupts_by_task, status_of
+from aegra_server.storage import write_fence
 from aegra_server.storage.checkpoints import delete_after
 from aegra_server.storage.common import NotFound, new_id
 from aegra_server.storage.connections import connection_lost, log_failure
@@ -50,6 +51,8 @@ log = logging.getLogger("aegra.runs")
 TERMINAL = {"success", "error", "interrupted", "timeout"}
 # How often an idle process looks for work it was not told about (expired leases, missed signals).
 POLL_SECONDS = 1.0
+# How long a lease renewal past the lease's deadline may take before the run stops anyway (see _lapse_loop).
+CONFIRM_SECONDS = 1.0
 # How many cancels of runs not executing here are remembered (every process hears every cancel signal).
 EARLY_CANCELS_KEPT = 1024
 
@@ -73,6 +76,12 @@ class Job:
     started_at: datetime = field(default_factory=utcnow)  # when this process took the run up
     events_ended: bool = False
     taken_over: bool = False  # another process holds the run now (its lease ran out here): stop, do not finish
+    # Loop time by which this process must have renewed its lease (set where the lease is taken or renewed,
+    # before the database call: the stored lease ends no earlier). Past it, on a shared database, the run may
+    # be another process's: its attempt stops and its writes are refused (lapsed) until the lease is its own again.
+    lease_deadline: float = float("inf")
+    lapsed: bool = False
+    attempt_task: asyncio.Task | None = None  # the graph's current execution
 
     @property
     def run_id(self) -> str:
@@ -152,6 +161,8 @@ class RunManager:
         if not self.bus.shared:
             await self.repos.runs.release("*")
         self._loops = [asyncio.create_task(self._claim_loop()), asyncio.create_task(self._lease_loop())]
+        if self.bus.shared:
+            self._loops.append(asyncio.create_task(self._lapse_loop()))
 
     def shutdown_requested(self) -> None:
         """The process was asked to stop (SIGTERM): the grace period counts from now, while the HTTP server still
@@ -235,6 +246,7 @@ class RunManager:
             "kwargs": kwargs,
             "multitask_strategy": strategy,
         }
+        leased_at = asyncio.get_running_loop().time()
         row, assistant = await self.repos.runs.create(
             row,
             create_thread=stateless or payload.get("if_not_exists") == "create",
@@ -250,7 +262,7 @@ class RunManager:
         if strategy in ("interrupt", "rollback") and not stateless:
             await self._supersede(row, strategy)
         if row["owner"] == self.instance_id:
-            self._spawn(row, assistant)
+            self._spawn(row, assistant, leased_at)
             # Answered as created, pending, as langgraph-api answers; this process has already started it.
             row = {**row, "status": "pending"}
         else:
@@ -276,7 +288,9 @@ class RunManager:
     def _has_capacity(self) -> bool:
         return self._accepting and len(self._jobs) < self.settings.max_concurrent_runs
 
-    def _spawn(self, row: dict[str, Any], assistant: dict[str, Any], attempt: int = 1, first_seq: int = 0) -> Job:
+    def _spawn(
+        self, row: dict[str, Any], assistant: dict[str, Any], leased_at: float, attempt: int = 1, first_seq: int = 0
+    ) -> Job:
         kwargs = row["kwargs"]
         job = Job(
             run=row,
@@ -287,6 +301,7 @@ class RunManager:
             temporary=bool(kwargs.get("stateless")) and kwargs.get("on_completion", "delete") == "delete",
             attempt=attempt,
             cancel_action=row.get("cancel_action") or self._early_cancels.pop(row["run_id"], None),
+            lease_deadline=leased_at + self.lease_seconds,
         )
         if self.persister is not None:
             job.stream.sink = self.persister.sink(job.run_id, job.thread_id)
@@ -309,11 +324,12 @@ class RunManager:
                         self._backlog = True  # whatever waits now starts when a run of ours ends
                         break
                     self._backlog = False  # set again by any run created meanwhile without a claim
+                    leased_at = asyncio.get_running_loop().time()
                     row = await self.repos.runs.claim(self.instance_id, self.lease_seconds)
                     if row is None:
                         break
                     self._backlog = True  # there may be more
-                    await self._start_claimed(row)
+                    await self._start_claimed(row, leased_at)
             except Exception as exc:
                 log_failure(log, logging.ERROR, "claiming runs failed; trying again", exc)
                 if connection_lost(exc):
@@ -323,7 +339,7 @@ class RunManager:
             except TimeoutError:
                 pass
 
-    async def _start_claimed(self, row: dict[str, Any]) -> None:
+    async def _start_claimed(self, row: dict[str, Any], leased_at: float) -> None:
         if row["run_id"] in self._jobs:
             return  # executing here: its lease ran out while the database was unreachable, and the claim renewed it
         try:
@@ -338,6 +354,7 @@ class RunManager:
             if self.persister is not None:
                 first_seq = await self.repos.runs.last_event_seq(row["run_id"]) + 1
             # Counted last: a step above failing (the database went away) is not an attempt of the run's.
+            leased_at = asyncio.get_running_loop().time()
             attempt = await self.repos.runs.next_attempt(self.instance_id, row["run_id"], self.lease_seconds)
             if attempt is None:
                 return  # cancelled or taken over since the claim
@@ -346,7 +363,7 @@ class RunManager:
                 return
             row = {**row, "kwargs": kwargs}
             log.info("resuming run %s (attempt %d)", row["run_id"], attempt)
-        self._spawn(row, assistant, attempt, first_seq)
+        self._spawn(row, assistant, leased_at, attempt, first_seq)
 
     async def _give_up(self, row: dict[str, Any], attempts: int) -> None:
         limit = self.settings.run_max_attempts
@@ -373,16 +390,63 @@ class RunManager:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                for run_id in await self.repos.runs.renew(self.instance_id, list(self._jobs), self.lease_seconds):
-                    job = self._jobs.get(run_id)
-                    if job is not None and job.task is not None:
-                        job.taken_over = True
-                        job.task.cancel()
+                await self._renew(list(self._jobs.values()))
                 for row in await self.repos.runs.active(run_ids=list(self._jobs)) if self._jobs else []:
                     if row.get("cancel_action") and row["run_id"] in self._jobs:
                         await self.cancel(row["run_id"], action=row["cancel_action"])
             except Exception as exc:
                 log_failure(log, logging.ERROR, "renewing leases failed", exc)
+
+    async def _renew(self, jobs: list[Job]) -> None:
+        """Renew the leases of `jobs`. One another process holds now stops here: that one took it over while this
+        process could not renew it."""
+        renewing_at = asyncio.get_running_loop().time()
+        held, taken = await self.repos.runs.renew(self.instance_id, [job.run_id for job in jobs], self.lease_seconds)
+        for job in jobs:
+            if job.run_id in held:
+                job.lease_deadline = max(job.lease_deadline, renewing_at + self.lease_seconds)
+            elif job.run_id in taken and job.task is not None:
+                job.taken_over = True
+                job.task.cancel()
+
+    async def _renew_late(self, jobs: list[Job]) -> None:
+        """Renew leases whose deadline passed (the process stalled, or the database was away), giving the database
+        CONFIRM_SECONDS: a run stays this process's if nobody took it over meanwhile."""
+        try:
+            await asyncio.wait_for(self._renew(jobs), CONFIRM_SECONDS)
+        except Exception as exc:
+            log_failure(log, logging.WARNING, "renewing leases past their deadline failed", exc)
+
+    async def _lapse_loop(self) -> None:
+        """On a shared database: stop the attempt of every run whose lease this process could not renew in time
+        (cut off from the database, or stalled). Another process may have resumed the run; this one must not
+        run its steps beside it, nor write what they produce (storage.write_fence). Once the database answers,
+        the run goes on here from its last checkpoint if it is still this process's (see _attempts), or is let go.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            # A lease taken or renewed after this point ends no earlier than a full lease from now: waking at
+            # the earliest deadline known now misses none.
+            deadlines = [job.lease_deadline for job in self._jobs.values() if not job.lapsed]
+            await asyncio.sleep(max(0.0, min(deadlines, default=loop.time() + self.lease_seconds) - loop.time()))
+            due = [job for job in self._jobs.values() if not job.lapsed and job.lease_deadline <= loop.time()]
+            if due:
+                await self._renew_late(due)
+            for job in due:
+                if not job.taken_over and job.lease_deadline <= loop.time():
+                    log.warning("run %s: its lease could not be renewed in time; it stops until it can", job.run_id)
+                    job.lapsed = True
+                    if job.attempt_task is not None:
+                        job.attempt_task.cancel()
+
+    async def _holds_lease(self, job: Job) -> None:
+        """The write guard of a run's attempt on a shared database (storage.write_fence): a write past the
+        lease's deadline waits for a renewal first."""
+        loop = asyncio.get_running_loop()
+        if not (job.lapsed or job.taken_over) and loop.time() >= job.lease_deadline:
+            await self._renew_late([job])
+        if job.lapsed or job.taken_over or loop.time() >= job.lease_deadline:
+            raise write_fence.LeaseLost(f"run {job.run_id}: this process's lease on it ran out")
 
     # ---- executing ------------------------------------------------------------------------------------------
 
@@ -455,15 +519,18 @@ class RunManager:
         (langgraph-api retries a run on such errors too). Its stream stays open meanwhile: followers see one run.
         None when another process took the run over while this one could not reach the database."""
         kwargs = job.run["kwargs"]
+        loop = asyncio.get_running_loop()
         while True:
-            outcome = await execute(graph, kwargs, config, context, job.stream)
+            outcome = await self._attempt(job, graph, kwargs, config, context)
             if outcome.status != "retry":
                 return outcome
             await self._database_back()
+            leased_at = loop.time()
             attempt = await self.repos.runs.next_attempt(self.instance_id, job.run_id, self.lease_seconds)
             if attempt is None:
                 return None
-            job.attempt = attempt
+            job.attempt, job.lapsed = attempt, False
+            job.lease_deadline = max(job.lease_deadline, leased_at + self.lease_seconds)
             if attempt > self.settings.run_max_attempts:
                 log.error("run %s lost its database connection %d times; it ends in error", job.run_id, attempt - 1)
                 job.stream.append("error", dumps(outcome.error))
@@ -472,6 +539,26 @@ class RunManager:
             config = self._graph_config(job, kwargs)
             log.info("resuming run %s after the database came back (attempt %d)", job.run_id, attempt)
             job.stream.append("metadata", dumps({"run_id": job.run_id, "attempt": attempt}))
+
+    async def _attempt(self, job: Job, graph, kwargs: dict[str, Any], config: dict[str, Any], context: Any) -> Outcome:
+        """One execution of the graph, as a task of its own: a lapsed lease stops it (_lapse_loop) as a lost
+        connection does, not the run."""
+
+        async def guarded() -> Outcome:
+            if self.bus.shared:
+                write_fence.guard(lambda: self._holds_lease(job))  # this task's context, and the graph's tasks
+            return await execute(graph, kwargs, config, context, job.stream)
+
+        if not job.lapsed:
+            job.attempt_task = asyncio.create_task(guarded())
+            try:
+                return await job.attempt_task
+            except asyncio.CancelledError:
+                if not job.lapsed or asyncio.current_task().cancelling():
+                    raise  # the run's own cancel, timeout or takeover
+            finally:
+                job.attempt_task = None
+        return Outcome(status="retry", error=error_of(write_fence.LeaseLost(f"run {job.run_id}: its lease lapsed")))
 
     async def _database_back(self) -> None:
         """Wait until the database answers again, with the pooled connections the outage broke replaced."""

@@ -38,6 +38,7 @@ from langgraph.checkpoint.base import WRITES_IDX_MAP, CheckpointTuple, get_check
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_writes_sql
 
+from aegra_server.storage import write_fence
 from aegra_server.storage.connections import reads_only
 
 _COLUMNS = "thread_id, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata"
@@ -121,6 +122,7 @@ class SqliteCheckpointer(AsyncSqliteSaver):
         )
 
     async def aput(self, config: dict, checkpoint: dict, metadata: dict, new_versions: dict) -> dict:
+        await write_fence.check()  # a run's graph writes only while its process holds the run
         if not self._one_trip:
             return await super().aput(config, checkpoint, metadata, new_versions)
         await self.setup()
@@ -135,6 +137,7 @@ class SqliteCheckpointer(AsyncSqliteSaver):
     async def aput_writes(
         self, config: dict, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
+        await write_fence.check()
         if not self._one_trip:
             return await super().aput_writes(config, writes, task_id, task_path)
         await self.setup()

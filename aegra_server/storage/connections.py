@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from aegra_server.storage import write_fence
 from aegra_server.storage.liveness import PoolCheck
 from aegra_server.storage.sqlite_sharing import FileLock
 from aegra_server.storage.urls import DatabaseUrl
@@ -107,8 +108,21 @@ async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack):
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
+    class FencedPool(AsyncConnectionPool):
+        """Hands a run's graph a connection only while its process holds the run (storage.write_fence): asked
+        once the connection is in hand, since a write of a process cut off from the database waits here."""
+
+        async def getconn(self, timeout: float | None = None):
+            conn = await super().getconn(timeout)
+            try:
+                await write_fence.check()
+            except BaseException:  # refused, or cancelled while asking
+                await self.putconn(conn)
+                raise
+            return conn
+
     liveness = PoolCheck()
-    pool = AsyncConnectionPool(
+    pool = FencedPool(
         url.conninfo,
         min_size=2,
         max_size=20,

@@ -239,21 +239,26 @@ class RunRepository:
 
         return await self.db.write(claim)
 
-    async def renew(self, owner: str, run_ids: list[str], lease_seconds: float) -> list[str]:
-        """Extend `owner`'s leases of `run_ids`. Returns those of them another process holds now: it took them
-        over while `owner` could not renew (cut off from the database, or stalled); `owner` must stop them."""
+    async def renew(self, owner: str, run_ids: list[str], lease_seconds: float) -> tuple[set[str], set[str]]:
+        """Extend `owner`'s leases of `run_ids`. Returns (held, taken): the runs among them still active and
+        `owner`'s, whose leases now run on, and those another process holds now: it took them over while `owner`
+        could not renew (cut off from the database, or stalled); `owner` must stop them. A run in neither ended."""
         if not run_ids:
-            return []
+            return set(), set()
         extend = (
             update(runs)
             .where(runs.c.owner == owner, runs.c.run_id.in_(run_ids))
             .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
         )
-        taken = select(runs.c.run_id).where(runs.c.run_id.in_(run_ids), _IS_ACTIVE, runs.c.owner != owner)
+        holders = select(runs.c.run_id, runs.c.owner).where(runs.c.run_id.in_(run_ids), _IS_ACTIVE)
 
-        def renew(conn: Connection) -> list[str]:
+        def renew(conn: Connection) -> tuple[set[str], set[str]]:
             conn.execute(extend)
-            return list(conn.execute(taken).scalars())
+            held: set[str] = set()
+            taken: set[str] = set()
+            for run_id, holder in conn.execute(holders):
+                (held if holder == owner else taken).add(run_id)
+            return held, taken
 
         return await self.db.write(renew)
 

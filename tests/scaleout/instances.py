@@ -81,6 +81,15 @@ class Instance:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
+    @contextlib.contextmanager
+    def stalled(self) -> Iterator[None]:
+        """Every process of the instance stopped for the block (SIGSTOP: as in a long pause or heavy swapping)."""
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def terminate(self, timeout: float = 60) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)

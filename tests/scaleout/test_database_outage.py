@@ -16,7 +16,7 @@ from psycopg import sql
 
 from tests.postgres import fresh_database, url_for_database
 from tests.scaleout.instances import LEASE_SECONDS
-from tests.scaleout.test_instances import TERMINAL, sdk, wait_status, wait_steps
+from tests.scaleout.test_instances import TERMINAL, assert_one_history, sdk, wait_status, wait_steps
 
 pytestmark = pytest.mark.postgres
 
@@ -171,6 +171,7 @@ async def test_an_instance_cut_off_for_longer_than_the_lease_hands_its_run_over(
     await asyncio.sleep(1)  # time for a's copy to write a step it should not
     assert (await on_b.threads.get_state(thread_id))["values"]["log"] == [f"h:{i}" for i in range(1, 9)], logs
     assert "taken over by another process" in a.log_path.read_text()
+    await assert_one_history(on_b, thread_id)
     _assert_seen_to_the_end(seen, [f"h:{i}" for i in range(1, 9)])
     for name, events in seen.items():  # b's attempt is seen whole, from its start, after whatever a did
         assert {"run_id": run["run_id"], "attempt": 2} in [data for event, data in events if event == "metadata"], (

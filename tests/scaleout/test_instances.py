@@ -47,6 +47,16 @@ async def wait_steps(client, thread_id: str, at_least: int, timeout: float = 30.
         await asyncio.sleep(0.1)
 
 
+async def assert_one_history(client, thread_id: str) -> None:
+    """The thread's checkpoints form one chain, each step's once: no branch written by a process that had lost
+    the run (its steps' checkpoints beside those of the process that resumed it)."""
+    history = await client.threads.get_history(thread_id, limit=100)
+    chain = [(state["checkpoint"]["checkpoint_id"], (state["parent_checkpoint"] or {}).get("checkpoint_id"))
+             for state in history]
+    assert [parent for _, parent in chain[:-1]] == [checkpoint for checkpoint, _ in chain[1:]], [
+        (state["metadata"].get("step"), state["values"].get("log")) for state in history]
+
+
 async def test_a_run_created_on_one_instance_is_served_by_the_other(pair):
     a, b = sdk(pair[0]), sdk(pair[1])
     thread = await a.threads.create()
@@ -256,6 +266,31 @@ async def test_runs_of_a_dead_instance_resume_elsewhere_each_step_once(victims, 
     assert final["status"] == "success"
     log = (await b.threads.get_state(tid))["values"]["log"]
     assert log == [f"k:{i}" for i in range(1, 7)]  # every step exactly once, none lost, none repeated
+
+
+async def test_a_stalled_instance_writes_none_of_its_late_steps_beside_the_run_resumed_elsewhere(victims, survivor):
+    """An instance stopped for longer than the lease while it executes a run (SIGSTOP: a long pause, heavy
+    swapping): the survivor resumes the run and ends it. The stalled one, running again, finishes the step it was
+    in, but its lease ran out: that step's checkpoint is not written, and it lets the run go. (On SQLite the
+    instance may have been stopped holding the file's write lock: then nobody could take the run over, and it
+    goes on with it from its last checkpoint.)"""
+    a_proc = victims()
+    a, b = sdk(a_proc), sdk(survivor)
+    tid = (await a.threads.create())["thread_id"]
+    run = await a.runs.create(tid, "slow", input={"steps": 8, "delay": 0.4, "label": "p"})
+    await wait_steps(b, tid, 2)
+    with a_proc.stalled():
+        await asyncio.sleep(3 * LEASE_SECONDS)
+    final = await wait_status(b, tid, run["run_id"], TERMINAL, timeout=LEASE_SECONDS * 5 + 20)
+    deadline = asyncio.get_running_loop().time() + 20
+    while not any(line in a_proc.log_path.read_text() for line in ("taken over by another process", "resuming run")):
+        assert asyncio.get_running_loop().time() < deadline, a_proc.log_path.read_text()[-3000:]
+        await asyncio.sleep(0.1)
+    if survivor.database_url.startswith("postgres"):
+        assert "taken over by another process" in a_proc.log_path.read_text()
+    assert final["status"] == "success"
+    assert (await b.threads.get_state(tid))["values"]["log"] == [f"p:{i}" for i in range(1, 9)]
+    await assert_one_history(b, tid)
 
 
 async def test_a_run_from_an_earlier_checkpoint_resumes_from_its_own_last_one(victims, survivor):
