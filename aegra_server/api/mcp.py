@@ -190,7 +190,7 @@ async def _call(services: Services, auth: RequestAuth, params: dict[str, Any]) -
     except ValidationError:
         return jsonrpc.error(jsonrpc.INVALID_PARAMS, "context must be an object")
     try:
-        run = await create_authorized(services, auth, None, body.payload())
+        run = await create_authorized(services, auth, None, body.payload(), awaited=True)
     except NotFound as error:  # its graph is no longer loaded
         return jsonrpc.error(jsonrpc.INVALID_PARAMS, str(error))
     output = await wait_output(services, run["run_id"], run["thread_id"])

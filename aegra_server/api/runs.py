@@ -15,6 +15,7 @@ from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, refuse_configurable_and_context, validate_uuid
 from aegra_server.auth import AuthDep, RequestAuth
 from aegra_server.runs.execute import run_output as output_of
+from aegra_server.runs.manager import public_kwargs
 from aegra_server.serde import dumps
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
@@ -28,9 +29,9 @@ _FIELDS = get_args(schemas.RunField)
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     data = {k: row.get(k) for k in _FIELDS}
-    if isinstance(data["kwargs"], dict) and "auth" in data["kwargs"]:
+    if isinstance(data["kwargs"], dict):
         # The run's user (aegra_server.auth) is for its graph, not for whoever lists runs.
-        data["kwargs"] = {k: v for k, v in data["kwargs"].items() if k != "auth"}
+        data["kwargs"] = public_kwargs(data["kwargs"])
     return data
 
 
@@ -57,11 +58,19 @@ async def wait_output(services: Services, run_id: str, thread_id: str) -> Any:
     if outcome is not None:
         return output_of(outcome)
     run = await services.runs.wait_for_end(run_id)
+    output = await _stored_output(services, run, thread_id)
+    if run is not None:
+        await services.runs.discard_temporary(run)  # a stateless run another process executed for this client
+    return output
+
+
+async def _stored_output(services: Services, run: dict[str, Any] | None, thread_id: str) -> Any:
+    """What wait/join return for a run that ended elsewhere: its error, or its thread's state."""
     if run is not None and run["status"] == "error" and run.get("error"):
         return {"__error__": run["error"]}
     try:
         thread = await services.repos.threads.get(thread_id)
-    except NotFound:  # a stateless run's thread is gone with it
+    except NotFound:  # a stateless run's thread, when a client elsewhere read it first
         return {}
     values = thread["values"] or {}
     pending = [interrupt for found in (thread["interrupts"] or {}).values() for interrupt in found]
@@ -117,6 +126,7 @@ async def _sse(
                 continue
             yield frame(event.name, event.data, str(event.id) if resumable else None)
         finished = True
+        await services.runs.discard_temporary(run)  # a stateless run another process executed for this client
     finally:
         if not finished and on_disconnect is not None:
             await on_disconnect()
@@ -136,10 +146,11 @@ def _canceller(services: Services, run: dict[str, Any], wanted: bool):
 
 
 async def create_authorized(
-    services: Services, auth: RequestAuth, thread_id: str | None, payload: dict[str, Any]
+    services: Services, auth: RequestAuth, thread_id: str | None, payload: dict[str, Any], *, awaited: bool = False
 ) -> dict[str, Any]:
     """Create a run as `threads.create_run` allows: the handler sees (and may stamp) the run's metadata, and its
-    filter must let the thread through; the run carries the user to its graph."""
+    filter must let the thread through; the run carries the user to its graph. `awaited`: this request answers
+    with the run's output or events (RunManager.create)."""
     refuse_configurable_and_context(payload.get("config"), payload.get("context"))
     thread_filter = None
     if auth.enabled:
@@ -157,13 +168,15 @@ async def create_authorized(
         }
         thread_filter = await auth.check("threads", "create_run", value)
         payload = {**payload, "metadata": value.get("metadata"), "auth": auth.run_context()}
-    return await services.runs.create(thread_id, payload, thread_filter=thread_filter)
+    return await services.runs.create(thread_id, payload, thread_filter=thread_filter, awaited=awaited)
 
 
-async def _create(services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate) -> dict[str, Any]:
+async def _create(
+    services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate, awaited: bool = False
+) -> dict[str, Any]:
     if thread_id is not None:
         validate_uuid(thread_id, "thread_id")
-    return await create_authorized(services, auth, thread_id, body.payload())
+    return await create_authorized(services, auth, thread_id, body.payload(), awaited=awaited)
 
 
 async def _respond_created(
@@ -176,7 +189,7 @@ async def _respond_created(
 async def _respond_stream(
     services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate
 ) -> StreamingResponse:
-    run = await _create(services, auth, thread_id, body)
+    run = await _create(services, auth, thread_id, body, awaited=True)
     path = _run_path(run, thread_id is None)
     events = _sse(services, run, 0, on_disconnect=_canceller(services, run, body.on_disconnect == "cancel"))
     headers = {**SSE_HEADERS, "Location": f"{path}/stream", "Content-Location": path}
@@ -186,7 +199,7 @@ async def _respond_stream(
 async def _respond_wait(
     services: Services, auth: RequestAuth, thread_id: str | None, body: schemas.RunCreate
 ) -> Response:
-    run = await _create(services, auth, thread_id, body)
+    run = await _create(services, auth, thread_id, body, awaited=True)
     # Even for a stateless run, the paths of its (temporary) thread, as langgraph-api sends: the SDK follows
     # Location to rejoin a wait that was cut off, and only the thread's join route exists.
     path = _run_path(run)

@@ -53,6 +53,11 @@ TERMINAL = {"success", "error", "interrupted", "timeout"}
 POLL_SECONDS = 1.0
 # How long a lease renewal past the lease's deadline may take before the run stops anyway (see _lapse_loop).
 CONFIRM_SECONDS = 1.0
+# How long the thread of a stateless run executed for another process's client is kept for that process to read
+# its output and delete it, before the sweeper deletes it anyway (see _left_to_creator).
+TEMPORARY_THREAD_GRACE_SECONDS = 300.0
+# Keys of a run's kwargs the server keeps for itself: the run's user, the process a stateless run's client waits on.
+PRIVATE_KWARGS = ("auth", "creator")
 # How many cancels of runs not executing here are remembered (every process hears every cancel signal).
 EARLY_CANCELS_KEPT = 1024
 
@@ -90,6 +95,16 @@ class Job:
     @property
     def thread_id(self) -> str:
         return self.run["thread_id"]
+
+
+def is_temporary(kwargs: dict[str, Any]) -> bool:
+    """A stateless run whose thread goes when it ends (on_completion=delete, the default)."""
+    return bool(kwargs.get("stateless")) and kwargs.get("on_completion", "delete") == "delete"
+
+
+def public_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A run's kwargs as the API and webhooks show them."""
+    return {k: v for k, v in kwargs.items() if k not in PRIVATE_KWARGS}
 
 
 def merge_config(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dict[str, Any]:
@@ -217,6 +232,7 @@ class RunManager:
         *,
         thread_filter: dict[str, Any] | None = None,
         webhook_checked: bool = False,
+        awaited: bool = False,
     ) -> dict[str, Any]:
         """Create a run (pending); this process starts it at once when the thread is free. Returns the row.
 
@@ -225,6 +241,7 @@ class RunManager:
         user the graph sees; it is kept with the run so a run resumed elsewhere still has it. A webhook the
         policy refuses is WebhookRefused, before anything is written (unless `webhook_checked`: a cron's, checked
         when the cron was made, must not cost a firing over a passing DNS failure; delivery checks it again).
+        `awaited`: the creating request answers with the run's output or events (see _left_to_creator).
         """
         if payload.get("webhook") and not webhook_checked:
             await self.webhooks.policy.check(payload["webhook"])
@@ -235,6 +252,8 @@ class RunManager:
         kwargs = {k: v for k, v in payload.items() if k not in ("metadata", "assistant_id", "multitask_strategy")}
         kwargs["config"], kwargs["context"] = mirrored(kwargs.get("config"), kwargs.get("context"))
         kwargs["stateless"] = stateless
+        if awaited and self.bus.shared and is_temporary(kwargs):
+            kwargs["creator"] = self.instance_id  # where its client waits: see _left_to_creator
         # The creating request's id (and span, when tracing) go with the run to wherever it executes.
         kwargs.update(self.observer.origin())
         after = float(payload.get("after_seconds") or 0)
@@ -298,7 +317,7 @@ class RunManager:
             config=merge_config(assistant["config"], kwargs.get("config")),
             context={**(assistant.get("context") or {}), **(kwargs.get("context") or {})},
             stream=self.streams.open(row["run_id"], bool(kwargs.get("stream_resumable")), row["thread_id"], first_seq),
-            temporary=bool(kwargs.get("stateless")) and kwargs.get("on_completion", "delete") == "delete",
+            temporary=is_temporary(kwargs),
             attempt=attempt,
             cancel_action=row.get("cancel_action") or self._early_cancels.pop(row["run_id"], None),
             lease_deadline=leased_at + self.lease_seconds,
@@ -640,6 +659,7 @@ class RunManager:
     async def _record(self, job, outcome, thread_status, values, interrupts, recorded: bool = False) -> None:
         job.outcome = outcome
         more_waiting = True  # unless the final write says otherwise
+        left_to_creator = job.temporary and self._left_to_creator(job.run)
         try:
             if not recorded:
                 events = await self.persister.take_rest(job.run_id) if self.persister is not None else None
@@ -654,12 +674,14 @@ class RunManager:
                         # Shared database: another process may have resumed the run while this one was cut off.
                         owner=self.instance_id if self.bus.shared else None,
                         events=events,
+                        thread_expires_in=TEMPORARY_THREAD_GRACE_SECONDS if left_to_creator else None,
                     )
                 )
             if job.temporary:
                 # Its events go first: deleting the thread deletes the run and, on Postgres, its event rows.
                 await self._end_events(job)
-                await self.delete_thread_data(job.thread_id)
+                if not left_to_creator:
+                    await self.delete_thread_data(job.thread_id)
         except TakenOver:
             job.taken_over = True
             self._let_go(job)
@@ -711,12 +733,29 @@ class RunManager:
             "run_ended_at": ended,
         }
         # The run's user stays on this server (see aegra_server.auth); the webhook gets the run as the API shows it.
-        payload["kwargs"] = {k: v for k, v in job.run["kwargs"].items() if k != "auth"}
+        payload["kwargs"] = public_kwargs(job.run["kwargs"])
         if outcome is not None and outcome.error is not None:
             payload["error"] = outcome.error
         else:
             payload["values"] = run_output(outcome)
         return payload
+
+    def _left_to_creator(self, run: dict[str, Any]) -> bool:
+        """Whether a temporary run's thread outlives its end: another process created the run and its client
+        waits there, reading the output from the thread (or the run's events) once the run has ended, so that
+        process deletes it (discard_temporary); if nobody does, the sweeper does after a grace period."""
+        creator = run["kwargs"].get("creator")
+        return is_temporary(run["kwargs"]) and creator is not None and creator != self.instance_id
+
+    async def discard_temporary(self, run: dict[str, Any]) -> None:
+        """After this process's client got the output of a temporary run that another process executed: its
+        thread goes now (where this process executed it, it is gone already)."""
+        if is_temporary(run["kwargs"]) and run["kwargs"].get("creator") == self.instance_id:
+            try:
+                await self.repos.threads.delete(run["thread_id"])
+            except NotFound:
+                return
+            await self.checkpointer.adelete_thread(run["thread_id"])
 
     async def delete_thread_data(self, thread_id: str) -> None:
         try:

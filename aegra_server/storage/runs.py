@@ -370,6 +370,7 @@ class RunRepository:
         error: dict | None = None,
         owner: str | None = None,
         events: list[dict[str, Any]] | None = None,
+        thread_expires_in: float | None = None,
     ) -> bool:
         """Record a run's end and its thread's new state in one transaction; True when another run of the
         thread is still pending or running (the thread then stays busy).
@@ -378,6 +379,8 @@ class RunRepository:
         thread's (which a run without one clears). With `owner`, the end is recorded only if that process still
         holds the run (else TakenOver): where processes share the database, one that lost its lease must not
         end a run another has resumed. `events`: the run's last persisted events, written with its end.
+        `thread_expires_in`: seconds after which the sweeper deletes the thread (a temporary one left to another
+        process to delete).
         """
         now = utcnow()
         thread_id = run["thread_id"]
@@ -401,6 +404,9 @@ class RunRepository:
                 ended = _END_THREAD_TURN_WITH_STATE.first(conn, {**params, "b_values": values, "b_interrupts": interrupts})
             if events:
                 _INSERT_EVENTS.execute_many(conn, events)
+            if thread_expires_in is not None:
+                expires_at = now + timedelta(seconds=thread_expires_in)
+                conn.execute(update(threads).where(threads.c.thread_id == thread_id).values(expires_at=expires_at))
             return ended is not None and ended["status"] == "busy"
 
         return await self.db.write(finish)

@@ -213,6 +213,28 @@ async def test_cancel_from_the_other_instance(pair):
     assert len((await a.threads.get_state(tid))["values"]["log"]) == steps  # it really stopped
 
 
+async def test_stateless_runs_executed_by_the_other_instance_answer_their_client(victims, survivor):
+    """A stateless run created where no slot is free is executed by another instance: the client waiting on the
+    first still gets its output (wait) and every event to the end (stream), and the temporary threads are gone
+    once it has them."""
+    if survivor.database_url.startswith("sqlite"):
+        pytest.skip("on SQLite the instances are one server's workers; which one a request reaches is not ours to pick")
+    a_proc = victims(env={"AEGRA_MAX_CONCURRENT_RUNS": "1"})
+    a, b = sdk(a_proc), sdk(survivor)
+    busy = (await a.threads.create())["thread_id"]
+    occupying = await a.runs.create(busy, "slow", input={"steps": 100, "delay": 0.2, "label": "busy"})
+    await wait_status(a, busy, occupying["run_id"], "running")  # a's one slot, for the whole test
+    threads = await b.threads.count()
+
+    output = await a.runs.wait(None, "slow", input={"steps": 2, "delay": 0.1, "label": "w"})
+    assert output["log"] == ["w:1", "w:2"]
+    parts = [part async for part in a.runs.stream(None, "slow", input={"steps": 2, "delay": 0.1, "label": "s"})]
+    assert [part.data["log"] for part in parts if part.event == "values"][-1] == ["s:1", "s:2"], parts
+    assert await b.threads.count() == threads
+    assert (await a.runs.get(busy, occupying["run_id"]))["status"] == "running"  # so b executed both
+    await a.runs.cancel(busy, occupying["run_id"], wait=True)
+
+
 async def test_a_client_leaving_a_join_on_the_other_instance_cancels_the_run(pair):
     """join_stream with cancel_on_disconnect on the instance that does not run it: the client leaves, the run
     stops (the cancel used to be cancelled with the departing request before it reached the database)."""
