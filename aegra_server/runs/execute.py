@@ -1,8 +1,9 @@
 """Run one graph execution and translate LangGraph's stream into protocol events.
 
 The graph always streams `values` (for the final output) and `updates` (to see interrupts) besides what the
-client asked for; only requested modes are sent, except that an interrupt is reported as a `values` event when
-`updates` was not requested, as langgraph-api does.
+client asked for; only requested modes are sent. An interrupt reaches the client in the `values` event that
+LangGraph (>= 1.0.4) sends with the whole state and `__interrupt__`, and in `updates` when asked for, as
+langgraph-api sends it with such a LangGraph.
 """
 
 from __future__ import annotations
@@ -95,9 +96,6 @@ class EventWriter:
                 self.emit("messages", list(data), ns)
             if "messages" in self.requested:
                 self._legacy_message(*data)
-        elif mode == "updates" and "updates" not in self.requested:
-            if isinstance(data, dict) and "__interrupt__" in data:
-                self.emit("values", {"__interrupt__": data["__interrupt__"]}, ns)
         elif mode == "debug":
             if mode in self.requested:
                 self.emit("debug", _enrich_debug(data), ns)

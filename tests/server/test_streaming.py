@@ -198,11 +198,17 @@ async def test_subgraph_events_are_namespaced(client):
 
 
 async def test_interrupt_shows_as_values_event_without_updates(client):
+    """As langgraph-api with LangGraph >= 1.0.4: one values event carries the whole state and the interrupt; none
+    carries the interrupt alone (a client showing `values` would blank the conversation for an event)."""
     parts = await _parts(client, await new_thread(client), "hitl", input={"topic": "x"}, stream_mode="values")
     assert "updates" not in names(parts)
-    interrupts = [p.data["__interrupt__"] for p in parts if p.event == "values" and "__interrupt__" in p.data]
-    assert interrupts
-    assert all(i[0]["value"] == {"question": "approve?", "draft": "draft for x"} for i in interrupts)
+    interrupting = [p.data for p in parts if p.event == "values" and "__interrupt__" in p.data]
+    assert len(interrupting) == 1, parts
+    assert interrupting[0]["__interrupt__"][0]["value"] == {"question": "approve?", "draft": "draft for x"}
+    assert interrupting[0]["draft"] == "draft for x"
+
+    chat = await _parts(client, await new_thread(client), "hitl", input={"topic": "z"}, stream_mode="messages-tuple")
+    assert "values" not in names(chat)  # not asked for: the interrupt is in the thread's state, not the stream
 
     with_updates = await _parts(client, await new_thread(client), "hitl", input={"topic": "y"}, stream_mode="updates")
     assert with_updates[-1].event == "updates"
