@@ -272,6 +272,7 @@ async def update_state(
     if in_flight:
         raise HTTPException(409, f"thread {thread_id} has runs in flight: {', '.join(in_flight)}")
     config = _checkpoint_config(thread_id, body.checkpoint, body.checkpoint_id)
+    config["configurable"]["graph_id"] = thread["metadata"]["graph_id"]  # in the new checkpoint's metadata, as runs'
     try:
         new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
     except REFUSED_UPDATES as exc:

@@ -425,6 +425,7 @@ async def test_update_state_values_and_as_node(client):
     assert state["values"]["note"] == "edited"
     assert state["values"]["turns"] == 11  # the reducer adds
     assert state["metadata"]["source"] == "update"
+    assert state["metadata"]["graph_id"] == "echo"  # as langgraph-api writes it: history filters find edits too
     thread = await client.threads.get(thread_id)
     assert thread["values"]["note"] == "edited"  # the thread row follows edits too
 
