@@ -58,6 +58,9 @@ CONFIRM_SECONDS = 1.0
 TEMPORARY_THREAD_GRACE_SECONDS = 300.0
 # Keys of a run's kwargs the server keeps for itself: the run's user, the process a stateless run's client waits on.
 PRIVATE_KWARGS = ("auth", "creator")
+# The last event of a run stopped because its thread is being deleted (cancel action "delete": an interrupt
+# otherwise), as langgraph-api's stream of it ends, finding the run gone; with the reason added.
+RUN_DELETED = {"error": "HTTPException", "message": "404: Run not found (its thread was deleted)"}
 # How many cancels of runs not executing here are remembered (every process hears every cancel signal).
 EARLY_CANCELS_KEPT = 1024
 
@@ -521,6 +524,8 @@ class RunManager:
                     elif job.cancel_action is None:
                         return  # shutting down: the run is handed back, not finished
                     else:
+                        if job.cancel_action == "delete":  # its followers must not take this for its end
+                            job.stream.append("error", dumps(RUN_DELETED))
                         outcome = Outcome(status="interrupted")
                 if outcome is None:
                     self._let_go(job)
@@ -976,8 +981,9 @@ class RunManager:
         return len(chosen)
 
     async def cancel_thread(self, thread_id: str) -> None:
-        """Stop every queued or running run of a thread (before the thread is deleted)."""
-        await self._cancel_all(await self.repos.runs.active(thread_id=thread_id), "interrupt")
+        """Stop every queued or running run of a thread (before the thread is deleted): an interrupt whose
+        followers get an error event last (RUN_DELETED)."""
+        await self._cancel_all(await self.repos.runs.active(thread_id=thread_id), "delete")
 
     async def cancel_assistant(self, assistant_id: str) -> None:
         """Stop every queued or running run of an assistant (before the assistant is deleted)."""

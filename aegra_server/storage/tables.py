@@ -109,7 +109,9 @@ runs = Table(
     Column("lease_until", Timestamp),
     Column("available_at", Timestamp, nullable=False),  # created_at + after_seconds
     Column("attempt", Integer, nullable=False),
-    Column("cancel_action", String(16)),  # interrupt | rollback, asked for while another process runs it
+    # interrupt | rollback | delete (an interrupt before its thread is deleted), asked for while another process
+    # runs it
+    Column("cancel_action", String(16)),
     Column("error", Json),  # {"error": type, "message": ...} of a failed run, for wait/join anywhere
     Index("ix_runs_thread_created", "thread_id", "created_at"),
     Index("ix_runs_status", "status"),

@@ -171,10 +171,24 @@ async def test_delete_removes_thread_runs_and_checkpoints(client, http):
 
 
 async def test_delete_busy_thread_stops_its_run(client):
+    """Its run stops; a client streaming it gets an error event last, as from langgraph-api (whose stream then
+    finds the run gone), rather than an end that looks like the run's own."""
     thread_id = await new_thread(client)
     run = await client.runs.create(thread_id, "slow", input={"steps": 50, "delay": 0.1})
     await wait_status(client, thread_id, run["run_id"], "running")
+    parts = []
+
+    async def follow() -> None:
+        async for part in client.runs.join_stream(thread_id, run["run_id"]):
+            parts.append(part)
+
+    following = asyncio.create_task(follow())
+    while not parts:
+        await asyncio.sleep(0.05)
     await client.threads.delete(thread_id)
+    await asyncio.wait_for(following, 10)
+    assert parts[-1].event == "error", parts
+    assert parts[-1].data["message"].startswith("404: Run not found"), parts
     with pytest.raises(NotFoundError):
         await client.threads.get(thread_id)
 
