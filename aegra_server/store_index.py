@@ -143,6 +143,8 @@ def ttl_config_with_defaults(ttl: TTLConfig | None) -> TTLConfig:
 
 # The comparison operators LangGraph's stores understand inside a field's filter, e.g. {"n": {"$gt": 2}}.
 FILTER_OPERATORS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
+# The ordering ones, as SQL.
+_ORDERINGS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 # A condition of our own, "the value at this path is an object"; never accepted from a caller (check_filter).
 IS_OBJECT = "$aegra_is_object"
 
@@ -175,9 +177,34 @@ def _check_condition(where: str, key: str, value: Any) -> None:
         unknown = sorted(k for k in value if k not in FILTER_OPERATORS)
         if unknown:
             raise InvalidFilter(f"{where}: unknown operator {unknown[0]!r}; use one of {sorted(FILTER_OPERATORS)}")
+        for operator, operand in value.items():
+            if operator in _ORDERINGS and json_kind(operand) not in _ORDERED_KINDS:
+                raise InvalidFilter(f"{where}.{operator}: compares a number, a string or a boolean, not {operand!r}")
     elif isinstance(value, dict):
         for inner_key, inner in value.items():
             _check_condition(f"{where}.{inner_key}", inner_key, inner)
+
+
+# How a filter compares, on either database, as InMemoryStore (langgraph dev) does where it answers at all:
+# - {"f": x} and $eq: JSON equality of the value at `f` with x (1 equals 1.0, not true, nor "1"); null also
+#   matches a missing field (both are None to a Python reader). $ne is the negation: a missing field differs
+#   from anything but null.
+# - $gt, $gte, $lt, $lte: only values of the operand's JSON type match, compared as that type: numbers as
+#   numbers, strings by code point, false < true. (InMemoryStore raises on other types; LangGraph's Postgres
+#   store compared text, so 10 < 2, and its SQLite store cast text to numbers.)
+# Lists and objects compare by equality only. The two stores' _get_filter_condition write this in SQL.
+_ORDERED_KINDS = ("number", "string", "boolean")
+
+
+def json_kind(value: Any) -> str:
+    """A filter operand's JSON type: number, string, boolean, null, or other (a list or an object)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "other"
 
 
 def filter_conditions(filter: dict[str, Any] | None) -> list[tuple[tuple[str, ...], Any]]:
@@ -370,10 +397,24 @@ class AegraSqliteStore(_CheckedFilters, AsyncSqliteStore):
         return sql, [_PLACEHOLDER, *ns_params, *params, op.limit, op.offset]
 
     def _get_filter_condition(self, key: str, op: str, value: Any) -> tuple[str, list]:
+        """One condition of a filter, as the rule above json_kind says."""
+        _validate_filter_key(key)  # spliced into the path, as upstream does
+        path = f"'$.{key}'"
         if op == IS_OBJECT:
-            _validate_filter_key(key)  # spliced into the path, as upstream does
-            return f"json_type(value, '$.{key}') = 'object'", []
-        return super()._get_filter_condition(key, op, value)
+            return f"json_type(value, {path}) = 'object'", []
+        read, kind = f"json_extract(value, {path})", json_kind(value)
+        if op in ("$eq", "$ne") and kind == "null":
+            return f"{read} IS {'NOT ' if op == '$ne' else ''}NULL", []
+        if kind == "other":  # a list or an object: json_extract gives its JSON text, minified as orjson writes it
+            equal, params = f"{read} = ?", [orjson.dumps(value).decode()]
+        else:
+            of_kind = _SQLITE_TYPES[kind].format(path=path)
+            operand = int(value) if kind == "boolean" else value  # json_extract reads a boolean as 1 or 0
+            if op in _ORDERINGS:
+                return f"({of_kind} AND {read} {_ORDERINGS[op]} ?)", [operand]
+            equal, params = f"({of_kind} AND {read} = ?)", [operand]
+        # A missing field makes the equality NULL: it differs.
+        return (f"NOT COALESCE({equal}, 0)" if op == "$ne" else equal), params
 
     def _filter_conditions(self, filter: dict[str, Any] | None) -> tuple[list[str], list[Any]]:
         """The conditions AsyncSqliteStore's plain search applies for `filter` (it builds them inline)."""
@@ -381,24 +422,25 @@ class AegraSqliteStore(_CheckedFilters, AsyncSqliteStore):
         params: list[Any] = []
         for key, value in (filter or {}).items():
             _validate_filter_key(key)
-            if isinstance(value, dict):
-                for operator, operand in value.items():
-                    condition, extra = self._get_filter_condition(key, operator, operand)
-                    conditions.append(condition)
-                    params.extend(extra)
-            elif isinstance(value, (str, bool, int, float)) or value is None:
-                condition, extra = self._get_filter_condition(key, "$eq", value)
+            for operator, operand in value.items():  # operators only (see _sqlite_filter)
+                condition, extra = self._get_filter_condition(key, operator, operand)
                 conditions.append(condition)
                 params.extend(extra)
-            else:  # lists and other JSON: compare the JSON text
-                conditions.append(f"json_extract(value, '$.{key}') = ?")
-                params.append(orjson.dumps(value).decode())
         return conditions, params
 
 
+# Whether the value at a path is of a JSON type, in SQLite.
+_SQLITE_TYPES = {
+    "number": "json_type(value, {path}) IN ('integer', 'real')",
+    "string": "json_type(value, {path}) = 'text'",
+    "boolean": "json_type(value, {path}) IN ('true', 'false')",
+}
+
+
 def _sqlite_filter(conditions: list[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
-    # AsyncSqliteStore reads a key as a JSON path ('$.a.b'), so a path is its keys joined by dots.
-    return {".".join(path): condition for path, condition in conditions}
+    # AsyncSqliteStore reads a key as a JSON path ('$.a.b'), so a path is its keys joined by dots; every condition
+    # as operators, so that _get_filter_condition writes them all (a plain value it compares inline, loosely).
+    return {".".join(path): condition if is_operators(condition) else {"$eq": condition} for path, condition in conditions}
 
 
 def _upsert_keeping_created_at(query: str) -> str:
@@ -446,17 +488,25 @@ class AegraPostgresStore(_CheckedFilters, AsyncPostgresStore):
         return queries, embedding_requests
 
     def _get_filter_condition(self, key: Any, op: str, value: Any) -> tuple[str, list]:
-        """Upstream's condition for `op`, on the value at a path (see _postgres_filter) instead of a top-level key."""
+        """One condition of a filter on the value at a path (see _postgres_filter), as the rule above json_kind
+        says. jsonb compares numbers as numbers and false < true; strings are compared as text in the "C"
+        collation (code point order), not the database's."""
         path = list(key) if isinstance(key, tuple) else [key]
+        at, kind = "value #> %s::text[]", json_kind(value)
         if op == IS_OBJECT:
-            return "jsonb_typeof(value #> %s::text[]) = 'object'", [path]
-        condition, params = super()._get_filter_condition(key, op, value)
-        field, comparison = condition.split(" ", 1)  # e.g. "value->%s", "= %s::jsonb"
-        return f"{_POSTGRES_PATH_READS[field]} {comparison}", [path, *params[1:]]
-
-
-# How AsyncPostgresStore reads a top-level field (as JSON, as text), and the same reads at a path.
-_POSTGRES_PATH_READS = {"value->%s": "value #> %s::text[]", "value->>%s": "value #>> %s::text[]"}
+            return f"jsonb_typeof({at}) = 'object'", [path]
+        if kind == "null" and op in ("$eq", "$ne"):
+            if op == "$eq":
+                return f"({at} IS NULL OR {at} = 'null'::jsonb)", [path, path]
+            return f"({at} IS NOT NULL AND {at} <> 'null'::jsonb)", [path, path]
+        if op == "$eq":
+            return f"{at} = %s::jsonb", [path, orjson.dumps(value).decode()]
+        if op == "$ne":
+            return f"{at} IS DISTINCT FROM %s::jsonb", [path, orjson.dumps(value).decode()]
+        of_kind = f"jsonb_typeof({at}) = '{kind}'"
+        if kind == "string":
+            return f'({of_kind} AND (value #>> %s::text[]) COLLATE "C" {_ORDERINGS[op]} %s)', [path, path, value]
+        return f"({of_kind} AND {at} {_ORDERINGS[op]} %s::jsonb)", [path, path, orjson.dumps(value).decode()]
 
 
 def _postgres_filter(conditions: list[tuple[tuple[str, ...], Any]]) -> dict[Any, Any]:

@@ -102,6 +102,41 @@ async def test_search_by_prefix_filter_and_paging(client):
     assert (await client.store.search_items([tag()]))["items"] == []
 
 
+async def test_filters_compare_alike_on_sqlite_and_postgres(client, http):
+    """One filter, one answer on either database, as langgraph dev (InMemoryStore) answers where it answers at
+    all: comparisons ($gt, $gte, $lt, $lte) match values of the operand's JSON type (numbers as numbers, strings
+    by code point) and no others; null, and $ne, count a missing field as null. Postgres compared as text
+    (10 < 2, and "true" > 2) and missed missing fields; SQLite cast strings and lists to numbers."""
+    root = tag()
+    values = {"null": {"a": None}, "one": {"a": 1}, "two_str": {"a": "2"}, "missing": {"b": 1}, "float": {"a": 2.5},
+              "true": {"a": True}, "zero": {"a": 0}, "list": {"a": [1, 2]}, "obj": {"a": {"x": 1}}, "ten": {"a": 10},
+              "word": {"a": "Zebra"}, "lower": {"a": "apple"}}
+    for key, value in values.items():
+        await client.store.put_item([root], key, value)
+
+    async def keys(filter: dict) -> list[str]:
+        return sorted(item["key"] for item in (await client.store.search_items([root], filter=filter, limit=50))["items"])
+
+    assert await keys({"a": {"$gt": 2}}) == ["float", "ten"]
+    assert await keys({"a": {"$gte": 1}}) == ["float", "one", "ten"]
+    assert await keys({"a": {"$lt": 3}}) == ["float", "one", "zero"]
+    assert await keys({"a": {"$gt": 0, "$lte": 2.5}}) == ["float", "one"]
+    assert await keys({"a": {"$gt": "Zebra"}}) == ["lower"]  # code point order: "Z" < "a"
+    assert await keys({"a": {"$lt": "b"}}) == ["lower", "two_str", "word"]
+    assert await keys({"a": {"$lte": True}}) == ["true"]
+    assert await keys({"a": None}) == ["missing", "null"]
+    assert await keys({"a": {"$eq": None}}) == ["missing", "null"]
+    assert await keys({"a": {"$ne": None}}) == ["float", "list", "lower", "obj", "one", "ten", "true", "two_str", "word", "zero"]
+    assert await keys({"a": {"$ne": 1}}) == sorted(set(values) - {"one"})
+    assert await keys({"a": 1}) == ["one"] and await keys({"a": 1.0}) == ["one"]
+    assert await keys({"a": True}) == ["true"]
+    assert await keys({"a": "2"}) == ["two_str"]
+    assert await keys({"a": [1, 2]}) == ["list"]
+    for operand in (None, [1], {"x": 1}):
+        refused = await http.post("/store/items/search", json={"namespace_prefix": [root], "filter": {"a": {"$gt": operand}}})
+        assert refused.status_code == 422 and "filter.a" in refused.text, refused.text
+
+
 async def test_search_matches_a_nested_object_field_by_field(client, http):
     # As in langgraph dev: an object without "$" keys in a filter is a value to match field by field (fields not
     # named are free, lists are whole values, and a field may hold operators); it was refused as "unknown
