@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from aegra_server.api import schemas
 from aegra_server.api.deps import ServicesDep
 from aegra_server.api.http import JSONResponse, refuse_configurable_and_context, validate_uuid
+from aegra_server.api.threads import forget_run
 from aegra_server.auth import AuthDep, RequestAuth
 from aegra_server.runs.execute import run_output as output_of
 from aegra_server.runs.manager import public_kwargs
@@ -277,6 +278,7 @@ async def delete_run(thread_id: str, run_id: str, services: ServicesDep, auth: A
     await services.repos.runs.get(validate_uuid(run_id, "run_id"), thread_id)
     await services.runs.cancel(run_id, wait=True)
     await services.repos.runs.delete(run_id, thread_id)
+    await forget_run(services, thread_id, run_id)
     return Response(status_code=204)
 
 

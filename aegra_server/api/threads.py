@@ -16,7 +16,7 @@ from aegra_server.api.http import JSONResponse, paged, validate_uuid
 from aegra_server.serde import jsonable
 from aegra_server.services import Services
 from aegra_server.state import empty_state, interrupts_by_task, status_of, thread_state
-from aegra_server.storage.checkpoints import copy_thread, keep_latest, thread_storage
+from aegra_server.storage.checkpoints import copy_thread, delete_run_checkpoints, keep_latest, thread_storage
 from aegra_server.storage.common import NotFound, new_id
 
 # What a state edit the graph refuses raises: an unknown node, or values a channel's reducer cannot take ("x"
@@ -63,6 +63,16 @@ async def end_waiting(services: Services, thread: dict[str, Any]) -> None:
     if graph is not None:
         await graph.aupdate_state({"configurable": {"thread_id": thread["thread_id"]}}, None, as_node=END)
         await _sync_thread_state(services, thread["thread_id"], graph)
+
+
+async def forget_run(services: Services, thread_id: str, run_id: str) -> None:
+    """A deleted run leaves nothing in its thread's history (its checkpoints go, as langgraph-api removes them);
+    the thread row shows the head that remains."""
+    if not await delete_run_checkpoints(services.checkpointer, thread_id, run_id):
+        return
+    graph = await _graph_of(services, await services.repos.threads.get(thread_id))
+    if graph is not None:
+        await _sync_thread_state(services, thread_id, graph)
 
 
 async def values_left_by(services: Services, thread: dict[str, Any], run_id: str) -> Any | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -30,6 +31,36 @@ async def copy_thread(saver: BaseCheckpointSaver, source: str, target: str) -> N
             writes_by_task.setdefault((task_id, ""), []).append((channel, value))
         for (task_id, _), writes in writes_by_task.items():
             await saver.aput_writes(saved, writes, task_id)
+
+
+async def delete_run_checkpoints(saver: BaseCheckpointSaver, thread_id: str, run_id: str) -> int:
+    """Remove the checkpoints a run wrote, in every namespace of the thread, with their pending writes; how many.
+    A run's checkpoints name it in their metadata (the server puts run_id in every run's config metadata).
+
+    Used by DELETE of a run, which takes the run out of its thread's history, as langgraph-api's does.
+    """
+    conn = getattr(saver, "conn", None)
+    if _is_sqlite(saver):
+        written_by = "thread_id = ? AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?"
+        async with saver.lock:
+            await conn.execute(
+                f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id IN (SELECT checkpoint_id FROM checkpoints WHERE {written_by})",
+                (thread_id, thread_id, run_id),
+            )
+            deleted = await conn.execute(f"DELETE FROM checkpoints WHERE {written_by}", (thread_id, run_id))
+            await conn.commit()
+        return deleted.rowcount
+    if type(saver).__name__ == "AsyncPostgresSaver":
+        written_by = "thread_id = %s AND metadata @> %s::jsonb"
+        stamp = json.dumps({"run_id": run_id})
+        async with saver._cursor() as cur:
+            await cur.execute(
+                f"DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id IN (SELECT checkpoint_id FROM checkpoints WHERE {written_by})",
+                (thread_id, thread_id, stamp),
+            )
+            await cur.execute(f"DELETE FROM checkpoints WHERE {written_by}", (thread_id, stamp))
+            return cur.rowcount
+    raise NotImplementedError(f"deleting a run's checkpoints is not supported with {type(saver).__name__}")
 
 
 async def delete_after(saver: BaseCheckpointSaver, thread_id: str, marker: str) -> None:

@@ -147,16 +147,22 @@ async def test_get_checks_the_thread(client):
 
 
 async def test_delete_run(client, http):
+    """The run goes, and with it what it left in its thread's history (its checkpoints, as langgraph-api deletes
+    them); the thread shows the state before it."""
     thread_id = await new_thread(client)
-    run = await client.runs.create(thread_id, "echo", input=human("x"))
+    first = await client.runs.wait(thread_id, "echo", input=human("x"))
+    history = await client.threads.get_history(thread_id, limit=50)
+    run = await client.runs.create(thread_id, "echo", input=human("y"))
     await client.runs.join(thread_id, run["run_id"])
+    assert (await client.threads.get(thread_id))["values"]["turns"] == 2
     response = await http.delete(f"/threads/{thread_id}/runs/{run['run_id']}")
     assert response.status_code == 204
     with pytest.raises(NotFoundError):
         await client.runs.get(thread_id, run["run_id"])
-    assert await client.runs.list(thread_id) == []
-    # the thread's state is untouched
-    assert (await client.threads.get(thread_id))["values"]["turns"] == 1
+    assert len(await client.runs.list(thread_id)) == 1
+    assert await client.threads.get_history(thread_id, limit=50) == history
+    assert (await client.threads.get_state(thread_id))["values"] == first
+    assert (await client.threads.get(thread_id))["values"] == first
     with pytest.raises(NotFoundError):
         await client.runs.delete(thread_id, run["run_id"])
 
