@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -261,24 +262,47 @@ def run(launch: Launch) -> None:
         else:
             os.environ[key] = value
     kwargs = uvicorn_kwargs(launch)
-    with _metrics_of_all_workers(launch.workers):
+    with metrics_of_all_workers(launch.workers):
         if launch.workers > 1 and SPREADS_CONNECTIONS:
             _run_workers(uvicorn.Config(**kwargs))
         else:
             uvicorn.run(**kwargs)
 
 
+METRICS_FOLDER_PREFIX = "aegra-metrics-"
+
+
 @contextmanager
-def _metrics_of_all_workers(workers: int) -> Iterator[None]:
+def metrics_of_all_workers(workers: int) -> Iterator[None]:
     """A folder for the workers' Prometheus values, so that /metrics answers for all of them whichever takes the
-    scrape (aegra_server.observability.metrics), removed when the server stops. One the operator set is kept."""
+    scrape (aegra_server.observability.metrics), removed when the server stops. One the operator set is kept.
+    The folder is named after this process: a server that was killed could not remove its own, and the next one
+    to start removes it."""
     if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="aegra-metrics-") as folder:
+    remove_metrics_folders_of_dead_servers()
+    with tempfile.TemporaryDirectory(prefix=f"{METRICS_FOLDER_PREFIX}{os.getpid()}-") as folder:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
         try:
             yield
         finally:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
+
+def remove_metrics_folders_of_dead_servers() -> None:
+    """Remove the metrics folders (see metrics_of_all_workers) of servers no longer running."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(METRICS_FOLDER_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

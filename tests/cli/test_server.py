@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from aegra_server.errors import AegraError
 
 from aegra_cli.project import resolve_project
-from aegra_cli.server import Launch, ensure_port_free, server_env, urls, uvicorn_kwargs
+from aegra_cli.server import Launch, ensure_port_free, metrics_of_all_workers, server_env, urls, uvicorn_kwargs
 
 
 @pytest.fixture
@@ -147,3 +151,25 @@ def test_free_port_passes() -> None:
 def test_unknown_host_is_an_error() -> None:
     with pytest.raises(AegraError, match="cannot listen on no-such-host.invalid:2026"):
         ensure_port_free("no-such-host.invalid", 2026)
+
+
+def test_a_server_with_workers_removes_the_metrics_folders_killed_servers_left(monkeypatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = Path(tempfile.mkdtemp(prefix=f"aegra-metrics-{int(ended.stdout)}-"))  # its server was SIGKILLed
+    (left / "counter_1.db").write_bytes(b"")
+    alive = Path(tempfile.mkdtemp(prefix=f"aegra-metrics-{os.getppid()}-"))  # a server still running
+    try:
+        with metrics_of_all_workers(2):
+            mine = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+            assert mine.name.startswith(f"aegra-metrics-{os.getpid()}-") and mine.is_dir()
+            assert not left.exists()
+            assert alive.is_dir()
+        assert not mine.exists() and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    finally:
+        for folder in (left, alive):
+            if folder.exists():
+                for file in folder.iterdir():
+                    file.unlink()
+                folder.rmdir()
+
