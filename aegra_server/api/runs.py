@@ -352,7 +352,9 @@ async def cancel_run(
         raise NotFound(f"run {run_id} is {run['status']}: only a pending or running run can be cancelled")
     path = _run_path(run)
     headers = {"Content-Location": path, "Location": f"{path}/join"}
-    await services.runs.cancel(run_id, action=action, wait=wait)
+    # langgraph-api's words for the thread's error, the route's placeholders as they are.
+    reason = f"{action} requested via POST /threads/{{thread_id}}/runs/{{run_id}}/cancel"
+    await services.runs.cancel(run_id, action=action, wait=wait, reason=reason)
     if not wait:
         return Response(status_code=202, headers=headers)
     if action == "rollback":  # the run is gone, its steps too: no output, as langgraph-api answers
@@ -384,6 +386,7 @@ async def cancel_runs(
         status=body.status or "all",
         action=action,
         thread_filter=thread_filter,
+        reason=f"{action} requested via POST /runs/cancel",
     )
     if not cancelled:  # as langgraph-api: a criterion nothing pending or running matched
         raise NotFound("no pending or running run matches: nothing to cancel")

@@ -80,6 +80,7 @@ class Job:
     outcome: Outcome | None = None
     task: asyncio.Task | None = None
     cancel_action: str | None = None
+    cancel_reason: str | None = None  # how the cancel was asked for (see cancel_error)
     marker: str | None = None  # a checkpoint id older than anything this run writes (for rollback)
     started_at: datetime = field(default_factory=utcnow)  # when this process took the run up
     events_ended: bool = False
@@ -108,6 +109,14 @@ def is_temporary(kwargs: dict[str, Any]) -> bool:
 def public_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """A run's kwargs as the API and webhooks show them."""
     return {k: v for k, v in kwargs.items() if k not in PRIVATE_KWARGS}
+
+
+def cancel_error(action: str, reason: str | None) -> dict[str, str]:
+    """A cancelled run's thread error, as langgraph-api records the exception that stopped it: UserRollback or
+    UserInterrupt, with how the cancel was asked for or its default message."""
+    if action == "rollback":
+        return {"error": "UserRollback", "message": reason or "User requested rollback of the run"}
+    return {"error": "UserInterrupt", "message": reason or "User interrupted the run"}
 
 
 def merge_config(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dict[str, Any]:
@@ -160,7 +169,7 @@ class RunManager:
         self._detached: set[asyncio.Task] = set()
         # Cancels signalled for runs not (yet) executing here, newest last: a run this process has just claimed,
         # whose job does not exist yet, takes its cancel from here (the claim read the row before it was asked).
-        self._early_cancels: OrderedDict[str, str] = OrderedDict()
+        self._early_cancels: OrderedDict[str, tuple[str, str | None]] = OrderedDict()  # run_id: (action, reason)
         # Waiters for the outcome of runs not started yet, told when this process starts one (see wait_for).
         self._awaiting_start: defaultdict[str, list[asyncio.Future]] = defaultdict(list)
 
@@ -314,6 +323,7 @@ class RunManager:
         self, row: dict[str, Any], assistant: dict[str, Any], leased_at: float, attempt: int = 1, first_seq: int = 0
     ) -> Job:
         kwargs = row["kwargs"]
+        early = self._early_cancels.pop(row["run_id"], None)
         job = Job(
             run=row,
             graph_id=assistant["graph_id"],
@@ -322,7 +332,8 @@ class RunManager:
             stream=self.streams.open(row["run_id"], bool(kwargs.get("stream_resumable")), row["thread_id"], first_seq),
             temporary=is_temporary(kwargs),
             attempt=attempt,
-            cancel_action=row.get("cancel_action") or self._early_cancels.pop(row["run_id"], None),
+            cancel_action=row.get("cancel_action") or (early[0] if early else None),
+            cancel_reason=early[1] if early else None,
             lease_deadline=leased_at + self.lease_seconds,
         )
         if self.persister is not None:
@@ -651,17 +662,21 @@ class RunManager:
         interrupts = interrupts_by_task(snapshot)
         # Nodes still to run (the one cut short, or an interrupt's): the thread can go on, as langgraph-api says.
         thread_status = status_of(snapshot)
+        thread_error = cancel_error(job.cancel_action, job.cancel_reason)
         if job.cancel_action != "rollback":
-            await self._record(job, outcome, thread_status, values, interrupts)
+            await self._record(job, outcome, thread_status, values, interrupts, thread_error=thread_error)
             return
         # The thread must not stay busy: record the end, then remove the run.
         await self.repos.runs.finish(
-            job.run, status="interrupted", thread_status=thread_status, values=values, interrupts=interrupts
+            job.run, status="interrupted", thread_status=thread_status, values=values, interrupts=interrupts,
+            thread_error=thread_error,
         )
         await self.repos.runs.delete(job.run_id)
         await self._record(job, outcome, None, None, None, recorded=True)
 
-    async def _record(self, job, outcome, thread_status, values, interrupts, recorded: bool = False) -> None:
+    async def _record(
+        self, job, outcome, thread_status, values, interrupts, recorded: bool = False, thread_error=None
+    ) -> None:
         job.outcome = outcome
         more_waiting = True  # unless the final write says otherwise
         left_to_creator = job.temporary and self._left_to_creator(job.run)
@@ -676,6 +691,7 @@ class RunManager:
                         values=values,
                         interrupts=interrupts,
                         error=outcome.error,
+                        thread_error=thread_error,
                         # Shared database: another process may have resumed the run while this one was cut off.
                         owner=self.instance_id if self.bus.shared else None,
                         events=events,
@@ -853,10 +869,10 @@ class RunManager:
             except TimeoutError:
                 yield None
 
-    def cancel_detached(self, run_id: str, action: str = "interrupt") -> None:
+    def cancel_detached(self, run_id: str, action: str = "interrupt", reason: str | None = None) -> None:
         """Cancel in a task of its own: for a client that disconnected, whose request is being torn down (in a
         cancelled scope, the cancellation's own database write and signal would be cancelled too)."""
-        task = asyncio.get_running_loop().create_task(self.cancel(run_id, action=action))
+        task = asyncio.get_running_loop().create_task(self.cancel(run_id, action=action, reason=reason))
         self._detached.add(task)
         task.add_done_callback(self._detached_done)
 
@@ -865,13 +881,17 @@ class RunManager:
         if not task.cancelled() and task.exception() is not None:
             log.warning("cancelling a run failed", exc_info=task.exception())
 
-    async def cancel(self, run_id: str, *, action: str = "interrupt", wait: bool = False) -> None:
+    async def cancel(
+        self, run_id: str, *, action: str = "interrupt", wait: bool = False, reason: str | None = None
+    ) -> None:
         """Ask a run to stop, wherever it runs. The first action asked for is the one taken: a later cancel with
-        another action (rollback after interrupt, say) must not change it halfway through the first's work."""
+        another action (rollback after interrupt, say) must not change it halfway through the first's work.
+        `reason`: how it was asked for, for the thread's error (cancel_error); it goes with the signal to the
+        process executing the run, not through the database."""
         job = self._jobs.get(run_id)
         if job is not None:
             if job.cancel_action is None:
-                job.cancel_action = action
+                job.cancel_action, job.cancel_reason = action, reason
             if job.task is not None and not job.task.done():
                 job.task.cancel()
         else:
@@ -880,7 +900,7 @@ class RunManager:
                 await self._thread_as_its_checkpoint(row["thread_id"])
                 await self._announce_end(run_id)
             elif row is not None and row["status"] in ACTIVE:
-                await self.bus.notify("aegra_cancel", f"{run_id}:{action}")
+                await self.bus.notify("aegra_cancel", f"{run_id}:{action}:{reason or ''}")
         if wait:
             await self.wait_for_end(run_id)
 
@@ -904,12 +924,13 @@ class RunManager:
             await self.repos.threads.set_status_if_idle(thread_id, status)
 
     def _on_cancel_signal(self, payload: str) -> None:
-        run_id, _, action = payload.partition(":")
+        run_id, _, rest = payload.partition(":")
+        action, _, reason = rest.partition(":")
         job = self._jobs.get(run_id)
         if job is not None and job.cancel_action is None:
-            self.cancel_detached(run_id, action or "interrupt")
+            self.cancel_detached(run_id, action or "interrupt", reason or None)
         elif job is None:
-            self._early_cancels[run_id] = action or "interrupt"
+            self._early_cancels[run_id] = (action or "interrupt", reason or None)
             while len(self._early_cancels) > EARLY_CANCELS_KEPT:
                 self._early_cancels.popitem(last=False)
 
@@ -970,6 +991,7 @@ class RunManager:
         status: str,
         action: str,
         thread_filter: dict[str, Any] | None = None,
+        reason: str | None = None,
     ) -> int:
         """Cancel the runs that match every given criterion; `status` is pending, running or all.
         `thread_filter` (the caller's authorization) keeps the runs of threads it lets through."""
@@ -977,7 +999,7 @@ class RunManager:
             thread_id=thread_id, run_ids=run_ids, status=status, thread_filter=thread_filter
         )
         for row in chosen:
-            await self.cancel(row["run_id"], action=action)
+            await self.cancel(row["run_id"], action=action, reason=reason)
         return len(chosen)
 
     async def cancel_thread(self, thread_id: str) -> None:

@@ -371,6 +371,7 @@ class RunRepository:
         owner: str | None = None,
         events: list[dict[str, Any]] | None = None,
         thread_expires_in: float | None = None,
+        thread_error: dict | None = None,
     ) -> bool:
         """Record a run's end and its thread's new state in one transaction; True when another run of the
         thread is still pending or running (the thread then stays busy).
@@ -379,6 +380,7 @@ class RunRepository:
         thread's (which a run without one clears). With `owner`, the end is recorded only if that process still
         holds the run (else TakenOver): where processes share the database, one that lost its lease must not
         end a run another has resumed. `events`: the run's last persisted events, written with its end.
+        `thread_error`: the thread's error when it is not the run's (a cancel's, see RunManager.cancel_error).
         `thread_expires_in`: seconds after which the sweeper deletes the thread (a temporary one left to another
         process to delete).
         """
@@ -397,7 +399,10 @@ class RunRepository:
                 _SET_STATUS.execute(conn, params)
             else:
                 _SET_STATUS_AND_ERROR.execute(conn, {**params, "b_error": error})
-            params = {"b_thread_id": thread_id, "b_status": thread_status, "b_now": now, "b_error": error}
+            params = {
+                "b_thread_id": thread_id, "b_status": thread_status, "b_now": now,
+                "b_error": error if thread_error is None else thread_error,
+            }
             if interrupts is None:
                 ended = _END_THREAD_TURN.first(conn, params)
             else:

@@ -207,7 +207,10 @@ async def test_cancel_from_the_other_instance(pair):
     await wait_steps(a, tid, 1)
     await b.runs.cancel(tid, run["run_id"], wait=True)
     assert (await a.runs.get(tid, run["run_id"]))["status"] == "interrupted"
-    assert (await a.threads.get(tid))["status"] != "busy"
+    thread = await a.threads.get(tid)
+    assert thread["status"] != "busy"
+    # how it was asked for went with the cancel to the instance that executed the run
+    assert thread["error"]["message"] == "interrupt requested via POST /threads/{thread_id}/runs/{run_id}/cancel"
     steps = len((await a.threads.get_state(tid))["values"]["log"])
     await asyncio.sleep(0.6)
     assert len((await a.threads.get_state(tid))["values"]["log"]) == steps  # it really stopped

@@ -29,6 +29,29 @@ async def test_cancel_many_by_thread(client, http):
     assert (await wait_status(client, thread_id, queued["run_id"], TERMINAL))["status"] == "interrupted"
 
 
+async def test_a_cancel_leaves_why_in_the_thread_error_until_the_next_run(client, http):
+    """As langgraph-api records the exception that stopped the run: UserInterrupt or UserRollback, with the way the
+    cancel was asked for (its message names the route, placeholders as they are); the next run clears it."""
+    thread_id = await new_thread(client)
+    one = "/threads/{thread_id}/runs/{run_id}/cancel"
+    for action, route in (("interrupt", one), ("rollback", one), ("interrupt", "/runs/cancel")):
+        run = await client.runs.create(thread_id, "slow", input={"steps": 50, "delay": 0.1})
+        await wait_status(client, thread_id, run["run_id"], "running")
+        if route == one:
+            await client.runs.cancel(thread_id, run["run_id"], wait=True, action=action)
+        else:
+            await http.post(route, json={"thread_id": thread_id, "run_ids": [run["run_id"]]})
+        deadline = time.monotonic() + 10
+        while (thread := await client.threads.get(thread_id))["status"] == "busy":
+            assert time.monotonic() < deadline
+        assert thread["error"] == {
+            "error": "UserRollback" if action == "rollback" else "UserInterrupt",
+            "message": f"{action} requested via POST {route}",
+        }, thread
+    await client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0})
+    assert (await client.threads.get(thread_id))["error"] is None
+
+
 async def test_cancel_many_by_run_ids(client):
     thread_id = await new_thread(client)
     running = await client.runs.create(thread_id, "slow", input={"steps": 20, "delay": 0.1, "label": "a"})
