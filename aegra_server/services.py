@@ -56,7 +56,7 @@ async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitSta
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-        checkpointer = AsyncPostgresSaver(await postgres_pool(url, stack))
+        checkpointer = AsyncPostgresSaver(await postgres_pool(url, stack, fenced=True))
     await checkpointer.setup()
     return checkpointer
 

@@ -579,9 +579,15 @@ class RunManager:
         """One execution of the graph, as a task of its own: a lapsed lease stops it (_lapse_loop) as a lost
         connection does, not the run."""
 
+        attempting = True
+
+        async def holds_lease() -> None:
+            if attempting:  # a task that outlives the attempt (the graph's own, say) inherited it: inert then
+                await self._holds_lease(job)
+
         async def guarded() -> Outcome:
             if self.bus.shared:
-                write_fence.guard(lambda: self._holds_lease(job))  # this task's context, and the graph's tasks
+                write_fence.guard(holds_lease)  # this task's context, and the graph's tasks
             return await execute(graph, kwargs, config, context, job.stream)
 
         if not job.lapsed:
@@ -592,7 +598,7 @@ class RunManager:
                 if not job.lapsed or asyncio.current_task().cancelling():
                     raise  # the run's own cancel, timeout or takeover
             finally:
-                job.attempt_task = None
+                job.attempt_task, attempting = None, False
         return Outcome(status="retry", error=error_of(write_fence.LeaseLost(f"run {job.run_id}: its lease lapsed")))
 
     async def _database_back(self) -> None:

@@ -104,7 +104,9 @@ async def sqlite_connection(
     return conn
 
 
-async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack):
+async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack, *, fenced: bool = False):
+    """`fenced`: for the checkpointer (storage.write_fence). Not for the store, whose operations one shared task
+    carries out for every caller, in its own context."""
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
@@ -122,7 +124,7 @@ async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack):
             return conn
 
     liveness = PoolCheck()
-    pool = FencedPool(
+    pool = (FencedPool if fenced else AsyncConnectionPool)(
         url.conninfo,
         min_size=2,
         max_size=20,
