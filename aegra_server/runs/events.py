@@ -111,7 +111,9 @@ class EventPersister:
                 # Its later events would take ids the new holder has yet to write: none goes out any more.
                 self._lost.add(run_id)
                 self._pending.pop(run_id, None)
-                log.warning("dropped %d events of run %s: another process took it over and wrote its own", len(rows), run_id)
+                log.warning(
+                    "dropped %d events of run %s: another process took it over and wrote its own", len(rows), run_id
+                )
 
     def _have_written(self, batch: dict[str, list[dict]]) -> None:
         for run_id, rows in batch.items():
@@ -134,11 +136,15 @@ class EventPersister:
         or, refused for an outage, back in the queue."""
         async with self._lock:
             rows = self._pending.pop(run_id, [])
-            seq = self._next_seq.pop(run_id, None)
-            if seq is None:
-                seq = await self._repo.last_event_seq(run_id) + 1
             self._taken.add(run_id)
-        return [*rows, {"run_id": run_id, "seq": seq, "event": END, "data": b""}]
+            return [*rows, await self._end_marker(run_id)]
+
+    async def _end_marker(self, run_id: str) -> dict:
+        """The row that ends a run's events, after the last one it sent."""
+        seq = self._next_seq.pop(run_id, None)
+        if seq is None:
+            seq = await self._repo.last_event_seq(run_id) + 1
+        return {"run_id": run_id, "seq": seq, "event": END, "data": b""}
 
     async def end(self, run_id: str) -> None:
         """After the run's end is stored: write what is left of its events and the end marker (unless its end
@@ -147,10 +153,7 @@ class EventPersister:
             self._taken.discard(run_id)
             await self._bus.notify("aegra_events", signal_of(run_id, self._thread_of.get(run_id)))
         else:
-            seq = self._next_seq.pop(run_id, None)
-            if seq is None:
-                seq = await self._repo.last_event_seq(run_id) + 1
-            self._pending[run_id].append({"run_id": run_id, "seq": seq, "event": END, "data": b""})
+            self._pending[run_id].append(await self._end_marker(run_id))
             await self.flush()
         self._thread_of.pop(run_id, None)
         self._written_upto.pop(run_id, None)

@@ -576,9 +576,11 @@ class RunManager:
             job.stream.append("metadata", dumps({"run_id": job.run_id, "attempt": attempt}))
 
     async def _attempt(self, job: Job, graph, kwargs: dict[str, Any], config: dict[str, Any], context: Any) -> Outcome:
-        """One execution of the graph, as a task of its own: a lapsed lease stops it (_lapse_loop) as a lost
-        connection does, not the run."""
-
+        """One execution of the graph. On a shared database, as a task of its own whose checkpoint writes are
+        guarded (storage.write_fence): a lapsed lease stops it (_lapse_loop) as a lost connection does, not the run.
+        """
+        if not self.bus.shared:  # nobody else can take the run over: no lease to lapse, nothing to guard
+            return await execute(graph, kwargs, config, context, job.stream)
         attempting = True
 
         async def holds_lease() -> None:
@@ -586,8 +588,7 @@ class RunManager:
                 await self._holds_lease(job)
 
         async def guarded() -> Outcome:
-            if self.bus.shared:
-                write_fence.guard(holds_lease)  # this task's context, and the graph's tasks
+            write_fence.guard(holds_lease)  # this task's context, and the graph's tasks
             return await execute(graph, kwargs, config, context, job.stream)
 
         if not job.lapsed:
@@ -685,7 +686,7 @@ class RunManager:
     ) -> None:
         job.outcome = outcome
         more_waiting = True  # unless the final write says otherwise
-        left_to_creator = job.temporary and self._left_to_creator(job.run)
+        left_to_creator = self._left_to_creator(job.run)
         try:
             if not recorded:
                 events = await self.persister.take_rest(job.run_id) if self.persister is not None else None
@@ -778,17 +779,16 @@ class RunManager:
         """After this process's client got the output of a temporary run that another process executed: its
         thread goes now (where this process executed it, it is gone already)."""
         if is_temporary(run["kwargs"]) and run["kwargs"].get("creator") == self.instance_id:
-            try:
-                await self.repos.threads.delete(run["thread_id"])
-            except NotFound:
-                return
-            await self.checkpointer.adelete_thread(run["thread_id"])
+            await self.delete_thread_data(run["thread_id"], if_present=True)
 
-    async def delete_thread_data(self, thread_id: str) -> None:
+    async def delete_thread_data(self, thread_id: str, *, if_present: bool = False) -> None:
+        """The thread's row (its runs and events with it) and its checkpoints. `if_present`: none of it when the
+        row is gone already (deleted with its checkpoints)."""
         try:
             await self.repos.threads.delete(thread_id)
         except NotFound:
-            pass
+            if if_present:
+                return
         await self.checkpointer.adelete_thread(thread_id)
 
     # ---- observing and controlling ----------------------------------------------------------------------------

@@ -28,17 +28,27 @@ def database_url(request, tmp_path: Path) -> Iterator[str]:  # Postgres only: SQ
 
 
 @contextlib.contextmanager
-def outage(database_url: str) -> Iterator[None]:
-    """The database goes away for the block: every connection to it is dropped and new ones are refused (as
-    while Postgres restarts); it takes connections again when the block ends."""
+def _refused(
+    database_url: str, refuse: sql.Composable, allow: sql.Composable, sessions: str, of: str
+) -> Iterator[None]:
+    """For the block, `refuse` new connections and drop the sessions whose `sessions` column is `of`; `allow` after."""
     with psycopg.connect(database_url, dbname="postgres", autocommit=True) as admin:
-        name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
-        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        admin.execute(refuse)
+        admin.execute(sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {} = %s").format(
+            sql.Identifier(sessions)), (of,))
         try:
             yield
         finally:
-            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name)))
+            admin.execute(allow)
+
+
+def outage(database_url: str) -> contextlib.AbstractContextManager[None]:
+    """The database goes away for the block: every connection to it is dropped and new ones are refused (as
+    while Postgres restarts); it takes connections again when the block ends."""
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    database = sql.Identifier(name)
+    return _refused(database_url, sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database),
+                    sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database), "datname", name)
 
 
 async def test_a_run_survives_a_database_restart_each_step_once(instances, database_url):
@@ -123,17 +133,12 @@ async def test_an_outage_longer_than_the_lease_ends_the_run_once_on_either_insta
     _assert_seen_to_the_end(seen, [f"r:{i}" for i in range(1, 7)])
 
 
-@contextlib.contextmanager
-def cut_off(database_url: str, role: str) -> Iterator[None]:
+def cut_off(database_url: str, role: str) -> contextlib.AbstractContextManager[None]:
     """The database goes away for one role's connections only (as for a server behind a broken network path):
     they are dropped and new ones refused for the block, while other roles' work on."""
-    with psycopg.connect(database_url, dbname="postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
-        try:
-            yield
-        finally:
-            admin.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)))
+    who = sql.Identifier(role)
+    return _refused(database_url, sql.SQL("ALTER ROLE {} NOLOGIN").format(who),
+                    sql.SQL("ALTER ROLE {} LOGIN").format(who), "usename", role)
 
 
 async def test_an_instance_cut_off_for_longer_than_the_lease_hands_its_run_over(instances, database_url):
