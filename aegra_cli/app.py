@@ -64,6 +64,7 @@ def _options(
 def _start(launch: server.Launch) -> None:
     server.ensure_port_free(launch.host, launch.port)
     server.check_database(launch)
+    server.warm_up(launch)
     server.check_graphs(launch.project)
     server.check_store_embeddings(launch.project)
     schema = database.schema_for_start(launch.project.database_url)

@@ -253,17 +253,45 @@ def _run_workers(config) -> None:
         port.close()
 
 
-def run(launch: Launch) -> None:
-    import uvicorn
+@contextmanager
+def _server_environment(launch: Launch) -> Iterator[None]:
+    """os.environ as the server processes read it (server_env), for as long as they may start."""
+    saved = {key: os.environ.get(key) for key in server_env(launch)}
+    _set_environment(server_env(launch))
+    try:
+        yield
+    finally:
+        _set_environment(saved)
 
-    for key, value in server_env(launch).items():
+
+def _set_environment(values: dict[str, str | None]) -> None:
+    for key, value in values.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def warm_up(launch: Launch) -> None:
+    """With reload, start the process the server processes are forked from (aegra_cli.reloader) now, in their
+    environment, so that it imports the server while the project is checked."""
+    from aegra_cli import reloader
+
+    if launch.reload and reloader.FORKS:
+        with _server_environment(launch):
+            reloader.start_warming()
+
+
+def run(launch: Launch) -> None:
+    import uvicorn
+
+    from aegra_cli import reloader
+
     kwargs = uvicorn_kwargs(launch)
-    with metrics_of_all_workers(launch.workers):
-        if launch.workers > 1 and SPREADS_CONNECTIONS:
+    with _server_environment(launch), metrics_of_all_workers(launch.workers):
+        if launch.reload and reloader.FORKS:
+            reloader.run(uvicorn.Config(**kwargs))
+        elif launch.workers > 1 and SPREADS_CONNECTIONS:
             _run_workers(uvicorn.Config(**kwargs))
         else:
             uvicorn.run(**kwargs)

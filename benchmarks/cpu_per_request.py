@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from throughput import RUN, RawConnection, _free_port, floor, start_server, through_server
+from throughput import RawConnection, _free_port, floor, start_server, through_server
 
 
 def _cpu_seconds(pids: list[int]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -126,3 +127,39 @@ def test_dev_reloads_when_env_or_a_graph_file_changes(project: Path, start_dev) 
     assert "Traceback" not in server.output()
     (project / "graph.py").write_text(STEP_GRAPH.replace("FACTOR = 1", "FACTOR = 100"))
     server.wait_until(counts_to(300), timeout=90, what="the fixed graph after a reload")
+
+
+@pytest.mark.timeout(180)
+def test_dev_reload_reads_the_projects_own_modules_again(project: Path, start_dev) -> None:
+    # Server processes fork from one that imported the server beforehand (aegra_cli.reloader): a module the graph
+    # imports from the project must still be read as it is now, not as it was when that process started.
+    (project / "aegra.json").write_text(json.dumps({"dependencies": ["."], "graphs": {"agent": "./graph.py:graph"}}))
+    (project / "graph.py").write_text(STEP_GRAPH.replace("FACTOR = 1\n", "from helper import FACTOR\n"))
+    (project / "helper.py").write_text("FACTOR = 4\n")
+    server = start_dev(project)
+    server.wait_until(counts_to(4), timeout=60, what="a run with the helper's FACTOR = 4")
+
+    (project / "helper.py").write_text("FACTOR = 7\n")
+    server.wait_until(counts_to(7), timeout=90, what="the edited helper after a reload")
+
+
+def _descendants(pid: int) -> set[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(child) for child in children}.union(*(_descendants(int(child)) for child in children))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process tree from /proc (Linux)")
+@pytest.mark.timeout(120)
+def test_dev_leaves_no_process_behind(project: Path, start_dev) -> None:
+    # SIGTERM to `aegra dev` alone, not to its process group: its server process and the process those are
+    # forked from must go with it.
+    server = start_dev(project)
+    server.wait_ready()
+    helpers = _descendants(server.process.pid)
+    assert len(helpers) >= 2, helpers  # at least the server process and the one it was forked from
+    server.process.terminate()
+    server.process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while (left := {pid for pid in helpers if Path(f"/proc/{pid}").exists()}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_text() for pid in left]
