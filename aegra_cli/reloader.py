@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import signal
 import sys
 from socket import socket
@@ -60,8 +61,11 @@ def start_warming() -> None:
 logger = logging.getLogger("uvicorn.error")
 
 
-def _serve(config: Any, target: Any, sockets: list[socket]) -> None:
-    """A server process's life, in the process forked for it."""
+def _serve(config: Any, target: Any, sockets: list[socket], stdin_fileno: int | None) -> None:
+    """A server process's life, in the process forked for it. Its stdin is `aegra dev`'s again (multiprocessing
+    gives it /dev/null), so that a breakpoint() in a graph reads the developer's terminal."""
+    if stdin_fileno is not None:
+        sys.stdin = os.fdopen(stdin_fileno)
     config.configure_logging()
     try:
         target(sockets=sockets)
@@ -76,6 +80,10 @@ def run(config: Any) -> None:
     from uvicorn.supervisors import ChangeReload
 
     context = _forkserver()
+    try:
+        stdin = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # no stdin at all (None), or not a file
+        stdin = None
 
     class WarmReload(ChangeReload):
         def startup(self) -> None:
@@ -90,9 +98,8 @@ def run(config: Any) -> None:
             self._start_server()
 
         def _start_server(self) -> None:
-            self.process = context.Process(
-                target=_serve, kwargs={"config": self.config, "target": self.target, "sockets": self.sockets}
-            )
+            kwargs = {"config": self.config, "target": self.target, "sockets": self.sockets, "stdin_fileno": stdin}
+            self.process = context.Process(target=_serve, kwargs=kwargs)
             self.process.start()
 
     sock = config.bind_socket()

@@ -67,9 +67,15 @@ class DevServer:
     """`aegra dev` in a project folder, as a subprocess on a free port, its output in a log file."""
 
     def __init__(
-        self, project: Path, *args: str, env: dict[str, str] | None = None, python: str = sys.executable
+        self,
+        project: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        python: str = sys.executable,
+        stdin: int | None = None,
     ) -> None:
-        """`python`: the interpreter whose aegra runs (another environment's, to test what is installed there)."""
+        """`python`: the interpreter whose aegra runs (another environment's, to test what is installed there);
+        `stdin`: what it reads as its terminal (subprocess.PIPE: `self.process.stdin`)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = project.parent / f"aegra-dev-{self.port}.log"
@@ -81,6 +87,7 @@ class DevServer:
                 env=clean_env() if env is None else env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                stdin=stdin,
                 start_new_session=True,
             )
 

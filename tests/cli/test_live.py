@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -141,6 +142,47 @@ def test_dev_reload_reads_the_projects_own_modules_again(project: Path, start_de
 
     (project / "helper.py").write_text("FACTOR = 7\n")
     server.wait_until(counts_to(7), timeout=90, what="the edited helper after a reload")
+
+
+# A graph that reads a line from its server process's stdin, as breakpoint() (pdb) does.
+STDIN_GRAPH = '''\
+import sys
+
+from typing_extensions import TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+
+class State(TypedDict):
+    line: str
+
+
+def read(state: State) -> dict:
+    return {"line": sys.stdin.readline()}
+
+
+builder = StateGraph(State)
+builder.add_node("read", read)
+builder.add_edge(START, "read")
+builder.add_edge("read", END)
+graph = builder.compile()
+'''
+
+
+@pytest.mark.timeout(120)
+def test_dev_server_process_reads_the_terminal_of_aegra_dev(project: Path) -> None:
+    # So that a breakpoint() in a graph can be answered where `aegra dev` runs.
+    (project / "graph.py").write_text(STDIN_GRAPH)
+    server = DevServer(project, stdin=subprocess.PIPE)
+    try:
+        server.wait_ready()
+        server.process.stdin.write(b"typed at the terminal\n")
+        server.process.stdin.flush()
+        with httpx.Client(base_url=server.url, timeout=30, trust_env=False) as client:
+            response = client.post("/runs/wait", json={"assistant_id": "agent", "input": {"line": ""}})
+        assert response.json() == {"line": "typed at the terminal\n"}, server.output()
+    finally:
+        server.stop()
 
 
 def _descendants(pid: int) -> set[int]:
