@@ -27,15 +27,16 @@ from typing import Any
 from aegra_cli.server import APP
 
 # What a server process imports before the project's code, nothing from the project itself: the server's module;
-# uvicorn and the protocol implementations its "auto" settings pick with uvicorn[standard] (a module that is not
-# installed is skipped); and this CLI, which multiprocessing imports again in each process started from the
-# `aegra` script (as __mp_main__).
+# uvicorn, with what its "auto" settings pick (uvloop when installed: a module that cannot be imported is
+# skipped); and this CLI, which multiprocessing imports again in each process started from the `aegra` script
+# (as __mp_main__).
 PRELOAD = [
     APP.partition(":")[0],
     "uvicorn.main",
+    "uvicorn.loops.auto",
     "uvicorn.loops.uvloop",
-    "uvicorn.protocols.http.httptools_impl",
-    "uvicorn.protocols.websockets.websockets_impl",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
     "uvicorn.lifespan.on",
     "aegra_cli.app",
 ]

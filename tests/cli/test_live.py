@@ -197,6 +197,7 @@ def test_dev_leaves_no_process_behind(project: Path, start_dev) -> None:
     # forked from must go with it.
     server = start_dev(project)
     server.wait_ready()
+    assert "Warning:" not in server.output()  # nothing the process they fork from imports warns
     helpers = _descendants(server.process.pid)
     assert len(helpers) >= 2, helpers  # at least the server process and the one it was forked from
     server.process.terminate()
