@@ -44,8 +44,8 @@ class WebhookSender:
         self.policy = WebhookPolicy(config.policy)
         self._headers = {**config.rendered_headers(), "Content-Type": "application/json"}
         self._fields = set(config.allowed_fields) if config.allowed_fields is not None else None
-        # No redirects: a receiver could otherwise send the delivery on to an address the policy refuses.
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._timeout = timeout
+        self._remote: httpx.AsyncClient | None = None  # made at the first delivery (see _client)
         self._attempts = attempts
         self._backoff = backoff
         self._pending: set[asyncio.Task] = set()
@@ -54,8 +54,17 @@ class WebhookSender:
     def deliver_relative_to(self, app: Any) -> None:
         """Relative webhook URLs are routes of this ASGI app (the server's own)."""
         self._local = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://aegra.local", timeout=self._client.timeout
+            transport=httpx.ASGITransport(app), base_url="http://aegra.local", timeout=self._timeout
         )
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """The client for deliveries to other hosts, made when first needed: making it loads the TLS trust store
+        (~60 ms), a cost every server start (and each `aegra dev` reload) paid whether it sent webhooks or not.
+        No redirects: a receiver could otherwise send the delivery on to an address the policy refuses."""
+        if self._remote is None:
+            self._remote = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        return self._remote
 
     def send(self, url: str, payload: dict[str, Any]) -> None:
         """Queue one delivery; returns at once."""
@@ -110,6 +119,7 @@ class WebhookSender:
             await asyncio.wait(self._pending, timeout=grace)
         for task in self._pending:
             task.cancel()
-        await self._client.aclose()
+        if self._remote is not None:
+            await self._remote.aclose()
         if self._local is not None:
             await self._local.aclose()
