@@ -28,8 +28,8 @@ from aegra_cli.server import APP
 
 # What a server process imports before the project's code, nothing from the project itself: the server's module;
 # uvicorn, with what its "auto" settings pick (uvloop when installed: a module that cannot be imported is
-# skipped); and this CLI, which multiprocessing imports again in each process started from the `aegra` script
-# (as __mp_main__).
+# skipped); this CLI, which multiprocessing imports again in each process started from the `aegra` script
+# (as __mp_main__); and, last, a module that freezes all that out of the garbage collector's scans.
 PRELOAD = [
     APP.partition(":")[0],
     "uvicorn.main",
@@ -39,6 +39,7 @@ PRELOAD = [
     "uvicorn.protocols.websockets.auto",
     "uvicorn.lifespan.on",
     "aegra_cli.app",
+    "aegra_cli.frozen_preload",
 ]
 # Linux only: macOS has a forkserver, but Apple's frameworks do not promise to survive a fork (the reason Python
 # spawns there by default), and Windows has none. Elsewhere the CLI runs uvicorn's own reloader.
@@ -87,6 +88,16 @@ def run(config: Any) -> None:
         stdin = None
 
     class WarmReload(ChangeReload):
+        watching = False
+
+        def pause(self) -> None:
+            # The file watcher exists from the first wait for changes on; uvicorn pauses before that one too, which
+            # a spawned server process outlasted, but a forked one answers within ~0.1 s: a file saved as soon as
+            # it answered went unnoticed. So the first wait starts at once, while the server process still starts.
+            if self.watching:
+                super().pause()
+            self.watching = True
+
         def startup(self) -> None:
             logger.info("Started reloader process [%d] using %s", self.pid, self.reloader_name)
             for sig in (signal.SIGINT, signal.SIGTERM):
