@@ -3,10 +3,11 @@
 uvicorn's reloader starts each server process afresh (multiprocessing's "spawn"), and a fresh process imports
 LangGraph, LangChain, FastAPI and the server before it gets to the project's graphs: about 2.5 s of the ~3.3 s
 a restart took after each save. Here a forkserver (multiprocessing's own) imports those once, and each server
-process is a fork of it, so a restart imports only the project's code (~0.6 s in all).
+process is a fork of it, so a restart imports only the project's code: a save is served ~0.4 s later
+(benchmarks/dev_reload.py).
 
 What makes that safe: the forkserver imports what a spawned server process would import before it reads any
-project file (`PRELOAD`, the module behind `server.APP`), and nothing else: it never imports a graph, reads
+project file (`PRELOAD`: the module behind `server.APP`, uvicorn, this CLI), and nothing else: it never imports a graph, reads
 `.env` or opens the database, so every server process still loads the project as it is on disk at its start,
 reads `.env` itself (aegra_server.app), and opens its own connections. It is single-threaded, so forking it is
 as safe as forking is. Its environment is the one `aegra dev` sets for its server processes (`start_warming`
