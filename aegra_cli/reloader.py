@@ -46,6 +46,8 @@ PRELOAD = [
 # spawns there by default), and Windows has none. Elsewhere the CLI runs uvicorn's own reloader.
 FORKS = sys.platform.startswith("linux")
 
+logger = logging.getLogger("uvicorn.error")
+
 
 def _forkserver() -> Any:
     """multiprocessing's forkserver context, with what it imports before it forks."""
@@ -59,9 +61,6 @@ def start_warming() -> None:
     couple of seconds, and the machine has more than one core); otherwise the first server process starts it."""
     _forkserver()
     multiprocessing.forkserver.ensure_running()
-
-
-logger = logging.getLogger("uvicorn.error")
 
 
 def _serve(config: Any, target: Any, sockets: list[socket], stdin_fileno: int | None) -> None:
