@@ -41,6 +41,8 @@ USER = "aegra"
 DATABASE = "aegra"
 DATA_PATH = "/var/lib/postgresql/data"
 STOP_TIMEOUT_SECONDS = 30
+# How often `aegra up` makes its container again when the port it chose was taken before the container started.
+PORT_RACE_TRIES = 3
 
 LABEL_PROJECT = "dev.aegra.project"
 LABEL_FOLDER = "dev.aegra.folder"
@@ -48,6 +50,10 @@ LABEL_ROLE = "dev.aegra.role"
 LABEL_PASSWORD = "dev.aegra.postgres-password"
 LABEL_IMAGE = "dev.aegra.postgres-image"
 ROLE = "postgres"
+
+class PortTaken(AegraError):
+    """The container's port was taken when it started."""
+
 
 class Reporter(Protocol):
     """Where progress goes: one line per step, and the layers of an image being pulled."""
@@ -208,15 +214,14 @@ def _up(
         container = None
     if container is None:
         action = "created"
-        container = _create(client, names, folder, image=image, port=port, password=password,
-                            new_volume=volume is None, report=report)
+        container = _create_started(client, names, folder, image=image, port=port, password=password,
+                                    new_volume=volume is None, report=report)
     elif container.status != "running":
         action = "started"
         report.step(f"starting {names.container}")
+        _start(container, names, password)
     else:
         action = "running"
-    if action != "running":
-        _start(container, names, password)
     container.reload()
     published = _published_port(container)
     if published is None:
@@ -224,6 +229,24 @@ def _up(
                          "`aegra down` and `aegra up` again to recreate it (the data is kept)")
     return Started(url=database_url(password, published), container=names.container, volume=names.volume,
                    image=_image_name(container), port=published, action=action)
+
+
+def _create_started(client: DockerClient, names: Names, folder: Path, *, port: int | None, password: str,
+                    new_volume: bool, **create: Any) -> Container:
+    """Create the container and start it. A port chosen here (no --port) may be taken between the check and the
+    start, by another `aegra up` doing the same: then the container is made again on the next free port."""
+    attempt = 1
+    while True:
+        container = _create(client, names, folder, port=port, password=password, new_volume=new_volume, **create)
+        try:
+            _start(container, names, password)
+            return container
+        except PortTaken:
+            if port is not None or attempt == PORT_RACE_TRIES:
+                raise
+        _remove(container)
+        new_volume = False  # the first attempt made it
+        attempt += 1
 
 
 def _create(
@@ -334,9 +357,15 @@ def _image_name(container: Container) -> str:
     return container.attrs.get("Config", {}).get("Image", "")
 
 
+# Containers whose published ports are taken, or about to be: one created by another `aegra up` that has not
+# started it yet binds nothing on the host, and would be refused the port at its start.
+_HOLDING_PORTS = {"created", "running", "restarting", "paused"}
+
+
 def _in_use_checker(client: DockerClient) -> Callable[[int], bool]:
     # Ports other containers publish count too: without the userland proxy nothing is bound on the host.
-    published = set(_published_ports(client.containers.list()))
+    holding = [c for c in client.containers.list(all=True) if c.status in _HOLDING_PORTS]
+    published = set(_published_ports(holding))
     return lambda port: port in published or bind_in_use(port)
 
 
@@ -356,7 +385,7 @@ def _start(container: Container, names: Names, password: str) -> None:
     except APIError as exc:
         reason = hide_secret(_explain(exc), password)
         if "address already in use" in reason or "port is already allocated" in reason:
-            raise AegraError(
+            raise PortTaken(
                 f"cannot start {names.container}: port {_published_port(container)} on {HOST} is taken",
                 "stop what uses it, or `aegra up --port N` to move the container (the data is kept)",
             ) from None

@@ -14,7 +14,15 @@ import pytest
 from typer.testing import CliRunner
 
 from aegra_cli.app import app
-from aegra_cli.docker_postgres import LABEL_FOLDER, LABEL_PROJECT, database_url, project_names
+from aegra_cli.docker_postgres import (
+    LABEL_FOLDER,
+    LABEL_PROJECT,
+    _published_ports,
+    bind_in_use,
+    choose_port,
+    database_url,
+    project_names,
+)
 from aegra_server import migrations
 from aegra_server.settings import read_env_file
 
@@ -162,6 +170,19 @@ def test_down_touches_only_its_own_project(engine, postgres_image: str, make_pro
     assert engine.containers.get(project_names(theirs).container).status == "running"
     with psycopg.connect(theirs_url) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_up_leaves_alone_the_port_of_a_container_not_started_yet(engine, postgres_image: str, project: Path) -> None:
+    # Another `aegra up` at the same moment has created its container on the first free port and not started it:
+    # nothing listens there yet, but the port is that container's once it starts (two `aegra up` at once used to
+    # pick the same port, and the second failed to start).
+    running = set(_published_ports(engine.containers.list()))  # without docker's userland proxy nothing binds them
+    first = choose_port(None, lambda port: port in running or bind_in_use(port))
+    other = engine.containers.create(postgres_image, ports={"5432/tcp": ("127.0.0.1", first)})
+    try:
+        assert urlsplit(url_of(aegra(project, "up", "--image", postgres_image))).port != first
+    finally:
+        other.remove(force=True)
 
 
 @pytest.mark.parametrize(
