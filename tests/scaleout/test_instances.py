@@ -238,6 +238,50 @@ async def test_stateless_runs_executed_by_the_other_instance_answer_their_client
     await a.runs.cancel(busy, occupying["run_id"], wait=True)
 
 
+async def test_a_temporary_thread_whose_waiting_client_went_away_is_swept(victims, survivor):
+    """A stateless run executed by another instance than the one its client waits on: that one deletes the
+    temporary thread once its client has the output. Here it dies first; the executor kept the thread with an
+    expiry (TEMPORARY_THREAD_GRACE_SECONDS), and once that has passed any instance's sweeper deletes it."""
+    if survivor.database_url.startswith("sqlite"):
+        pytest.skip("on SQLite the instances are one server's workers; which one a request reaches is not ours to pick")
+    import psycopg
+
+    a_proc = victims(env={"AEGRA_MAX_CONCURRENT_RUNS": "1"})
+    victims(env={"AEGRA_THREAD_SWEEP_SECONDS": "0.3"})  # a sweeper that looks often, for the last step
+    a, b = sdk(a_proc), sdk(survivor)
+    busy = (await a.threads.create())["thread_id"]
+    occupying = await a.runs.create(busy, "slow", input={"steps": 100, "delay": 0.2, "label": "busy"})
+    await wait_status(a, busy, occupying["run_id"], "running")  # a's one slot: the next run goes elsewhere
+
+    async with httpx.AsyncClient(base_url=a_proc.url, timeout=60) as raw:
+        body = {"assistant_id": "slow", "input": {"steps": 10, "delay": 0.2, "label": "t"}}
+        async with raw.stream("POST", "/runs/wait", json=body) as response:
+            run_id = response.headers["Content-Location"].rsplit("/", 1)[1]
+            with psycopg.connect(survivor.database_url, autocommit=True) as conn:
+                thread_id = conn.execute("SELECT thread_id FROM runs WHERE run_id = %s", (run_id,)).fetchone()[0]
+                await wait_status(b, thread_id, run_id, "running")
+                a_proc.kill()  # the client's instance, with the client's request
+                await wait_status(b, thread_id, run_id, "success")
+                expires_at = conn.execute(
+                    "SELECT expires_at - now() FROM threads WHERE thread_id = %s", (thread_id,)
+                ).fetchone()[0]
+                assert 200 < expires_at.total_seconds() <= 300, expires_at  # kept for its creator, for a while
+                assert (await b.threads.get_state(thread_id))["values"]["log"][-1] == "t:10"
+                # that while passes
+                conn.execute("UPDATE threads SET expires_at = now() WHERE thread_id = %s", (thread_id,))
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        try:
+            await b.threads.get(thread_id)
+        except httpx.HTTPStatusError as exc:
+            assert exc.response.status_code == 404
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the expired temporary thread is still there"
+        await asyncio.sleep(0.2)
+    await b.runs.cancel(busy, occupying["run_id"], wait=True)  # resumed elsewhere once a died
+
+
 async def test_a_client_leaving_a_join_on_the_other_instance_cancels_the_run(pair):
     """join_stream with cancel_on_disconnect on the instance that does not run it: the client leaves, the run
     stops (the cancel used to be cancelled with the departing request before it reached the database)."""
