@@ -51,6 +51,7 @@ LABEL_PASSWORD = "dev.aegra.postgres-password"
 LABEL_IMAGE = "dev.aegra.postgres-image"
 ROLE = "postgres"
 
+
 class PortTaken(AegraError):
     """The container's port was taken when it started."""
 
@@ -231,13 +232,14 @@ def _up(
                    image=_image_name(container), port=published, action=action)
 
 
-def _create_started(client: DockerClient, names: Names, folder: Path, *, port: int | None, password: str,
-                    new_volume: bool, **create: Any) -> Container:
+def _create_started(client: DockerClient, names: Names, folder: Path, *, image: str, port: int | None, password: str,
+                    new_volume: bool, report: Reporter) -> Container:
     """Create the container and start it. A port chosen here (no --port) may be taken between the check and the
     start, by another `aegra up` doing the same: then the container is made again on the next free port."""
     attempt = 1
     while True:
-        container = _create(client, names, folder, port=port, password=password, new_volume=new_volume, **create)
+        container = _create(client, names, folder, image=image, port=port, password=password,
+                            new_volume=new_volume, report=report)
         try:
             _start(container, names, password)
             return container

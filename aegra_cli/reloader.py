@@ -7,11 +7,12 @@ process is a fork of it, so a restart imports only the project's code: a save is
 (benchmarks/dev_reload.py).
 
 What makes that safe: the forkserver imports what a spawned server process would import before it reads any
-project file (`PRELOAD`: the module behind `server.APP`, uvicorn, this CLI), and nothing else: it never imports a graph, reads
-`.env` or opens the database, so every server process still loads the project as it is on disk at its start,
-reads `.env` itself (aegra_server.app), and opens its own connections. It is single-threaded, so forking it is
-as safe as forking is. Its environment is the one `aegra dev` sets for its server processes (`start_warming`
-is called once it is set). A package installed or upgraded meanwhile is seen once `aegra dev` starts again.
+project file (`PRELOAD`: the module behind `server.APP`, uvicorn, this CLI), and nothing else: it never imports a
+graph, reads `.env` or opens the database, so every server process still loads the project as it is on disk at
+its start, reads `.env` itself (aegra_server.app), and opens its own connections. It is single-threaded, so
+forking it is as safe as forking is. Its environment is the one `aegra dev` sets for its server processes
+(`start_warming` is called once it is set). A package installed or upgraded meanwhile is seen once `aegra dev`
+starts again.
 """
 
 from __future__ import annotations

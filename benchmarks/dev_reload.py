@@ -5,8 +5,9 @@ the restarted server's first answer.
 
 It creates a project with `aegra init` in a temporary folder, starts `aegra dev` there (the `aegra` script next
 to this Python, as a user runs it), waits for GET /ok, then appends a comment to the graph's file `--saves`
-times, each time measuring until the next server process has started (by aegra dev's log) and answers /ok. `--compare` does the same with
-uvicorn's own reloader (a fresh "spawn" process per restart, as before aegra_cli.reloader) for the difference.
+times, each time measuring until the next server process has started (by aegra dev's log) and answers /ok.
+`--compare` does the same with uvicorn's own reloader (a fresh "spawn" process per restart, as before
+aegra_cli.reloader) for the difference.
 """
 
 from __future__ import annotations
@@ -36,29 +37,30 @@ def _answers(client: httpx.Client) -> bool:
         return False
 
 
-def _started(log: str) -> int:
+def _started(log: Path) -> int:
     """How many server processes have finished starting, by aegra dev's log."""
-    return Path(log).read_text(errors="replace").count("Application startup complete")
+    return log.read_text(errors="replace").count("Application startup complete")
 
 
-def _until(condition, timeout: float) -> float:
-    start = time.perf_counter()
+def _until(condition, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
     while not condition():
-        if time.perf_counter() - start > timeout:
+        if time.perf_counter() > deadline:
             raise SystemExit(f"gave up after {timeout} s")
         time.sleep(0.01)
-    return time.perf_counter() - start
 
 
 def measure(project: Path, saves: int, spawn: bool) -> tuple[float, list[float]]:
     port = _free_port()
     script = Path(sys.executable).with_name("aegra")
     command = [sys.executable, "-c", SPAWNING_AEGRA] if spawn else [str(script) if script.exists() else "aegra"]
-    log = tempfile.NamedTemporaryFile(prefix="aegra-dev-bench-", suffix=".log", delete=False)
+    log = project.parent / f"aegra-dev-{'spawn' if spawn else 'fork'}.log"  # goes with the temporary folder
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [*command, "dev", "--port", str(port)], cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "dev", "--port", str(port)], cwd=project, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     graph = next(project.glob("src/*/graph.py"))
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
@@ -70,7 +72,7 @@ def measure(project: Path, saves: int, spawn: bool) -> tuple[float, list[float]]
                 saved = time.perf_counter()
                 with graph.open("a") as file:
                     file.write(f"# save {i}\n")
-                _until(lambda: _started(log.name) > i + 1, 60)  # the server process after this save
+                _until(lambda: _started(log) > i + 1, 60)  # the server process after this save
                 _until(lambda: _answers(client), 60)
                 restarts.append(time.perf_counter() - saved)
     finally:

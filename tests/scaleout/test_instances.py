@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from langgraph_sdk import get_client
 
@@ -244,8 +245,6 @@ async def test_a_temporary_thread_whose_waiting_client_went_away_is_swept(victim
     expiry (TEMPORARY_THREAD_GRACE_SECONDS), and once that has passed any instance's sweeper deletes it."""
     if survivor.database_url.startswith("sqlite"):
         pytest.skip("on SQLite the instances are one server's workers; which one a request reaches is not ours to pick")
-    import psycopg
-
     a_proc = victims(env={"AEGRA_MAX_CONCURRENT_RUNS": "1"})
     victims(env={"AEGRA_THREAD_SWEEP_SECONDS": "0.3"})  # a sweeper that looks often, for the last step
     a, b = sdk(a_proc), sdk(survivor)
