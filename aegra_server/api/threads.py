@@ -82,9 +82,9 @@ async def values_left_by(services: Services, thread: dict[str, Any], run_id: str
     if graph is None:
         return None
     config = {"configurable": {"thread_id": thread["thread_id"]}}
-    async for snapshot in graph.aget_state_history(config, filter={"run_id": run_id}, limit=1):
-        return jsonable(snapshot.values)
-    return None
+    # Read to its end (one item): a history left half-read holds its database connection until collected.
+    last = [snapshot async for snapshot in graph.aget_state_history(config, filter={"run_id": run_id}, limit=1)]
+    return jsonable(last[0].values) if last else None
 
 
 def _checkpoint_config(

@@ -414,7 +414,8 @@ class RunManager:
         run_id, is in every checkpoint it writes), it continues from its last checkpoint, not from its input
         (which would run its first step twice) nor from a checkpoint it was started at."""
         config = {"configurable": {"thread_id": row["thread_id"]}}
-        async for _ in self.checkpointer.alist(config, filter={"run_id": row["run_id"]}, limit=1):
+        # Read to its end (one item): a listing left half-read holds its database connection until collected.
+        if [_ async for _ in self.checkpointer.alist(config, filter={"run_id": row["run_id"]}, limit=1)]:
             return {**row["kwargs"], "input": None, "command": None, "checkpoint": None, "checkpoint_id": None}
         return row["kwargs"]
 

@@ -1,26 +1,34 @@
-"""LangGraph's SQLite checkpointer as the server runs it: AsyncSqliteSaver without its operation lock, and with
-one trip to the connection's thread per operation.
+"""LangGraph's SQLite checkpointer as the server runs it: AsyncSqliteSaver with one trip to the connection's thread
+per operation, and its operation lock taken only where an operation needs it.
 
 The lock. AsyncSqliteSaver holds an asyncio lock around every operation, the thread hop to its aiosqlite
 connection and back included. In a server running many graphs at once, every checkpoint of every run then
 waits for the previous one to come back through the event loop, which under load is a full loop iteration: the
 process idles while runs queue for the lock. Measured at 32 concurrent runs: the server 210 → 254 runs/s over
-HTTP; 32 `ainvoke`s in one process ~300 → ~530 runs/s. Nothing needs the lock here. The connection is in
-autocommit mode (see storage.connections), so each statement is its own transaction and there is no
-transaction state to guard between calls; aiosqlite runs every call in order on its one thread, so no two
-statements overlap. A read that interleaves with a write sees it or not, as it would after the lock.
+HTTP; 32 `ainvoke`s in one process ~300 → ~530 runs/s. Operations of one trip need no lock: the connection is
+in autocommit mode (see storage.connections), so each statement is its own transaction, and aiosqlite runs
+every call in order on its one thread, so no two statements overlap. A read that interleaves with a write sees
+it or not, as it would after the lock.
+
+Operations of several calls still take the lock (AsyncSqliteSaver's deleting of a thread and its delta-channel
+reads, storage.checkpoints' own), and a write waits while one holds it. A SELECT whose rows are fetched in a
+later call keeps its connection on the snapshot it began with, and SQLite refuses that connection a write once
+another connection has committed since (SQLITE_BUSY_SNAPSHOT, "database is locked" at once, whatever the busy
+timeout): our own tables are written through another connection to the file, on this same thread. Listing,
+which AsyncSqliteSaver did as such a SELECT fetched between its `yield`s, is one trip here, so a history read
+holds nothing while its reader goes on, or abandons it.
 
 The trips. aiosqlite sends each call (cursor, execute, fetch, commit, close) to its thread and back through the
 event loop as a trip of its own: AsyncSqliteSaver's read of a checkpoint takes five, a checkpoint write three,
-a write of a task's results four. The three operations every step of every run makes (`aget_tuple`, `aput`,
-`aput_writes`) take one trip each here: values are serialised and deserialised on the event loop, as
+a write of a task's results four. The operations every step of every run makes (`aget_tuple`, `aput`,
+`aput_writes`) and listing take one trip each here: values are serialised and deserialised on the event loop, as
 AsyncSqliteSaver does them (so no other thread reads a value a node may still change), and only the
 statements go to the connection's thread, together. Measured on throughput.py's floor (a one-node graph, one
 `ainvoke` per new thread): p50 2.2 → 1.6 ms sequential, ~650 → ~730 runs/s at 32 concurrent; the server's CPU
 time per create-thread + wait 3.76 → 3.54 ms (cpu_per_request.py).
 
 Tables, rows, statements and serialisation are LangGraph's own: a database stays readable by
-AsyncSqliteSaver, and back (tests/storage/test_checkpointer.py checks both ways). Listing and deleting stay
+AsyncSqliteSaver, and back (tests/storage/test_checkpointer.py checks both ways). Deleting stays
 AsyncSqliteSaver's. Should aiosqlite drop the two private names used (`_execute`, the method every call goes
 through, and `_conn`, its sqlite3 connection), every operation falls back to AsyncSqliteSaver's own: slower,
 still correct.
@@ -28,15 +36,15 @@ still correct.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from langgraph.checkpoint.base import WRITES_IDX_MAP, CheckpointTuple, get_checkpoint_id, get_checkpoint_metadata
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_writes_sql
+from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_writes_sql, search_where
 
 from aegra_server.storage import write_fence
 from aegra_server.storage.connections import reads_only
@@ -82,18 +90,38 @@ def _read(
     return row, db.execute(writes_sql, (thread_id, ns, row[1])).fetchall()
 
 
+@reads_only
+def _list(db: sqlite3.Connection, sql: str, params: tuple, writes_sql: str) -> list[tuple[tuple, list[tuple]]]:
+    """Every checkpoint row the query selects, each with its pending writes' rows, read to the end."""
+    rows = db.execute(sql, params).fetchall()
+    return [(row, db.execute(writes_sql, (row[0], row[1], row[2])).fetchall()) for row in rows]
+
+
 class SqliteCheckpointer(AsyncSqliteSaver):
     def __init__(self, conn, *args, **kwargs) -> None:
         if conn.isolation_level is not None:
             raise ValueError("SqliteCheckpointer needs an autocommit connection (isolation_level=None)")
         super().__init__(conn, *args, **kwargs)
-        self.lock = contextlib.nullcontext()  # an async context manager that does nothing
+        self.lock = asyncio.Lock()  # taken by operations of several calls only: see the module's docstring
         self._one_trip = callable(getattr(conn, "_execute", None)) and isinstance(
             getattr(type(conn), "_conn", None), property
         )
 
+    async def setup(self) -> None:
+        if not self.is_setup:  # AsyncSqliteSaver's takes the lock first, on every operation
+            await super().setup()
+
     async def _trip(self, fn, *args: Any) -> Any:
         return await self.conn._execute(fn, self.conn._conn, *args)
+
+    async def _write_trip(self, fn, *args: Any) -> Any:
+        """`fn` on the connection's thread once no operation of several calls holds the lock. Nothing is awaited
+        between seeing the lock free and queueing the call, and the thread takes calls in order, so the write
+        is done before the next such operation's first call."""
+        while self.lock.locked():
+            async with self.lock:
+                pass
+        return await self._trip(fn, *args)
 
     async def aget_tuple(self, config: dict) -> CheckpointTuple | None:
         if not self._one_trip:
@@ -131,7 +159,7 @@ class SqliteCheckpointer(AsyncSqliteSaver):
         type_, serialized = self.serde.dumps_typed(checkpoint)
         meta = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False).encode("utf-8", "ignore")
         row = (str(thread_id), ns, checkpoint["id"], conf.get("checkpoint_id"), type_, serialized, meta)
-        await self._trip(_execute, _PUT, row)
+        await self._write_trip(_execute, _PUT, row)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
     async def aput_writes(
@@ -148,4 +176,38 @@ class SqliteCheckpointer(AsyncSqliteSaver):
             for idx, (channel, value) in enumerate(writes)
         ]
         sql = _WRITES_REPLACE if all(channel in WRITES_IDX_MAP for channel, _ in writes) else _WRITES_IGNORE
-        await self._trip(_executemany, sql, rows)
+        await self._write_trip(_executemany, sql, rows)
+
+    async def alist(
+        self,
+        config: dict | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: dict | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        if not self._one_trip:
+            async for item in super().alist(config, filter=filter, before=before, limit=limit):
+                yield item
+            return
+        await self.setup()
+        where, params = search_where(config, filter, before)
+        sql = (
+            "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata "
+            f"FROM checkpoints {where} ORDER BY checkpoint_id DESC"
+        )
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", (*params, limit)
+        rows = await self._trip(_list, sql, tuple(params), pending_writes_sql(self._has_task_path))
+        for (thread_id, ns, checkpoint_id, parent_id, type_, checkpoint, metadata), writes in rows:
+            yield CheckpointTuple(
+                {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}},
+                self.serde.loads_typed((type_, checkpoint)),
+                json.loads(metadata) if metadata is not None else {},
+                (
+                    {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent_id}}
+                    if parent_id
+                    else None
+                ),
+                load_pending_writes(writes, self.serde),
+            )

@@ -166,3 +166,63 @@ async def test_reads_need_no_turn_to_write(tmp_path):
             other_worker.release()
             other_worker.close()
         await asyncio.wait_for(write, 5)
+
+
+async def _checkpoints(saver, thread_id: str, count: int) -> dict:
+    """`count` checkpoints of one thread, written straight through the saver; the config of the last."""
+    graph = _graph().compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": thread_id}}
+    await graph.ainvoke({"log": []}, config)
+    stored = await saver.aget_tuple(config)
+    config = stored.config
+    for _ in range(count):
+        config = await saver.aput(config, {**stored.checkpoint, "id": _next_id()}, stored.metadata, {})
+    return config
+
+
+def _next_id() -> str:
+    from langgraph.checkpoint.base.id import uuid6
+
+    return str(uuid6())
+
+
+async def test_a_history_being_read_never_fails_a_write_after_another_connection_wrote(tmp_path):
+    """The server writes its own tables through another connection to the same file. A history still being read
+    (more rows than one fetch takes) must not leave the checkpointer's connection on an old snapshot: SQLite
+    refuses a write from a connection whose read began before another connection's commit (SQLITE_BUSY_SNAPSHOT,
+    "database is locked", at once), which failed runs and deletes under load."""
+    url = parse_database_url(f"sqlite:///{tmp_path / 'x.db'}")
+    async with AsyncExitStack() as stack:
+        saver = SqliteCheckpointer(await sqlite_connection(url, stack))
+        await saver.setup()
+        last = await _checkpoints(saver, "long", 100)
+        other = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+        other.execute("CREATE TABLE ours (n INTEGER)")
+        history = saver.alist({"configurable": {"thread_id": "long"}})
+        try:
+            assert (await anext(history)).config == last  # the newest first; the rest still to come
+            other.execute("INSERT INTO ours VALUES (1)")
+            stored = await saver.aget_tuple(last)
+            await saver.aput(last, {**stored.checkpoint, "id": _next_id()}, stored.metadata, {})
+            assert len([t async for t in history]) == 103  # the rest: 100 added and 4 of the run, less the first
+        finally:
+            await history.aclose()
+            other.close()
+
+
+async def test_a_write_waits_while_an_operation_of_several_calls_holds_the_connection(tmp_path):
+    """Operations that take several calls to the connection's thread (AsyncSqliteSaver's own, such as deleting a
+    thread, and those of storage.checkpoints) hold the saver's lock; a checkpoint write that comes meanwhile
+    waits for it rather than land between their calls."""
+    url = parse_database_url(f"sqlite:///{tmp_path / 'x.db'}")
+    async with AsyncExitStack() as stack:
+        saver = SqliteCheckpointer(await sqlite_connection(url, stack))
+        await saver.setup()
+        last = await _checkpoints(saver, "t", 1)
+        stored = await saver.aget_tuple(last)
+        async with saver.lock:
+            write = asyncio.create_task(saver.aput(last, {**stored.checkpoint, "id": _next_id()}, stored.metadata, {}))
+            await asyncio.sleep(0.1)
+            assert not write.done()
+            assert (await asyncio.wait_for(saver.aget_tuple(last), 5)) == stored  # reads go on meanwhile
+        await asyncio.wait_for(write, 5)
