@@ -679,7 +679,10 @@ class RunManager:
             job.run, status="interrupted", thread_status=thread_status, values=values, interrupts=interrupts,
             thread_error=thread_error,
         )
-        await self.repos.runs.delete(job.run_id)
+        try:
+            await self.repos.runs.delete(job.run_id)
+        except NotFound:
+            pass  # deleted meanwhile, with the run or its thread, once it had ended: gone either way
         await self._record(job, outcome, None, None, None, recorded=True)
 
     async def _record(

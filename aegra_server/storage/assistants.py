@@ -8,7 +8,16 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from aegra_server.configurable import mirrored
-from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, order_by, row_dict
+from aegra_server.storage.common import (
+    Conflict,
+    NotFound,
+    Page,
+    fetch_page,
+    first,
+    insert_unless_taken,
+    order_by,
+    row_dict,
+)
 from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import auth_filter_clause, json_contains
 from aegra_server.storage.tables import assistant_versions, assistants
@@ -79,7 +88,8 @@ class AssistantRepository:
                 if if_exists == "do_nothing" and visible:
                     return existing
                 raise Conflict(f"assistant {row['assistant_id']} already exists")
-            conn.execute(insert(assistants).values(row))
+            if not insert_unless_taken(conn, assistants, row):
+                return create(conn)  # made meanwhile by another client: as if it had been there already
             conn.execute(insert(assistant_versions).values(_version_row(row)))
             return row
 

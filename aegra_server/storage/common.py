@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, func, select
+from sqlalchemy import Connection, Select, Table, func, insert, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from uuid_utils.compat import uuid7
 
@@ -25,6 +27,27 @@ class NotFound(LookupError):
 
 class Conflict(Exception):
     """The resource exists or is busy (409)."""
+
+
+def insert_unless_taken(conn: Connection, table: Table, row: dict[str, Any], *, on_sqlite: Any = None) -> bool:
+    """Insert `row`, whose key the transaction found free; False when another transaction has taken it since.
+
+    On Postgres two transactions can both find a key free (a row that does not exist cannot be locked); the
+    second then waits for the first's insert and inserts nothing, instead of failing on the duplicate. SQLite's
+    single writer never lets them overlap. `on_sqlite`: a storage.prepared.Prepared insert to use there."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(_unless_taken(table), row).first() is not None  # (an INSERT's rowcount is -1 there)
+    if on_sqlite is not None:
+        on_sqlite.execute(conn, row)
+    else:
+        conn.execute(insert(table), row)
+    return True
+
+
+@cache
+def _unless_taken(table: Table):
+    key = list(table.primary_key)
+    return postgresql.insert(table).on_conflict_do_nothing(index_elements=key).returning(*key)
 
 
 @dataclass(frozen=True)

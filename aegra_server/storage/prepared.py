@@ -93,12 +93,12 @@ class Prepared:
             compiled = self._compiled[dialect] = _Compiled(self.statement, dialect)
         return compiled
 
-    def execute(self, conn: Connection, params: Params) -> None:
+    def execute(self, conn: Connection, params: Params) -> int:
+        """How many rows the statement changed."""
         compiled = self._for(conn)
         if compiled is None:
-            conn.execute(self.statement, params)
-        else:
-            conn.connection.dbapi_connection.execute(compiled.sql, compiled.values(params))
+            return conn.execute(self.statement, params).rowcount
+        return conn.connection.dbapi_connection.execute(compiled.sql, compiled.values(params)).rowcount
 
     def execute_many(self, conn: Connection, rows: Sequence[Params]) -> None:
         compiled = self._for(conn)

@@ -22,7 +22,7 @@ from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import auth_filter_clause, filter_stamp, matches_filter
 from aegra_server.storage.prepared import Prepared
 from aegra_server.storage.tables import assistants, run_events, runs, threads
-from aegra_server.storage.threads import new_thread_row
+from aegra_server.storage.threads import insert_thread, new_thread_row
 
 ACTIVE = ("pending", "running")
 
@@ -41,7 +41,6 @@ _ASSISTANT_AND_THREAD = Prepared(select(
     select(threads.c.metadata).where(threads.c.thread_id == bindparam("b_thread_id")).scalar_subquery().label("_thread_metadata"),
     exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), _IS_ACTIVE)).label("_thread_busy"),
 ).where(assistants.c.assistant_id == bindparam("b_assistant_id")))
-_INSERT_THREAD = Prepared(insert(threads))
 _INSERT_RUN = Prepared(insert(runs))
 _MARK_BUSY = Prepared(
     update(threads)
@@ -158,7 +157,8 @@ class RunRepository:
                     raise NotFound(f"thread {thread_id} not found")
                 # What the client sent gives way to what the caller's authorization requires and to the stamp.
                 owned = {**config_metadata, **run["metadata"], **filter_stamp(thread_filter), **stamp}
-                _INSERT_THREAD.execute(conn, {**new_thread_row(thread_id, owned), "status": "busy"})
+                if not insert_thread(conn, {**new_thread_row(thread_id, owned), "status": "busy"}):
+                    return create(conn)  # made meanwhile by another run's creation: join it as an existing thread
             else:
                 if busy and reject_if_busy:
                     raise Conflict(f"thread {thread_id} is busy with another run (multitask_strategy=reject)")
@@ -396,9 +396,9 @@ class RunRepository:
                     raise TakenOver(run["run_id"])  # resumed elsewhere, perhaps ended there already
             params = {"b_run_id": run["run_id"], "b_status": status, "b_now": now}
             if error is None:
-                _SET_STATUS.execute(conn, params)
+                still_there = _SET_STATUS.execute(conn, params)
             else:
-                _SET_STATUS_AND_ERROR.execute(conn, {**params, "b_error": error})
+                still_there = _SET_STATUS_AND_ERROR.execute(conn, {**params, "b_error": error})
             params = {
                 "b_thread_id": thread_id, "b_status": thread_status, "b_now": now,
                 "b_error": error if thread_error is None else thread_error,
@@ -407,7 +407,7 @@ class RunRepository:
                 ended = _END_THREAD_TURN.first(conn, params)
             else:
                 ended = _END_THREAD_TURN_WITH_STATE.first(conn, {**params, "b_values": values, "b_interrupts": interrupts})
-            if events:
+            if events and still_there:  # a run deleted meanwhile (with its thread) has nowhere to keep them
                 _INSERT_EVENTS.execute_many(conn, events)
             if thread_expires_in is not None:
                 expires_at = now + timedelta(seconds=thread_expires_in)

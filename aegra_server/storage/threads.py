@@ -7,7 +7,16 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from aegra_server.storage.common import Conflict, NotFound, Page, fetch_page, first, new_id, order_by
+from aegra_server.storage.common import (
+    Conflict,
+    NotFound,
+    Page,
+    fetch_page,
+    first,
+    insert_unless_taken,
+    new_id,
+    order_by,
+)
 from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import auth_filter_clause, json_contains
 from aegra_server.storage.prepared import Prepared
@@ -15,6 +24,11 @@ from aegra_server.storage.tables import threads
 
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
 _INSERT = Prepared(insert(threads))  # on every run's path (a thread per run is common): see storage.prepared
+
+
+def insert_thread(conn: Connection, row: dict[str, Any]) -> bool:
+    """A new thread's row, unless another transaction has made the thread since this one found it missing."""
+    return insert_unless_taken(conn, threads, row, on_sqlite=_INSERT)
 
 
 def new_thread_row(thread_id: str | None, metadata: dict | None) -> dict[str, Any]:
@@ -76,7 +90,8 @@ class ThreadRepository:
                     ):
                         return existing, False
                     raise Conflict(f"thread {thread_id} already exists")
-            _INSERT.execute(conn, row)
+            if not insert_thread(conn, row):
+                return create(conn)  # made meanwhile by another client: as if it had been there already
             return row, True
 
         return await self.db.write(create)
