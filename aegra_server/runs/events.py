@@ -100,20 +100,22 @@ class EventPersister:
                 await self._bus.notify("aegra_events", signal_of(run_id, self._thread_of.get(run_id)))
 
     async def _append_each(self, batch: dict[str, list[dict]]) -> None:
-        """A batch refused for a clash of event ids: a run this process executed while cut off from the database
-        was resumed by another process, which wrote those ids first. Each run's events are written on their own,
-        so the other runs' are not lost with that one's."""
+        """A batch refused: for a clash of event ids (a run this process executed while cut off from the database
+        was resumed by another process, which wrote those ids first), or for a run deleted meanwhile with its
+        thread. Each run's events are written on their own, so the other runs' are not lost with that one's."""
         for run_id, rows in batch.items():
             try:
                 await self._repo.append_events(rows)
                 self._have_written({run_id: rows})
             except IntegrityError:
-                # Its later events would take ids the new holder has yet to write: none goes out any more.
+                # Its later events would take ids the new holder has yet to write, or belong to no run: none goes
+                # out any more.
                 self._lost.add(run_id)
                 self._pending.pop(run_id, None)
-                log.warning(
-                    "dropped %d events of run %s: another process took it over and wrote its own", len(rows), run_id
-                )
+                if await self._repo.exists(run_id):
+                    log.warning(
+                        "dropped %d events of run %s: another process took it over and wrote its own", len(rows), run_id
+                    )
 
     def _have_written(self, batch: dict[str, list[dict]]) -> None:
         for run_id, rows in batch.items():

@@ -107,7 +107,8 @@ class AssistantRepository:
         """Apply a PATCH: metadata is merged, other given fields replace; the result is a new version."""
 
         def patch(conn: Connection) -> dict[str, Any]:
-            row = first(conn, _visible(_by_id(assistant_id), auth_filter, self.db.dialect))
+            # Held (Postgres) until the new version is in: two edits at once would take the same version number.
+            row = first(conn, _visible(_by_id(assistant_id).with_for_update(), auth_filter, self.db.dialect))
             if row is None:
                 raise NotFound(f"assistant {assistant_id} not found")
             latest = conn.execute(
@@ -199,7 +200,8 @@ class AssistantRepository:
         self, assistant_id: str, version: int, *, auth_filter: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         def roll(conn: Connection) -> dict[str, Any]:
-            if auth_filter and first(conn, _visible(_by_id(assistant_id), auth_filter, self.db.dialect)) is None:
+            # Held (Postgres), so that it cannot be deleted between reading its version and changing it.
+            if first(conn, _visible(_by_id(assistant_id).with_for_update(), auth_filter, self.db.dialect)) is None:
                 raise NotFound(f"assistant {assistant_id} not found")
             chosen = first(
                 conn,

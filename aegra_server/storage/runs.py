@@ -343,6 +343,9 @@ class RunRepository:
             query = query.where(runs.c.assistant_id == assistant_id)
         return await self.db.read(lambda conn: [row_dict(r) for r in conn.execute(query.order_by(runs.c.created_at)).all()])
 
+    async def exists(self, run_id: str) -> bool:
+        return await self.db.read(first, select(runs.c.run_id).where(runs.c.run_id == run_id)) is not None
+
     async def get(self, run_id: str, thread_id: str | None = None) -> dict[str, Any]:
         query = select(runs).where(runs.c.run_id == run_id)
         if thread_id is not None:
