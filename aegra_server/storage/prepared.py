@@ -15,12 +15,15 @@ Postgres it goes through SQLAlchemy as any other statement.
 
 from __future__ import annotations
 
+import sqlite3
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 from aegra_server.storage.common import row_dict, utc_timestamps
@@ -74,6 +77,16 @@ class _Compiled:
         }
 
 
+@contextmanager
+def _as_sqlalchemy_raises(sql: str, params: Any) -> Iterator[None]:
+    """The driver's errors as SQLAlchemy raises them (sqlite3.IntegrityError as sqlalchemy.exc.IntegrityError...),
+    which is what callers catch, whichever way a statement went."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+
+
 class Prepared:
     def __init__(self, statement: ClauseElement) -> None:
         if isinstance(statement, Insert):
@@ -98,14 +111,18 @@ class Prepared:
         compiled = self._for(conn)
         if compiled is None:
             return conn.execute(self.statement, params).rowcount
-        return conn.connection.dbapi_connection.execute(compiled.sql, compiled.values(params)).rowcount
+        values = compiled.values(params)
+        with _as_sqlalchemy_raises(compiled.sql, values):
+            return conn.connection.dbapi_connection.execute(compiled.sql, values).rowcount
 
     def execute_many(self, conn: Connection, rows: Sequence[Params]) -> None:
         compiled = self._for(conn)
         if compiled is None:
             conn.execute(self.statement, list(rows))
-        else:
-            conn.connection.dbapi_connection.executemany(compiled.sql, [compiled.values(row) for row in rows])
+            return
+        values = [compiled.values(row) for row in rows]
+        with _as_sqlalchemy_raises(compiled.sql, values):
+            conn.connection.dbapi_connection.executemany(compiled.sql, values)
 
     def first(self, conn: Connection, params: Params) -> dict[str, Any] | None:
         """The first row of a SELECT (or RETURNING) as a dict, timestamps in UTC, as common.first gives it."""
@@ -113,5 +130,7 @@ class Prepared:
         if compiled is None:
             row = conn.execute(self.statement, params).first()
             return None if row is None else row_dict(row)
-        raw = conn.connection.dbapi_connection.execute(compiled.sql, compiled.values(params)).fetchone()
+        values = compiled.values(params)
+        with _as_sqlalchemy_raises(compiled.sql, values):
+            raw = conn.connection.dbapi_connection.execute(compiled.sql, values).fetchone()
         return None if raw is None else utc_timestamps(compiled.row(raw))

@@ -96,3 +96,24 @@ def test_a_table_with_column_defaults_is_refused():
     table = Table("with_default", MetaData(), Column("id", Integer, primary_key=True), Column("n", Integer, default=1))
     with pytest.raises(ValueError, match="with_default has column defaults"):
         Prepared(insert(table))
+
+
+@pytest.mark.parametrize("many", [False, True])
+async def test_a_statement_the_database_refuses_raises_sqlalchemys_error_either_way(db: Database, many: bool):
+    """Callers catch SQLAlchemy's exceptions (an IntegrityError for a duplicate key or a missing row a foreign key
+    names): the driver's own must not slip past them."""
+    from sqlalchemy.exc import IntegrityError
+
+    from aegra_server.storage.tables import run_events
+
+    prepared = Prepared(insert(run_events))
+    event = {"run_id": "no-such-run", "seq": 0, "event": "values", "data": b"{}"}
+
+    def write(conn) -> None:
+        if many:
+            prepared.execute_many(conn, [event])
+        else:
+            prepared.execute(conn, event)
+
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+        await db.write(write)
