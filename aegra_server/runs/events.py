@@ -159,6 +159,7 @@ class EventPersister:
             await self.flush()
         self._thread_of.pop(run_id, None)
         self._written_upto.pop(run_id, None)
+        self._lost.discard(run_id)
 
     async def close(self) -> None:
         self._closing = True

@@ -837,8 +837,11 @@ class RunManager:
             try:
                 run = await self.repos.runs.get(run_id)
             except NotFound:
-                return None
-            if run["status"] not in ACTIVE:
+                run = None
+            if run is None or run["status"] not in ACTIVE:
+                # Made by a wait whose end signal came before it did (or by one of a run deleted unstarted,
+                # which sends none): no signal will take it away now.
+                self._ended.pop(run_id, None)
                 return run
             ended = self._ended.setdefault(run_id, asyncio.Event())
             try:

@@ -110,13 +110,18 @@ class _ServerThread:
 
 
 @pytest.fixture(scope="session")
-def server_url(server_settings: Settings) -> Iterator[str]:
+def server(server_settings: Settings) -> Iterator[_ServerThread]:
     server = _ServerThread(server_settings)
     server.start()
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_url(server: _ServerThread) -> str:
+    return server.url
 
 
 @pytest.fixture

@@ -126,7 +126,18 @@ class Soak:
             await asyncio.sleep(0.5)
 
 
-async def test_concurrent_clients_on_few_threads_leave_nothing_wrong(client, caplog):
+def _held_for_runs(server) -> dict[str, int]:
+    """What the run manager keeps per run in flight: all of it must go when the runs have ended, or a long-lived
+    server grows with every run (a white-box look at the server the tests run in-process)."""
+    manager = server.server.config.app.state.services.runs
+    held = {
+        "jobs": manager._jobs, "end waiters": manager._ended, "start waiters": manager._awaiting_start,
+        "copies": manager._copies, "cancellations": manager._detached, "live streams": manager.streams._live,
+    }
+    return {name: len(items) for name, items in held.items() if items}
+
+
+async def test_concurrent_clients_on_few_threads_leave_nothing_wrong(client, server, caplog):
     soak = Soak(client, seed=7)
     with caplog.at_level(logging.WARNING, logger="aegra"):
         deadline = time.monotonic() + SECONDS
@@ -136,6 +147,7 @@ async def test_concurrent_clients_on_few_threads_leave_nothing_wrong(client, cap
     assert not soak.failures, "\n".join(soak.failures)
     assert not logged, "\n".join(logged)
     assert not wrong, "\n".join(wrong)
+    assert _held_for_runs(server) == {}
 
 
 
