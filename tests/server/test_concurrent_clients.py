@@ -16,6 +16,8 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Awaitable
+from typing import Any
 
 import httpx
 import psycopg
@@ -126,6 +128,10 @@ class Soak:
             await asyncio.sleep(0.5)
 
 
+def _aegra_logs(caplog, level: int) -> list[str]:
+    return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.name.startswith("aegra") and r.levelno >= level]
+
+
 def _held_for_runs(server) -> dict[str, int]:
     """What the run manager keeps per run in flight: all of it must go when the runs have ended, or a long-lived
     server grows with every run (a white-box look at the server the tests run in-process)."""
@@ -143,7 +149,7 @@ async def test_concurrent_clients_on_few_threads_leave_nothing_wrong(client, ser
         deadline = time.monotonic() + SECONDS
         await asyncio.gather(*(soak.worker(deadline) for _ in range(CLIENTS)))
         wrong = await soak.settled()
-    logged = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.name.startswith("aegra") and r.levelno >= logging.ERROR]
+    logged = _aegra_logs(caplog, logging.ERROR)
     assert not soak.failures, "\n".join(soak.failures)
     assert not logged, "\n".join(logged)
     assert not wrong, "\n".join(wrong)
@@ -170,9 +176,17 @@ def _insert_thread(conn: psycopg.Connection, thread_id: str) -> None:
     )
 
 
-async def _waits_for(task: asyncio.Task) -> None:
+async def _after_their_commit(other_transaction: psycopg.Connection, request: Awaitable) -> Any:
+    """Send `request`, see that it waits for the other transaction, commit that, and return what the request
+    gives: its result, or the status code it was refused with."""
+    task = asyncio.ensure_future(request)
     await asyncio.sleep(0.5)
-    assert not task.done(), "it should wait for the other transaction's insert"
+    assert not task.done(), "it should wait for the other transaction"
+    other_transaction.commit()
+    try:
+        return await asyncio.wait_for(task, 30)
+    except httpx.HTTPStatusError as exc:
+        return exc.response.status_code
 
 
 async def test_a_run_that_creates_its_thread_while_another_creation_of_it_commits_joins_that_thread(
@@ -182,10 +196,8 @@ async def test_a_run_that_creates_its_thread_while_another_creation_of_it_commit
     (it failed with a 500: a duplicate key)."""
     thread_id = str(uuid.uuid4())
     _insert_thread(other_transaction, thread_id)
-    run = asyncio.create_task(client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0}, if_not_exists="create"))
-    await _waits_for(run)
-    other_transaction.commit()
-    assert (await asyncio.wait_for(run, 30))["log"] == ["run:1"]
+    run = client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0}, if_not_exists="create")
+    assert (await _after_their_commit(other_transaction, run))["log"] == ["run:1"]
     assert (await client.threads.get(thread_id))["status"] == "idle"
 
 
@@ -196,15 +208,9 @@ async def test_creating_a_thread_another_client_is_creating_answers_as_if_it_had
     """409 with `raise`, the other's thread with `do_nothing` (both were a 500: a duplicate key)."""
     thread_id = str(uuid.uuid4())
     _insert_thread(other_transaction, thread_id)
-    create = asyncio.create_task(client.threads.create(thread_id=thread_id, if_exists=if_exists))
-    await _waits_for(create)
-    other_transaction.commit()
-    if if_exists == "raise":
-        with pytest.raises(httpx.HTTPStatusError) as refused:
-            await asyncio.wait_for(create, 30)
-        assert refused.value.response.status_code == 409
-    else:
-        assert (await asyncio.wait_for(create, 30))["thread_id"] == thread_id
+    create = client.threads.create(thread_id=thread_id, if_exists=if_exists)
+    answer = await _after_their_commit(other_transaction, create)
+    assert answer == 409 if if_exists == "raise" else answer["thread_id"] == thread_id
 
 
 async def test_a_run_whose_thread_is_deleted_as_it_ends_ends_quietly(client, http, other_transaction, caplog):
@@ -219,7 +225,7 @@ async def test_a_run_whose_thread_is_deleted_as_it_ends_ends_quietly(client, htt
         other_transaction.commit()
         rest = [part.event async for part in parts]  # until the run's end
     assert rest[-1] == "values"
-    logged = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.name.startswith("aegra")]
+    logged = _aegra_logs(caplog, logging.WARNING)
     assert not logged, "\n".join(logged)
 
 
@@ -235,17 +241,9 @@ async def test_creating_an_assistant_another_client_is_creating_answers_as_if_it
         " updated_at) VALUES (%s, 'slow', 'theirs', '{}', '{}', '{}', 1, now(), now())",
         (assistant_id,),
     )
-    create = asyncio.create_task(
-        client.assistants.create("slow", assistant_id=assistant_id, name="ours", if_exists=if_exists)
-    )
-    await _waits_for(create)
-    other_transaction.commit()
-    if if_exists == "raise":
-        with pytest.raises(httpx.HTTPStatusError) as refused:
-            await asyncio.wait_for(create, 30)
-        assert refused.value.response.status_code == 409
-    else:
-        assert (await asyncio.wait_for(create, 30))["name"] == "theirs"
+    create = client.assistants.create("slow", assistant_id=assistant_id, name="ours", if_exists=if_exists)
+    answer = await _after_their_commit(other_transaction, create)
+    assert answer == 409 if if_exists == "raise" else answer["name"] == "theirs"
 
 
 async def test_an_assistant_edited_by_two_clients_at_once_gets_a_version_from_each(client, other_transaction):
@@ -261,10 +259,8 @@ async def test_an_assistant_edited_by_two_clients_at_once_gets_a_version_from_ea
         " VALUES (%s, 2, 'slow', 'v2', '{}', '{}', '{}', now())",
         (assistant_id,),
     )
-    edit = asyncio.create_task(client.assistants.update(assistant_id, name="v3"))
-    await _waits_for(edit)
-    other_transaction.commit()
-    assert (await asyncio.wait_for(edit, 30))["version"] == 3
+    edit = client.assistants.update(assistant_id, name="v3")
+    assert (await _after_their_commit(other_transaction, edit))["version"] == 3
     assert [v["name"] for v in await client.assistants.get_versions(assistant_id)] == ["v3", "v2", "v1"]
 
 
@@ -274,9 +270,4 @@ async def test_choosing_the_version_of_an_assistant_another_client_is_deleting_i
     assistant_id = assistant["assistant_id"]
     await client.assistants.update(assistant_id, name="v2")
     other_transaction.execute("DELETE FROM assistants WHERE assistant_id = %s", (assistant_id,))
-    choose = asyncio.create_task(client.assistants.set_latest(assistant_id, 1))
-    await _waits_for(choose)
-    other_transaction.commit()
-    with pytest.raises(httpx.HTTPStatusError) as refused:
-        await asyncio.wait_for(choose, 30)
-    assert refused.value.response.status_code == 404
+    assert await _after_their_commit(other_transaction, client.assistants.set_latest(assistant_id, 1)) == 404
