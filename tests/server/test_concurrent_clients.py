@@ -1,12 +1,13 @@
-"""Clients at once on the same threads.
+"""Clients at once on the same threads and assistants.
 
 The soak: many clients on a few threads, doing everything that touches a thread's runs and checkpoints in a
-random order. The server must answer each with a 2xx or a 4xx it means (a 404 for what another client deleted, a
-409 for a busy thread), log no error, and leave every thread in a state its runs explain. Timing decides the
-interleavings, so it cannot name the one it needs; it found bugs that tests of each operation alone did not
-(SQLite refusing checkpoint writes during a history read; on Postgres, two creations of one missing thread, and
-the end of a run whose thread was deleted meanwhile), and fails within seconds on each. The tests after it pin
-down the races it found, one at a time.
+random order, while others make, edit, roll back and delete the assistants some of those runs use. The server
+must answer each with a 2xx or a 4xx it means (a 404 for what another client deleted, a 409 for a busy thread),
+log no error, hold nothing per run once all have ended, and leave every thread in a state its runs explain.
+Timing decides the interleavings, so it cannot name the one it needs; it (and a longer version of it run by
+hand) found bugs that tests of each operation alone did not: SQLite refusing checkpoint writes during a history
+read; on Postgres, two creations of one missing thread or assistant, two edits of one assistant, and the end of a
+run whose thread was deleted meanwhile. The tests after it pin those races down one at a time.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Soak:
         self.client = client
         self.random = random.Random(seed)
         self.threads = [str(uuid.uuid4()) for _ in range(4)]
+        self.assistants = [str(uuid.uuid4()) for _ in range(2)]
         self.failures: list[str] = []
 
     def _run_kwargs(self) -> dict:
@@ -55,8 +57,9 @@ class Soak:
         c, thread_id = self.client, self.random.choice(self.threads)
         op = self.random.choice(
             ["create", "create", "wait", "stream", "cancel", "join", "state", "update", "history", "copy",
-             "delete_thread", "delete_run", "stateless"]
+             "delete_thread", "delete_run", "stateless", "assistant", "assistant", "run_assistant"]
         )
+        assistant_id = self.random.choice(self.assistants)
         if op == "create":
             await c.runs.create(thread_id, "slow", **self._run_kwargs())
         elif op == "wait":
@@ -86,6 +89,19 @@ class Soak:
             ended = [r for r in await c.runs.list(thread_id, limit=5) if r["status"] in TERMINAL]
             if ended:
                 await c.runs.delete(thread_id, self.random.choice(ended)["run_id"])
+        elif op == "assistant":  # made, edited, rolled back and deleted by clients at once
+            change = self.random.choice(["create", "update", "set_latest", "delete"])
+            if change == "create":
+                await c.assistants.create("slow", assistant_id=assistant_id, if_exists="do_nothing")
+            elif change == "update":
+                delay = self.random.choice([0, 0.01])
+                await c.assistants.update(assistant_id, config={"configurable": {"delay": delay}})
+            elif change == "set_latest":
+                await c.assistants.set_latest(assistant_id, self.random.randint(1, 3))
+            else:
+                await c.assistants.delete(assistant_id)
+        elif op == "run_assistant":
+            await c.runs.create(thread_id, assistant_id, **self._run_kwargs())
         elif op == "stateless":
             result = await c.runs.wait(None, "slow", input={"steps": 1, "delay": 0})
             if isinstance(result, dict) and "__error__" in result:
