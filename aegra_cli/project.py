@@ -32,9 +32,13 @@ class Project:
 
     @property
     def dependency_paths(self) -> list[Path]:
-        """Local folders listed in `dependencies`; entries naming installed packages are not folders."""
-        paths = (self.config.resolve(entry) for entry in self.config.dependencies)
-        return [path for path in paths if path.is_dir()]
+        return local_dependencies(self.config)
+
+
+def local_dependencies(config: AegraConfig) -> list[Path]:
+    """Local folders listed in `dependencies`; entries naming installed packages are not folders."""
+    paths = (config.resolve(entry) for entry in config.dependencies)
+    return [path for path in paths if path.is_dir()]
 
 
 def discover_config(flag: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:

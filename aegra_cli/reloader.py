@@ -23,6 +23,8 @@ import multiprocessing.forkserver
 import os
 import signal
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from socket import socket
 from typing import Any
 
@@ -76,11 +78,14 @@ def _serve(config: Any, target: Any, sockets: list[socket], stdin_fileno: int | 
         pass
 
 
-def run(config: Any) -> None:
+def run(config: Any, watched_dirs: Callable[[], list[str] | None]) -> None:
     """uvicorn.run(...) with reload, for a uvicorn.Config with reload set: uvicorn's reloader (watchfiles, its
-    includes and excludes, its restart on change) with server processes forked from the forkserver."""
+    includes and excludes, its restart on change) with server processes forked from the forkserver.
+    `watched_dirs`: the folders to watch as the project says now (None: as before), asked at every restart, so
+    that a folder added to aegra.json's `dependencies` is watched from its reload on."""
     from uvicorn import Server
     from uvicorn.supervisors import ChangeReload
+    from watchfiles import watch
 
     context = _forkserver()
     try:
@@ -108,7 +113,25 @@ def run(config: Any) -> None:
         def restart(self) -> None:
             self.process.terminate()
             self.process.join()
+            self._watch_what_the_project_names()
             self._start_server()
+
+        def _watch_what_the_project_names(self) -> None:
+            dirs = watched_dirs()
+            if dirs is None or {Path(d) for d in dirs} == set(self.reload_dirs):
+                return
+            logger.info("Will watch for changes in these directories: %s", sorted(dirs))
+            self.watcher.close()
+            self.reload_dirs = [Path(d) for d in dirs]
+            # As uvicorn's WatchFilesReload makes its watcher; a new one starts watching at its first wait.
+            self.watcher = watch(
+                *self.reload_dirs,
+                watch_filter=None,
+                stop_event=self.should_exit,
+                yield_on_timeout=True,
+                ignore_permission_denied=True,
+            )
+            self.watching = False
 
         def _start_server(self) -> None:
             kwargs = {"config": self.config, "target": self.target, "sockets": self.sockets, "stdin_fileno": stdin}

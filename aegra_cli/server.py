@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from aegra_server.config import AegraConfig, load_config
 from aegra_server.errors import AegraError
 
-from aegra_cli.project import Project
+from aegra_cli.project import Project, local_dependencies
 
 APP = "aegra_server.app:app_from_env"
 RELOAD_INCLUDES = ["*.py", "aegra.json", "langgraph.json", ".env"]
@@ -82,16 +83,25 @@ def server_env(launch: Launch) -> dict[str, str | None]:
     }
 
 
-def _watched_dirs(project: Project) -> list[Path]:
+def _watched_dirs(config: AegraConfig) -> list[str]:
     """The project, its local dependencies, and the folder of any graph file outside them."""
-    dirs = [project.root, *project.dependency_paths]
-    for spec in project.config.graphs.values():
+    dirs = [config.root, *local_dependencies(config)]
+    for spec in config.graphs.values():
         target = spec.path.rpartition(":")[0]
         if target.endswith(".py"):
-            folder = project.config.resolve(target).parent
+            folder = config.resolve(target).parent
             if not any(folder.is_relative_to(d) for d in dirs):
                 dirs.append(folder)
-    return list(dict.fromkeys(dirs))
+    return [str(path) for path in dict.fromkeys(dirs)]
+
+
+def _watched_dirs_now(config_path: Path) -> list[str] | None:
+    """The folders to watch as the config says after an edit; None while it cannot be read (the server process
+    says why), which leaves the watch as it was."""
+    try:
+        return _watched_dirs(load_config(config_path))
+    except AegraError:
+        return None
 
 
 def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
@@ -109,7 +119,7 @@ def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
     }
     if launch.reload:
         project = launch.project
-        kwargs["reload_dirs"] = [str(path) for path in _watched_dirs(project)]
+        kwargs["reload_dirs"] = _watched_dirs(project.config)
         # A config or env file under another name (--config my.json, "env": "./dev.env") is watched too.
         kwargs["reload_includes"] = list(dict.fromkeys([*RELOAD_INCLUDES, project.config_path.name, project.env_file.name]))
         # What pip or npm write into the project must not restart the server.
@@ -290,7 +300,7 @@ def run(launch: Launch) -> None:
     kwargs = uvicorn_kwargs(launch)
     with _server_environment(launch), metrics_of_all_workers(launch.workers):
         if launch.reload and reloader.FORKS:
-            reloader.run(uvicorn.Config(**kwargs))
+            reloader.run(uvicorn.Config(**kwargs), lambda: _watched_dirs_now(launch.project.config_path))
         elif launch.workers > 1 and SPREADS_CONNECTIONS:
             _run_workers(uvicorn.Config(**kwargs))
         else:

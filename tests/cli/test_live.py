@@ -144,6 +144,28 @@ def test_dev_reload_reads_the_projects_own_modules_again(project: Path, start_de
     server.wait_until(counts_to(7), timeout=90, what="the edited helper after a reload")
 
 
+@pytest.mark.timeout(240)
+def test_dev_watches_a_dependency_folder_added_to_aegra_json_while_it_runs(project: Path, start_dev) -> None:
+    # The folders aegra dev watches were those of aegra.json when it started: a shared package added to
+    # `dependencies` while it ran was importable after the reload, but its edits restarted nothing.
+    (project / "aegra.json").write_text(json.dumps({"dependencies": ["."], "graphs": {"agent": "./graph.py:graph"}}))
+    (project / "graph.py").write_text(STEP_GRAPH)
+    server = start_dev(project)
+    server.wait_until(counts_to(1), timeout=60, what="a first run")
+
+    shared = project.parent / f"{project.name}-shared"  # beside the project, not in it
+    shared.mkdir()
+    (shared / "shared_factor.py").write_text("FACTOR = 5\n")
+    (project / "graph.py").write_text(STEP_GRAPH.replace("FACTOR = 1\n", "from shared_factor import FACTOR\n"))
+    (project / "aegra.json").write_text(
+        json.dumps({"dependencies": [".", str(shared)], "graphs": {"agent": "./graph.py:graph"}})
+    )
+    server.wait_until(counts_to(5), timeout=90, what="the shared folder's FACTOR after aegra.json's reload")
+
+    (shared / "shared_factor.py").write_text("FACTOR = 8\n")
+    server.wait_until(counts_to(8), timeout=90, what="the edited module of the added folder after a reload")
+
+
 # A graph that reads a line from its server process's stdin, as breakpoint() (pdb) does.
 STDIN_GRAPH = '''\
 import sys
