@@ -8,13 +8,19 @@ Timing decides the interleavings, so it cannot name the one it needs; it (and a 
 hand) found bugs that tests of each operation alone did not: SQLite refusing checkpoint writes during a history
 read; on Postgres, two creations of one missing thread or assistant, two edits of one assistant, and the end of a
 run whose thread was deleted meanwhile. The tests after it pin those races down one at a time.
+
+By hand, longer, against running servers that serve tests/graphs/aegra.json (two on one Postgres, say):
+
+    .venv/bin/python tests/server/test_concurrent_clients.py http://127.0.0.1:2026 http://127.0.0.1:2027 --seconds 60
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import random
+import sys
 import time
 import uuid
 from collections.abc import Awaitable
@@ -23,6 +29,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from langgraph_sdk import get_client
 
 from aegra_server.storage.urls import parse_database_url
 from helpers import TERMINAL
@@ -35,8 +42,9 @@ RUN_DELETED = {"error": "HTTPException", "message": "404: Run not found (its thr
 
 
 class Soak:
-    def __init__(self, client, seed: int) -> None:
-        self.client = client
+    def __init__(self, clients: list, seed: int) -> None:
+        self.clients = clients  # one per server: several servers on one database serve the same threads
+        self.client = clients[0]
         self.random = random.Random(seed)
         self.threads = [str(uuid.uuid4()) for _ in range(4)]
         self.assistants = [str(uuid.uuid4()) for _ in range(2)]
@@ -54,7 +62,7 @@ class Soak:
         return self.random.choice(runs)["run_id"] if runs else None
 
     async def one(self) -> None:
-        c, thread_id = self.client, self.random.choice(self.threads)
+        c, thread_id = self.random.choice(self.clients), self.random.choice(self.threads)
         op = self.random.choice(
             ["create", "create", "wait", "stream", "cancel", "join", "state", "update", "history", "copy",
              "delete_thread", "delete_run", "stateless", "assistant", "assistant", "run_assistant"]
@@ -160,7 +168,7 @@ def _held_for_runs(server) -> dict[str, int]:
 
 
 async def test_concurrent_clients_on_few_threads_leave_nothing_wrong(client, server, caplog):
-    soak = Soak(client, seed=7)
+    soak = Soak([client], seed=7)
     with caplog.at_level(logging.WARNING, logger="aegra"):
         deadline = time.monotonic() + SECONDS
         await asyncio.gather(*(soak.worker(deadline) for _ in range(CLIENTS)))
@@ -287,3 +295,26 @@ async def test_choosing_the_version_of_an_assistant_another_client_is_deleting_i
     await client.assistants.update(assistant_id, name="v2")
     other_transaction.execute("DELETE FROM assistants WHERE assistant_id = %s", (assistant_id,))
     assert await _after_their_commit(other_transaction, client.assistants.set_latest(assistant_id, 1)) == 404
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Soak running servers that serve tests/graphs/aegra.json.")
+    parser.add_argument("urls", nargs="+", help="one server, or several on one database")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--clients", type=int, default=CLIENTS)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    async def soak() -> int:
+        soak = Soak([get_client(url=url, timeout=60) for url in args.urls], args.seed)
+        deadline = time.monotonic() + args.seconds
+        await asyncio.gather(*(soak.worker(deadline) for _ in range(args.clients)))
+        found = soak.failures + await soak.settled()
+        print("\n".join(found) or f"nothing wrong after {args.seconds:g} s of {args.clients} clients")
+        return 1 if found else 0
+
+    sys.exit(asyncio.run(soak()))
+
+
+if __name__ == "__main__":
+    main()
