@@ -180,7 +180,6 @@ async def test_concurrent_clients_on_few_threads_leave_nothing_wrong(client, ser
     assert _held_for_runs(server) == {}
 
 
-
 @pytest.fixture
 def other_transaction(backend: str, database_url: str):
     """A transaction of another client on the server's database, for it to race with (Postgres: SQLite's single
@@ -237,7 +236,7 @@ async def test_creating_a_thread_another_client_is_creating_answers_as_if_it_had
     assert answer == 409 if if_exists == "raise" else answer["thread_id"] == thread_id
 
 
-async def test_a_run_whose_thread_is_deleted_as_it_ends_ends_quietly(client, http, other_transaction, caplog):
+async def test_a_run_whose_thread_is_deleted_as_it_ends_ends_quietly(client, other_transaction, caplog):
     """Its events have no run row left to belong to: not written, and nothing logged (on Postgres their insert broke
     a foreign key: the run's end was logged as a failure, and its events as dropped because "another process took
     it over")."""

@@ -12,6 +12,7 @@ from typing import Annotated, TypedDict
 
 import aiosqlite
 import pytest
+from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
@@ -181,8 +182,6 @@ async def _checkpoints(saver, thread_id: str, count: int) -> dict:
 
 
 def _next_id() -> str:
-    from langgraph.checkpoint.base.id import uuid6
-
     return str(uuid6())
 
 

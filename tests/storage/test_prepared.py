@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from aegra_server import migrations
 from aegra_server.storage.common import first
 from aegra_server.storage.database import Database
 from aegra_server.storage.prepared import Prepared
-from aegra_server.storage.tables import threads
+from aegra_server.storage.tables import run_events, threads
 from aegra_server.storage.urls import parse_database_url
 
 BY_ID = select(threads).where(threads.c.thread_id == bindparam("b_id"))
@@ -102,10 +103,6 @@ def test_a_table_with_column_defaults_is_refused():
 async def test_a_statement_the_database_refuses_raises_sqlalchemys_error_either_way(db: Database, many: bool):
     """Callers catch SQLAlchemy's exceptions (an IntegrityError for a duplicate key or a missing row a foreign key
     names): the driver's own must not slip past them."""
-    from sqlalchemy.exc import IntegrityError
-
-    from aegra_server.storage.tables import run_events
-
     prepared = Prepared(insert(run_events))
     event = {"run_id": "no-such-run", "seq": 0, "event": "values", "data": b"{}"}
 
