@@ -46,11 +46,15 @@ async def _thread(
 
 
 async def _graph_of(services: Services, thread: dict[str, Any]):
-    """The graph a thread runs (from the graph_id its first run stamped), or None for a thread never run."""
+    """The graph a thread runs (from the graph_id its first run stamped), or None for a thread never run. A factory
+    builds it from the thread's config (what its runs' assistants and runs set: storage.threads.config_taken_by_run),
+    as langgraph-api builds it for state reads and edits."""
     graph_id = thread["metadata"].get("graph_id")
     if not graph_id or graph_id not in services.registry:
         return None
-    config = {"configurable": {"thread_id": thread["thread_id"]}}
+    thread_config = thread.get("config") or {}
+    configurable = {**(thread_config.get("configurable") or {}), "thread_id": thread["thread_id"]}
+    config = {**thread_config, "configurable": configurable}
     return await services.registry.graph(
         graph_id, config, checkpointer=services.checkpointer, store=services.store
     )

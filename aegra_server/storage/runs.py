@@ -22,7 +22,7 @@ from aegra_server.storage.database import Database, utcnow
 from aegra_server.storage.filters import auth_filter_clause, filter_stamp, matches_filter
 from aegra_server.storage.prepared import Prepared
 from aegra_server.storage.tables import assistants, run_events, runs, threads
-from aegra_server.storage.threads import insert_thread, new_thread_row
+from aegra_server.storage.threads import config_taken_by_run, insert_thread, new_thread_row
 
 ACTIVE = ("pending", "running")
 
@@ -35,17 +35,23 @@ def _is_active(table=runs):
 # The statements every run executes, built once; those on every run's path are Prepared (see storage.prepared).
 _IS_ACTIVE = _is_active()
 # What creating a run reads, in one statement (one round trip on Postgres): the assistant, its thread's metadata
-# (None when the thread does not exist) and whether a run of that thread is unfinished.
+# (None when the thread does not exist) and config, and whether a run of that thread is unfinished.
 _ASSISTANT_AND_THREAD = Prepared(select(
     assistants,
     select(threads.c.metadata).where(threads.c.thread_id == bindparam("b_thread_id")).scalar_subquery().label("_thread_metadata"),
+    select(threads.c.config).where(threads.c.thread_id == bindparam("b_thread_id")).scalar_subquery().label("_thread_config"),
     exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), _IS_ACTIVE)).label("_thread_busy"),
 ).where(assistants.c.assistant_id == bindparam("b_assistant_id")))
 _INSERT_RUN = Prepared(insert(runs))
 _MARK_BUSY = Prepared(
     update(threads)
     .where(threads.c.thread_id == bindparam("b_thread_id"))
-    .values(status="busy", updated_at=bindparam("b_now"), metadata=bindparam("b_metadata", type_=threads.c.metadata.type))
+    .values(
+        status="busy",
+        updated_at=bindparam("b_now"),
+        metadata=bindparam("b_metadata", type_=threads.c.metadata.type),
+        config=bindparam("b_config", type_=threads.c.config.type),
+    )
 )
 _THREAD_HAS_ACTIVE_RUNS = select(exists().where(and_(runs.c.thread_id == bindparam("b_thread_id"), _IS_ACTIVE)))
 _set_status = (
@@ -148,8 +154,10 @@ class RunRepository:
             if assistant is None:
                 raise NotFound(f"assistant {run['assistant_id']} not found")
             metadata, busy = assistant.pop("_thread_metadata"), assistant.pop("_thread_busy")
+            thread_config = assistant.pop("_thread_config") or {}
             stamp = {"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]}
-            config_metadata = ((run["kwargs"].get("config") or {}).get("metadata")) or {}
+            run_config = run["kwargs"].get("config") or {}
+            config_metadata = run_config.get("metadata") or {}
             if metadata is not None and thread_filter and not matches_filter(metadata, thread_filter):
                 raise NotFound(f"thread {thread_id} not found")
             if metadata is None:
@@ -157,12 +165,23 @@ class RunRepository:
                     raise NotFound(f"thread {thread_id} not found")
                 # What the client sent gives way to what the caller's authorization requires and to the stamp.
                 owned = {**config_metadata, **run["metadata"], **filter_stamp(thread_filter), **stamp}
-                if not insert_thread(conn, {**new_thread_row(thread_id, owned), "status": "busy"}):
+                thread_config = config_taken_by_run({}, assistant["config"], run_config)
+                row = {**new_thread_row(thread_id, owned), "status": "busy", "config": thread_config}
+                if not insert_thread(conn, row):
                     return create(conn)  # made meanwhile by another run's creation: join it as an existing thread
             else:
                 if busy and reject_if_busy:
                     raise Conflict(f"thread {thread_id} is busy with another run (multitask_strategy=reject)")
-                _MARK_BUSY.execute(conn, {"b_thread_id": thread_id, "b_now": now, "b_metadata": {**metadata, **stamp}})
+                if not busy:  # a run queued behind another leaves the thread's config as the running one set it
+                    thread_config = config_taken_by_run(thread_config, assistant["config"], run_config)
+                _MARK_BUSY.execute(
+                    conn,
+                    {"b_thread_id": thread_id, "b_now": now, "b_metadata": {**metadata, **stamp}, "b_config": thread_config},
+                )
+            if thread_config.get("configurable"):
+                # The run sees its thread's configurable under its own (see config_taken_by_run).
+                configurable = {**thread_config["configurable"], **(run_config.get("configurable") or {})}
+                run["kwargs"] = {**run["kwargs"], "config": {**run_config, "configurable": configurable}}
             # As langgraph-api: the run's metadata over its config's, its thread's and its assistant's.
             run["metadata"] = {
                 **assistant["metadata"], **(metadata if metadata is not None else owned), **stamp,

@@ -47,6 +47,16 @@ def new_thread_row(thread_id: str | None, metadata: dict | None) -> dict[str, An
     }
 
 
+def config_taken_by_run(thread: dict[str, Any], assistant: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """A thread's `config` once a run takes it (creates it, or finds it free), as langgraph-api keeps it: the
+    assistant's config under the thread's, under the run's; but `configurable` only from the assistant under the
+    thread's, never the run's own (per-run values such as keys stay with that run). Later runs of the thread see
+    this `configurable` under theirs, so a thread goes on with the configurable of the assistant that first ran it,
+    and factories building the thread's graph for state reads get this config."""
+    configurable = {**(assistant.get("configurable") or {}), **(thread.get("configurable") or {})}
+    return {**assistant, **thread, **run, "configurable": configurable}
+
+
 def _ttl_columns(ttl: dict[str, Any] | None) -> dict[str, Any]:
     if not ttl:
         return {}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from langgraph_sdk import get_client
@@ -631,6 +633,84 @@ async def test_thread_made_by_a_run_takes_its_metadata(client):
     await client.runs.wait(existing["thread_id"], "echo", input=human("x"), metadata={"m": 1})
     after = (await client.threads.get(existing["thread_id"]))["metadata"]
     assert after == {"own": 1, "graph_id": "echo", "assistant_id": echo}
+
+
+async def test_thread_config_is_what_its_runs_set(client):
+    """As langgraph-api: a run that takes a thread sets its config to the assistant's under the thread's under the
+    run's, but `configurable` only from the assistant under the thread's (never the run's own). Later runs see that
+    configurable under theirs, so the thread keeps the configurable of the assistant that first ran it; a run
+    queued behind another changes nothing; a copy starts empty."""
+    thread_id = await new_thread(client)
+    assert (await client.threads.get(thread_id))["config"] == {}
+    hi = await client.assistants.create("configurable", config={"configurable": {"greeting": "Hi"}})
+    ran = await client.runs.wait(
+        thread_id, hi["assistant_id"], input={"name": "x"},
+        config={"configurable": {"secret": "s"}, "tags": ["one"], "recursion_limit": 7},
+    )
+    assert ran["greeting"] == "Hi, x!"
+    expected = {"configurable": {"greeting": "Hi"}, "tags": ["one"], "recursion_limit": 7}
+    assert (await client.threads.get(thread_id))["config"] == expected
+    assert (await client.threads.search(ids=[thread_id]))[0]["config"] == expected
+
+    # the graph's default assistant (no configurable) and another assistant go on with the thread's greeting
+    assert (await client.runs.wait(thread_id, "configurable", input={"name": "y"}))["greeting"] == "Hi, y!"
+    hey = await client.assistants.create("configurable", config={"configurable": {"greeting": "Hey"}})
+    assert (await client.runs.wait(thread_id, hey["assistant_id"], input={"name": "z"}))["greeting"] == "Hi, z!"
+    # a run's own configurable wins for that run, and is not kept
+    own = await client.runs.wait(thread_id, "configurable", input={"name": "w"}, config={"configurable": {"greeting": "Yo"}})
+    assert own["greeting"] == "Yo, w!"
+    assert (await client.threads.get(thread_id))["config"] == expected
+    assert (await client.threads.copy(thread_id))["config"] == {}
+
+    # context is not carried: a graph reading only its context gets its own assistant's
+    context_thread = await new_thread(client)
+    ctx = await client.assistants.create("context_only", context={"greeting": "Hi"})
+    assert (await client.runs.wait(context_thread, ctx["assistant_id"], input={"name": "x"}))["greeting"] == "Hi, x!"
+    assert (await client.threads.get(context_thread))["config"] == {"configurable": {"greeting": "Hi"}}
+    assert (await client.runs.wait(context_thread, "context_only", input={"name": "x"}))["greeting"] == "Hello, x!"
+
+    # a thread made by its run: the run's config without its configurable, the assistant's configurable
+    made_id = str(uuid.uuid4())
+    await client.runs.wait(
+        made_id, "configurable", input={"name": "q"}, if_not_exists="create",
+        config={"metadata": {"cm": 1}, "configurable": {"k": 1}, "run_name": "rn"},
+    )
+    assert (await client.threads.get(made_id))["config"] == {"metadata": {"cm": 1}, "run_name": "rn", "configurable": {}}
+
+
+async def test_thread_config_is_kept_by_a_run_queued_behind_another(client):
+    thread_id = await new_thread(client)
+    first = await client.runs.create(thread_id, "slow", input={"steps": 2, "delay": 0.2}, config={"tags": ["first"]})
+    queued = await client.runs.create(
+        thread_id, "slow", input={"steps": 1, "delay": 0}, config={"tags": ["queued"]}, multitask_strategy="enqueue"
+    )
+    assert (await client.threads.get(thread_id))["config"] == {"configurable": {}, "tags": ["first"]}
+    await client.runs.join(thread_id, first["run_id"])
+    await client.runs.join(thread_id, queued["run_id"])
+    assert (await client.threads.get(thread_id))["config"] == {"configurable": {}, "tags": ["first"]}
+
+
+async def test_a_factory_builds_a_threads_graph_for_state_reads_from_the_threads_config(client):
+    """As langgraph-api: reading or editing a thread's state builds its graph with the thread's config, so a
+    factory sees what the thread's runs set (here the assistant's prefix and the run's tags)."""
+    thread_id = await new_thread(client)
+    made = await client.assistants.create("factory", config={"configurable": {"prefix": "made"}})
+    await client.runs.wait(thread_id, made["assistant_id"], input=human("hi"), config={"tags": ["t"]})
+    calls = _factory_calls()
+    calls.clear()
+    await client.threads.get_state(thread_id)
+    await client.threads.get_history(thread_id)
+    await client.threads.update_state(thread_id, {"messages": []})
+    seen = [(c["configurable"].get("prefix"), c.get("tags")) for c in calls if c["configurable"].get("thread_id") == thread_id]
+    assert seen == [("made", ["t"])] * 3
+
+
+def _factory_calls() -> list[dict]:
+    """The configs the test graphs' factory was called with, in this process (where the servers run)."""
+    path = str(Path(__file__).parent.parent / "graphs" / "factory.py")
+    modules = [m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == path]
+    assert len(modules) == 1, modules
+    return modules[0].CALLS
 
 
 RESERVED = {"thread_id": "t", "assistant_id": "a", "run_id": "r", "cron_id": "c", "counters_since_delta_snapshot": 1}
