@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -37,6 +37,26 @@ SQLITE_READERS = 4
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def _finished_if_cut_short(work: Awaitable[T]) -> T:
+    """`work`'s result; when the caller is cancelled meanwhile, `work` still runs to its end, unseen.
+
+    For Postgres reads: a read has nothing to undo, and cancelling one mid-query costs psycopg a cancel request to
+    the server, whose wait anyio's cancellation (delivered again at every await, as when a client leaves a
+    streaming response) interrupts, and psycopg then closes the connection with a warning. (SQLite's reads run on
+    threads, which a cancel never stops.)"""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_leave_unseen)
+        raise
+
+
+def _leave_unseen(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so that asyncio does not log a failure nobody waits for
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -122,7 +142,7 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._async_engine is not None:
-            return await self._run_async(fn, args)
+            return await _finished_if_cut_short(self._run_async(fn, args))
         if self._reader is self._writer:  # one in-memory database: its one connection is the writer's
             return await self.write(fn, *args)
         return await self._run_in(self._read_threads, self._reader, True, fn, args)

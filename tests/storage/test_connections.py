@@ -9,6 +9,7 @@ import time
 from contextlib import AsyncExitStack
 
 import aiosqlite
+import anyio
 import psycopg
 import pytest
 from sqlalchemy import text
@@ -138,3 +139,32 @@ async def test_the_postgres_bus_comes_back_after_its_connections_drop(postgres_u
         await delivered("both dropped")
     finally:
         await bus.stop()
+
+
+@pytest.mark.postgres
+async def test_a_read_cut_short_by_its_caller_finishes_on_its_connection(postgres_url, caplog):
+    """A client that disconnects from a stream cancels the request's task through anyio, whose cancellation is
+    delivered again at every await: psycopg, interrupted while asking the server to cancel the query, closed
+    the connection with a warning. A read has nothing to undo: it finishes, its caller gone, and its connection
+    goes back to the pool."""
+    db = Database(parse_database_url(postgres_url))
+    try:
+        pid = await db.read(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar())
+        finished = asyncio.Event()
+
+        def slow_read(conn):
+            conn.execute(text("SELECT pg_sleep(0.3)"))
+            finished.set()
+
+        with anyio.move_on_after(0.05) as scope:
+            await db.read(slow_read)
+        assert scope.cancelled_caught
+        await asyncio.wait_for(finished.wait(), 5)
+        for _ in range(500):  # until the read's transaction has ended and its connection is back
+            if not db.pool_usage()["tables"][0]:
+                break
+            await asyncio.sleep(0.01)
+        assert await db.read(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar()) == pid
+        assert not [r for r in caplog.records if r.name == "psycopg"], caplog.text
+    finally:
+        await db.close()
