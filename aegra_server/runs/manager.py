@@ -33,7 +33,7 @@ from aegra_server.observability.runs import RunObserver
 from aegra_server.runs.bus import LocalBus
 from aegra_server.runs.events import EventPersister, follow_persisted, run_of_signal
 from aegra_server.runs.execute import Outcome, execute, run_output
-from aegra_server.runs.stream import Event, RunStream, StreamRegistry, run_done
+from aegra_server.runs.stream import Event, RunStream, StreamRegistry, ThreadLog
 from aegra_server.runs.webhooks import WebhookSender
 from aegra_server.serde import dumps, error_of, jsonable
 from aegra_server.settings import Settings
@@ -964,7 +964,7 @@ class RunManager:
         if run_id in self._copies or (local is not None and not local.handed_over):
             return  # already being copied, or executed here (its own stream feeds the thread log)
         thread_log = self.streams.watched_thread_log(thread_id)
-        if thread_log is None:
+        if thread_log is None or run_id in thread_log.ended:
             return
         start = 0 if local is None else local.handed_over_at  # what happened here before is in the log already
         task = self._copies[run_id] = asyncio.get_running_loop().create_task(
@@ -972,18 +972,21 @@ class RunManager:
         )
         task.add_done_callback(lambda _: self._copies.pop(run_id, None))
 
-    async def _copy_events(self, run_id: str, thread_log: RunStream, start: int = 0) -> None:
+    async def _copy_events(self, run_id: str, thread_log: ThreadLog, start: int = 0) -> None:
         """A run executing elsewhere, from its first event (or `start`) to its end, into a thread log here, as a
-        run executing here is mirrored into it."""
+        run executing here is mirrored into it: in its turn (ThreadLog)."""
+        await thread_log.wait_turn(run_id)
         try:
             async for event in follow_persisted(self, run_id, start, self.settings.heartbeat_seconds):
                 if run_id in self._jobs:
                     return  # resumed here: its own stream feeds the thread log from now on
                 if event is not None:
                     thread_log.append(event.name, event.data)
-            thread_log.append("metadata", run_done(run_id))
+            thread_log.mark_run_done(run_id)
         except Exception:
             log.exception("copying run %s into its thread's log failed", run_id)
+        finally:
+            thread_log.end_turn(run_id)
 
     async def _announce_end(self, run_id: str) -> None:
         """A run that ended without executing here (settled by a cancel, or given up): its waiters in this process

@@ -18,6 +18,7 @@ RETAINED_FINISHED_RUNS = 512
 # A thread log counts as watched this long after its last reader stopped following: readers of the thread
 # protocol follow in short turns, and a client that reconnects should find the runs of other processes copied in.
 WATCH_GRACE_SECONDS = 30.0
+ENDED_RUNS_REMEMBERED = 64  # per thread log
 
 
 def run_done(run_id: str) -> bytes:
@@ -44,7 +45,8 @@ class RunStream:
     handed_over_at: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    # Logs that receive a copy of every event: the run's thread log, which thread streams follow.
+    # Logs that receive a copy of every event: the run's thread log, which thread streams follow, once the run's
+    # turn in it has come (ThreadLog).
     mirrors: list[RunStream] = field(default_factory=list)
     # Where events also go to be persisted for other processes (EventPersister), or None.
     sink: Callable[[Event], None] | None = None
@@ -109,6 +111,58 @@ class RunStream:
             self.unfollowed_at = time.monotonic()
 
 
+@dataclass
+class ThreadLog(RunStream):
+    """Every run of a thread, one after another, each up to its `run_done`.
+
+    Runs write into it in turns. A run executing here is mirrored into it as it goes, and the runs other processes
+    execute are copied in from the database (RunManager._copy_events), which lags: the next run of the thread
+    can start here while the tail of the one before, executed elsewhere, is still being copied. Its events wait
+    for that run's `run_done`, rather than interleave with its last ones."""
+
+    writer: str | None = None  # the run whose events go in now
+    # The latest runs whose `run_done` it holds: a signal of theirs that comes late starts no second copy.
+    ended: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # Runs waiting for their turn, in the order they came, with what lets each one in.
+    waiting: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    def take_turn(self, run_id: str, start: Callable[[], None]) -> None:
+        """Let `run_id` in by calling `start`: now when no run is writing, else after the runs before it."""
+        if self.writer is None:
+            self.writer = run_id
+            start()
+        else:
+            self.waiting.append((run_id, start))
+
+    async def wait_turn(self, run_id: str) -> None:
+        """Until `run_id` may write; it then has the turn until `end_turn(run_id)`."""
+        let_in = asyncio.Event()
+        self.take_turn(run_id, let_in.set)
+        try:
+            await let_in.wait()
+        except asyncio.CancelledError:
+            if let_in.is_set():
+                self.end_turn(run_id)
+            else:
+                self.waiting.remove((run_id, let_in.set))
+            raise
+
+    def mark_run_done(self, run_id: str) -> None:
+        self.append("metadata", run_done(run_id))
+        self.ended[run_id] = None
+        while len(self.ended) > ENDED_RUNS_REMEMBERED:
+            self.ended.popitem(last=False)
+
+    def end_turn(self, run_id: str) -> None:
+        """`run_id` has written all it will: the next waiting run goes in."""
+        if self.writer != run_id:
+            return
+        self.writer = None
+        if self.waiting:
+            self.writer, start = self.waiting.pop(0)
+            start()
+
+
 # Threads whose event log is kept, most recently active first out of the door; and the events kept per thread.
 RETAINED_THREAD_LOGS = 512
 THREAD_LOG_EVENTS = 10_000
@@ -127,7 +181,8 @@ class StreamRegistry:
         """The log of a run starting here; `first_id` continues the ids of an earlier attempt."""
         stream = RunStream(run_id, resumable, base=first_id)
         if thread_id is not None:
-            stream.mirrors.append(self.thread_log(thread_id))
+            log = self.thread_log(thread_id)
+            log.take_turn(run_id, lambda: _mirror_into(stream, log))
         self._live[run_id] = stream
         self.wake_waiters(run_id)
         return stream
@@ -142,9 +197,9 @@ class StreamRegistry:
         """Set when the run's log opens here (or it ends without starting): what readers of a queued run wait on."""
         return self._opened.setdefault(run_id, asyncio.Event())
 
-    def thread_log(self, thread_id: str) -> RunStream:
+    def thread_log(self, thread_id: str) -> ThreadLog:
         """The log of every run event on a thread, in order; thread streams always carry ids."""
-        log = self._threads.pop(thread_id, None) or RunStream(thread_id, resumable=True)
+        log = self._threads.pop(thread_id, None) or ThreadLog(thread_id, resumable=True)
         self._threads[thread_id] = log
         while len(self._threads) > RETAINED_THREAD_LOGS:
             self._threads.popitem(last=False)
@@ -153,7 +208,7 @@ class StreamRegistry:
             log.trim(len(log.events) - THREAD_LOG_EVENTS)
         return log
 
-    def watched_thread_log(self, thread_id: str) -> RunStream | None:
+    def watched_thread_log(self, thread_id: str) -> ThreadLog | None:
         """The thread's log if a reader follows it (or did a moment ago), else None."""
         log = self._threads.get(thread_id)
         return log if log is not None and log.watched else None
@@ -165,11 +220,26 @@ class StreamRegistry:
         stream = self._live.pop(run_id, None)
         if stream is None:
             return
-        if not stream.handed_over:  # else the process that took the run over ends it (RunManager._copy_events)
-            for mirror in stream.mirrors:
-                mirror.append("metadata", run_done(run_id))
-        stream.mirrors.clear()
         stream.close()
+        for log in stream.mirrors:
+            _leave(stream, log)
+        stream.mirrors.clear()
         self._finished[run_id] = stream
         while len(self._finished) > RETAINED_FINISHED_RUNS:
             self._finished.popitem(last=False)
+
+
+def _mirror_into(stream: RunStream, log: ThreadLog) -> None:
+    """A run's turn in its thread's log: what it sent while it waited, then the rest as it comes."""
+    for event in stream.events:
+        log.append(event.name, event.data)
+    if stream.done:  # it ended while it waited
+        _leave(stream, log)
+    else:
+        stream.mirrors.append(log)
+
+
+def _leave(stream: RunStream, log: ThreadLog) -> None:
+    if not stream.handed_over:  # else the process that took the run over ends it (RunManager._copy_events)
+        log.mark_run_done(stream.run_id)
+    log.end_turn(stream.run_id)

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from langgraph_sdk import get_client
 
+from aegra_server.storage.urls import parse_database_url
 from tests.scaleout.instances import BACKENDS, LEASE_SECONDS, Instance, database
 
 TERMINAL = {"success", "error", "interrupted", "timeout"}
@@ -132,6 +133,36 @@ async def test_a_thread_stream_shows_runs_executed_by_the_other_instance(pair):
     assert [p.data for p in parts if p.event == "values"][-1]["log"] == ["x:1", "x:2", "x:3"]
     ids = [int(p.id) for p in parts]
     assert ids == sorted(set(ids))
+
+
+async def test_a_late_signal_of_a_run_already_in_a_thread_stream_copies_nothing_again(pair):
+    """A run of the other instance whose end is in a thread's log here: a signal of its events that comes after
+    (NOTIFY is not ordered with the reads that found its end) started a second copy, from its first event."""
+    if not pair[0].database_url.startswith("postgresql"):
+        pytest.skip("sends the signal as a Postgres NOTIFY")
+    a, b = sdk(pair[0]), sdk(pair[1])
+    tid = (await a.threads.create())["thread_id"]
+    follower = asyncio.create_task(asyncio.wait_for(_thread_stream_until_done(a, tid), 30))
+    await asyncio.sleep(0.5)
+    run = await b.runs.create(tid, "slow", input={"steps": 2, "delay": 0.05, "label": "x"})
+    parts = await follower
+    assert parts[-1].data == {"status": "run_done", "run_id": run["run_id"]}
+    conninfo = parse_database_url(pair[0].database_url).conninfo
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute("SELECT pg_notify('aegra_events', %s)", (f"{run['run_id']} {tid}",))
+    await asyncio.sleep(0.5)
+
+    seen = []
+
+    async def follow_on() -> None:
+        async for part in await a.threads.join_stream(tid, last_event_id=parts[-1].id):
+            seen.append((part.event, part.data))
+
+    task = asyncio.create_task(follow_on())
+    await asyncio.sleep(1.5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert seen == []
 
 
 async def test_a_thread_stream_opened_mid_run_shows_the_other_instance_s_run_whole(pair):
