@@ -17,6 +17,7 @@ from aegra_server.api.threads import forget_run
 from aegra_server.auth import AuthDep, RequestAuth
 from aegra_server.runs.execute import run_output as output_of
 from aegra_server.runs.manager import public_kwargs
+from aegra_server.runs.stream import Event
 from aegra_server.serde import dumps
 from aegra_server.services import Services
 from aegra_server.storage.common import NotFound
@@ -393,6 +394,14 @@ async def cancel_runs(
     return Response(status_code=204)
 
 
+def _thread_key(last_event_id: str) -> int:
+    """A thread stream's Last-Event-ID; anything else (`-1`) asks for everything."""
+    try:
+        return int(last_event_id)
+    except ValueError:
+        return -1
+
+
 @router.get("/threads/{thread_id}/stream")
 async def join_thread_stream(
     thread_id: str,
@@ -409,21 +418,34 @@ async def join_thread_stream(
     """
     await authorized_thread(services, auth, thread_id, "read")
     log = services.runs.streams.thread_log(thread_id)
-    start = log.end
-    if last_event_id is not None:
-        try:
-            start = max(int(last_event_id) + 1, 0)
-        except ValueError:
-            start = 0
+    after = None if last_event_id is None else _thread_key(last_event_id)
     modes = _modes(stream_mode + stream_modes) or {"run_modes"}
     only_lifecycle = "run_modes" not in modes
 
+    def framed(event: Event) -> bytes | None:
+        return frame(event.name, event.data, str(event.id)) if not only_lifecycle or event.name == "metadata" else None
+
     async def events() -> AsyncIterator[bytes]:
-        async for event in log.follow(start, services.settings.heartbeat_seconds):
-            if event is None:
-                yield HEARTBEAT
-            elif not only_lifecycle or event.name == "metadata":
-                yield frame(event.name, event.data, str(event.id))
+        # Ids are the same in every process (runs.stream.thread_key): a client resuming here may have read
+        # elsewhere. Watched from the start, so that runs of other processes are copied in while history is read.
+        with log.followed():
+            last = after
+            if after is not None and services.runs.bus.shared:
+                for event in await services.runs.thread_history(thread_id, after):
+                    if (framed_event := framed(event)) is not None:
+                        yield framed_event
+                    last = event.id
+            async for event in log.follow(log.end if after is None else log.base, services.settings.heartbeat_seconds):
+                if event is None:
+                    yield HEARTBEAT
+                elif last is not None and event.id <= last:
+                    continue  # the client has it: it read it before, or it came from the database above
+                else:
+                    # Past what the client had: the log's order from here on, as every follower here sees it (a run
+                    # another process took over goes on with ids this one had already sent of its lost work).
+                    last = None
+                    if (framed_event := framed(event)) is not None:
+                        yield framed_event
 
     events = events()
     return StreamingResponse(events, media_type=SSE_MEDIA_TYPE, headers=SSE_HEADERS)

@@ -20,7 +20,7 @@ import socket
 import uuid
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.checkpoint.base.id import uuid6
@@ -31,9 +31,19 @@ from aegra_server.configurable import for_graph, mirrored
 from aegra_server.graphs import GraphRegistry, NotAnAssistant, default_assistant_id
 from aegra_server.observability.runs import RunObserver
 from aegra_server.runs.bus import LocalBus
-from aegra_server.runs.events import EventPersister, follow_persisted, run_of_signal
+from aegra_server.runs.events import END, EventPersister, follow_persisted, run_of_signal
 from aegra_server.runs.execute import Outcome, execute, run_output
-from aegra_server.runs.stream import Event, RunStream, StreamRegistry, ThreadLog
+from aegra_server.runs.stream import (
+    EPOCH,
+    KEY_SPAN,
+    THREAD_LOG_EVENTS,
+    Event,
+    RunStream,
+    StreamRegistry,
+    ThreadLog,
+    run_done,
+    thread_key,
+)
 from aegra_server.runs.webhooks import WebhookSender
 from aegra_server.serde import dumps, error_of, jsonable
 from aegra_server.settings import Settings
@@ -329,7 +339,9 @@ class RunManager:
             graph_id=assistant["graph_id"],
             config=merge_config(assistant["config"], kwargs.get("config")),
             context={**(assistant.get("context") or {}), **(kwargs.get("context") or {})},
-            stream=self.streams.open(row["run_id"], bool(kwargs.get("stream_resumable")), row["thread_id"], first_seq),
+            stream=self.streams.open(
+                row["run_id"], bool(kwargs.get("stream_resumable")), row["thread_id"], first_seq, row["created_at"]
+            ),
             temporary=is_temporary(kwargs),
             attempt=attempt,
             cancel_action=row.get("cancel_action") or (early[0] if early else None),
@@ -977,16 +989,35 @@ class RunManager:
         run executing here is mirrored into it: in its turn (ThreadLog)."""
         await thread_log.wait_turn(run_id)
         try:
+            try:
+                key = thread_key((await self.repos.runs.get(run_id))["created_at"])
+            except NotFound:
+                return  # deleted meanwhile
+            end = start
             async for event in follow_persisted(self, run_id, start, self.settings.heartbeat_seconds):
                 if run_id in self._jobs:
                     return  # resumed here: its own stream feeds the thread log from now on
                 if event is not None:
-                    thread_log.append(event.name, event.data)
-            thread_log.mark_run_done(run_id)
+                    thread_log.add(key + event.id, event.name, event.data)
+                    end = event.id + 1
+            thread_log.mark_run_done(run_id, key + end)
         except Exception:
             log.exception("copying run %s into its thread's log failed", run_id)
         finally:
             thread_log.end_turn(run_id)
+
+    async def thread_history(self, thread_id: str, after: int) -> list[Event]:
+        """What the thread's runs sent after key `after` (see runs.stream.KEY_SPAN), as the database has it (every
+        process stores every event when several share it), each ended run closed by its run_done: what a thread
+        stream resumed here owes its client, wherever it was read before. The latest THREAD_LOG_EVENTS."""
+        # A second early, rather than trust each database to compare timestamps to the microsecond: keys decide.
+        created_since = EPOCH + timedelta(microseconds=max(after, 0) // KEY_SPAN) - timedelta(seconds=1)
+        history = []
+        for run_id, created_at, seq, name, data in await self.repos.runs.thread_events(thread_id, created_since):
+            key = thread_key(created_at) + seq
+            if key > after:
+                history.append(Event(key, "metadata", run_done(run_id)) if name == END else Event(key, name, data))
+        return history[-THREAD_LOG_EVENTS:]
 
     async def _announce_end(self, run_id: str) -> None:
         """A run that ended without executing here (settled by a cancel, or given up): its waiters in this process

@@ -3,6 +3,10 @@
 A run appends each event once, already serialised. Readers (the creating request, join streams, reconnects with
 Last-Event-ID) replay from any position and then wait for more, so a reader that drops loses nothing. Ids are
 positions in the log; `-1` means "from the start".
+
+A thread's log (ThreadLog) holds the events of every run of the thread. Its ids are the same in every process that
+shares the database, so a client may resume a thread stream on any of them: a run's events are keyed by when the
+run was created and their id in the run (`thread_key`), which orders them as the thread ran them.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 # Finished runs whose events stay replayable for late joiners and reconnecting clients.
 RETAINED_FINISHED_RUNS = 512
@@ -19,6 +25,22 @@ RETAINED_FINISHED_RUNS = 512
 # protocol follow in short turns, and a client that reconnects should find the runs of other processes copied in.
 WATCH_GRACE_SECONDS = 30.0
 ENDED_RUNS_REMEMBERED = 64  # per thread log
+
+
+# A run's events in its thread's log are keyed `<microseconds of the run's created_at> * KEY_SPAN + <event id>`:
+# integers, ordered as the runs of a thread were created (one at a time, under the thread's lock) and as each run
+# sent its events; room for a billion events a run.
+KEY_SPAN = 10**9
+
+
+def thread_key(created_at: datetime) -> int:
+    """The key of a run's event 0 in its thread's log."""
+    if created_at.tzinfo is None:  # SQLite gives back UTC timestamps without their zone
+        created_at = created_at.replace(tzinfo=UTC)
+    return (created_at - EPOCH) // timedelta(microseconds=1) * KEY_SPAN
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def run_done(run_id: str) -> bytes:
@@ -46,8 +68,9 @@ class RunStream:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     # Logs that receive a copy of every event: the run's thread log, which thread streams follow, once the run's
-    # turn in it has come (ThreadLog).
-    mirrors: list[RunStream] = field(default_factory=list)
+    # turn in it has come (ThreadLog); there its events are keyed from `thread_key` on.
+    mirrors: list[ThreadLog] = field(default_factory=list)
+    thread_key: int = 0
     # Where events also go to be persisted for other processes (EventPersister), or None.
     sink: Callable[[Event], None] | None = None
 
@@ -79,7 +102,7 @@ class RunStream:
         if self.sink is not None:
             self.sink(event)
         for mirror in self.mirrors:
-            mirror.append(name, data)
+            mirror.add(self.thread_key + event.id, name, data)
 
     def close(self) -> None:
         self.done = True
@@ -89,10 +112,19 @@ class RunStream:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def follow(self, start: int, heartbeat: float) -> AsyncIterator[Event | None]:
-        """Events from position `start` on, live; None when `heartbeat` seconds pass with nothing new."""
+    @contextmanager
+    def followed(self) -> Iterator[None]:
+        """A reader follows it meanwhile (see `watched`)."""
         self.followers += 1
         try:
+            yield
+        finally:
+            self.followers -= 1
+            self.unfollowed_at = time.monotonic()
+
+    async def follow(self, start: int, heartbeat: float) -> AsyncIterator[Event | None]:
+        """Events from position `start` on, live; None when `heartbeat` seconds pass with nothing new."""
+        with self.followed():
             position = start
             while True:
                 position = max(position, self.base)
@@ -106,9 +138,6 @@ class RunStream:
                     await asyncio.wait_for(waiter.wait(), heartbeat)
                 except TimeoutError:
                     yield None
-        finally:
-            self.followers -= 1
-            self.unfollowed_at = time.monotonic()
 
 
 @dataclass
@@ -147,8 +176,14 @@ class ThreadLog(RunStream):
                 self.waiting.remove((run_id, let_in.set))
             raise
 
-    def mark_run_done(self, run_id: str) -> None:
-        self.append("metadata", run_done(run_id))
+    def add(self, key: int, name: str, data: bytes) -> None:
+        """An event of one of the thread's runs, under its key (see KEY_SPAN): its id for thread streams."""
+        self.events.append(Event(key, name, data))
+        self._wake()
+
+    def mark_run_done(self, run_id: str, key: int) -> None:
+        """The run's end, keyed after its last event."""
+        self.add(key, "metadata", run_done(run_id))
         self.ended[run_id] = None
         while len(self.ended) > ENDED_RUNS_REMEMBERED:
             self.ended.popitem(last=False)
@@ -177,9 +212,12 @@ class StreamRegistry:
         self._threads: OrderedDict[str, RunStream] = OrderedDict()
         self._opened: dict[str, asyncio.Event] = {}
 
-    def open(self, run_id: str, resumable: bool, thread_id: str | None = None, first_id: int = 0) -> RunStream:
-        """The log of a run starting here; `first_id` continues the ids of an earlier attempt."""
-        stream = RunStream(run_id, resumable, base=first_id)
+    def open(
+        self, run_id: str, resumable: bool, thread_id: str | None = None, first_id: int = 0, created_at: datetime = EPOCH
+    ) -> RunStream:
+        """The log of a run starting here; `first_id` continues the ids of an earlier attempt. Its events go into
+        its thread's log too, keyed by the run's `created_at`."""
+        stream = RunStream(run_id, resumable, base=first_id, thread_key=thread_key(created_at))
         if thread_id is not None:
             log = self.thread_log(thread_id)
             log.take_turn(run_id, lambda: _mirror_into(stream, log))
@@ -232,7 +270,7 @@ class StreamRegistry:
 def _mirror_into(stream: RunStream, log: ThreadLog) -> None:
     """A run's turn in its thread's log: what it sent while it waited, then the rest as it comes."""
     for event in stream.events:
-        log.append(event.name, event.data)
+        log.add(stream.thread_key + event.id, event.name, event.data)
     if stream.done:  # it ended while it waited
         _leave(stream, log)
     else:
@@ -241,5 +279,5 @@ def _mirror_into(stream: RunStream, log: ThreadLog) -> None:
 
 def _leave(stream: RunStream, log: ThreadLog) -> None:
     if not stream.handed_over:  # else the process that took the run over ends it (RunManager._copy_events)
-        log.mark_run_done(stream.run_id)
+        log.mark_run_done(stream.run_id, stream.thread_key + stream.end)
     log.end_turn(stream.run_id)

@@ -11,7 +11,7 @@ delete does — thread, then its runs — which cannot deadlock with it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, insert, or_, select, update
@@ -455,6 +455,17 @@ class RunRepository:
             select(run_events.c.seq, run_events.c.event, run_events.c.data)
             .where(run_events.c.run_id == run_id, run_events.c.seq >= start)
             .order_by(run_events.c.seq)
+        )
+        return await self.db.read(lambda conn: [tuple(r) for r in conn.execute(query).all()])
+
+    async def thread_events(self, thread_id: str, created_since: datetime) -> list[tuple[str, datetime, int, str, bytes]]:
+        """The stored events of a thread's runs created since then: (run_id, run's created_at, seq, event, data), in
+        the order the thread ran them."""
+        query = (
+            select(runs.c.run_id, runs.c.created_at, run_events.c.seq, run_events.c.event, run_events.c.data)
+            .join(run_events, run_events.c.run_id == runs.c.run_id)
+            .where(runs.c.thread_id == thread_id, runs.c.created_at >= created_since)
+            .order_by(runs.c.created_at, runs.c.run_id, run_events.c.seq)
         )
         return await self.db.read(lambda conn: [tuple(r) for r in conn.execute(query).all()])
 

@@ -135,6 +135,57 @@ async def test_a_thread_stream_shows_runs_executed_by_the_other_instance(pair):
     assert ids == sorted(set(ids))
 
 
+async def _thread_stream_until(client, thread_id: str, runs_done: int, **kwargs) -> list:
+    parts = []
+    async for part in await client.threads.join_stream(thread_id, **kwargs):
+        parts.append(part)
+        if part.event == "metadata" and part.data.get("status") == "run_done":
+            runs_done -= 1
+            if runs_done == 0:
+                return parts
+    return parts
+
+
+def _done_in(parts) -> int:
+    return sum(1 for p in parts if p.event == "metadata" and p.data.get("status") == "run_done")
+
+
+async def test_a_thread_stream_resumes_on_the_other_instance(pair):
+    """Thread stream ids mean the same on every instance: a client that read on one and reconnects to another
+    with Last-Event-ID (a load balancer, `--workers`) gets exactly what came after, though the other instance
+    never followed the thread; also in the middle of a run."""
+    a, b = sdk(pair[0]), sdk(pair[1])
+    tid = (await a.threads.create())["thread_id"]
+    follower = asyncio.create_task(asyncio.wait_for(_thread_stream_until(a, tid, 2), 30))
+    await asyncio.sleep(0.5)
+    await b.runs.create(tid, "slow", input={"steps": 2, "delay": 0.05, "label": "b"})
+    await a.runs.create(tid, "slow", input={"steps": 2, "delay": 0.05, "label": "a"}, multitask_strategy="enqueue")
+    parts = await follower
+    for cut in (0, len(parts) // 2, len(parts) - 2):
+        rest = await asyncio.wait_for(
+            _thread_stream_until(b, tid, _done_in(parts[cut + 1:]), last_event_id=parts[cut].id), 30
+        )
+        assert [(p.id, p.event, p.data) for p in rest] == [(p.id, p.event, p.data) for p in parts[cut + 1:]]
+
+    live = asyncio.create_task(asyncio.wait_for(_thread_stream_until(a, tid, 1), 30))
+    await asyncio.sleep(0.5)
+    await a.runs.create(tid, "slow", input={"steps": 4, "delay": 0.3, "label": "l"})
+    await wait_steps(a, tid, 2 + 2 + 2)  # the two runs before wrote two steps each
+    resumed = [p async for p in _first_parts(a, tid, parts[-1].id, 4)]
+    rest = await asyncio.wait_for(_thread_stream_until(b, tid, 1, last_event_id=resumed[-1].id), 30)
+    whole = await live
+    assert [p.id for p in whole] == [p.id for p in resumed] + [p.id for p in rest]
+    assert [p.data for p in whole if p.event == "values"][-1]["log"][-4:] == [f"l:{i}" for i in range(1, 5)]
+
+
+async def _first_parts(client, thread_id: str, last_event_id: str, count: int):
+    async for part in await client.threads.join_stream(thread_id, last_event_id=last_event_id):
+        yield part
+        count -= 1
+        if count == 0:
+            return
+
+
 async def test_a_late_signal_of_a_run_already_in_a_thread_stream_copies_nothing_again(pair):
     """A run of the other instance whose end is in a thread's log here: a signal of its events that comes after
     (NOTIFY is not ordered with the reads that found its end) started a second copy, from its first event."""

@@ -1,40 +1,54 @@
-"""A thread's log takes the runs of its thread in turns (runs.stream.ThreadLog): the events of a run that starts
-here wait for the end of the run before it, whose tail may still be being copied from another process."""
+"""A thread's log (runs.stream.ThreadLog): the runs of its thread in turns, keyed alike in every process.
+
+The events of a run that starts here wait for the end of the run before it, whose tail may still be being copied
+from another process; each event's id is its run's creation time and its id in the run (thread_key)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
-from aegra_server.runs.stream import StreamRegistry
+from aegra_server.runs.stream import KEY_SPAN, StreamRegistry, thread_key
+
+EARLIER = datetime(2026, 11, 30, 1, 2, 3, 456789, tzinfo=UTC)
+LATER = EARLIER + timedelta(microseconds=1)
 
 
-def _entries(log) -> list[tuple[str, object]]:
-    return [(event.name, json.loads(event.data)) for event in log.events]
+def _entries(log) -> list[tuple[int, str, object]]:
+    return [(event.id, event.name, json.loads(event.data)) for event in log.events]
+
+
+def test_keys_order_runs_by_creation_then_events_by_id() -> None:
+    assert thread_key(LATER) - thread_key(EARLIER) == KEY_SPAN
+    assert thread_key(EARLIER.replace(tzinfo=None)) == thread_key(EARLIER)  # SQLite's timestamps come back naive
+    assert thread_key(EARLIER) + KEY_SPAN - 1 < thread_key(LATER)
 
 
 async def test_a_run_starting_here_waits_for_the_tail_of_the_one_before_it() -> None:
     streams = StreamRegistry()
     log = streams.thread_log("t")
+    before = thread_key(EARLIER)
     await log.wait_turn("elsewhere")  # its events are being copied in from the database
-    log.append("values", b'{"from": "elsewhere", "n": 1}')
+    log.add(before, "values", b'{"from": "elsewhere"}')
 
-    here = streams.open("here", resumable=False, thread_id="t")
-    here.append("values", b'{"from": "here", "n": 1}')
-    log.append("values", b'{"from": "elsewhere", "n": 2}')  # the tail, copied late
-    assert [data["from"] for _, data in _entries(log)] == ["elsewhere", "elsewhere"]
+    here = streams.open("here", resumable=False, thread_id="t", created_at=LATER)
+    here.append("values", b'{"from": "here"}')
+    log.add(before + 1, "values", b'{"from": "elsewhere"}')  # the tail, copied late
+    assert [data["from"] for _, _, data in _entries(log)] == ["elsewhere", "elsewhere"]
 
-    log.mark_run_done("elsewhere")
+    log.mark_run_done("elsewhere", before + 2)
     log.end_turn("elsewhere")
-    here.append("values", b'{"from": "here", "n": 2}')
+    here.append("values", b'{"from": "here"}')
     streams.close("here")
+    after = thread_key(LATER)
     assert _entries(log) == [
-        ("values", {"from": "elsewhere", "n": 1}),
-        ("values", {"from": "elsewhere", "n": 2}),
-        ("metadata", {"status": "run_done", "run_id": "elsewhere"}),
-        ("values", {"from": "here", "n": 1}),
-        ("values", {"from": "here", "n": 2}),
-        ("metadata", {"status": "run_done", "run_id": "here"}),
+        (before, "values", {"from": "elsewhere"}),
+        (before + 1, "values", {"from": "elsewhere"}),
+        (before + 2, "metadata", {"status": "run_done", "run_id": "elsewhere"}),
+        (after, "values", {"from": "here"}),
+        (after + 1, "values", {"from": "here"}),
+        (after + 2, "metadata", {"status": "run_done", "run_id": "here"}),
     ]
     assert list(log.ended) == ["elsewhere", "here"]
 
@@ -43,14 +57,14 @@ async def test_a_run_that_ended_while_it_waited_goes_in_whole_when_its_turn_come
     streams = StreamRegistry()
     log = streams.thread_log("t")
     await log.wait_turn("elsewhere")
-    quick = streams.open("quick", resumable=False, thread_id="t")
+    quick = streams.open("quick", resumable=False, thread_id="t", created_at=LATER)
     quick.append("values", b'{"n": 1}')
     streams.close("quick")
     copier = asyncio.create_task(log.wait_turn("later"))  # a third run, copied after
     await asyncio.sleep(0)
-    log.mark_run_done("elsewhere")
+    log.mark_run_done("elsewhere", thread_key(EARLIER))
     log.end_turn("elsewhere")
-    assert [(name, data.get("run_id", data.get("n"))) for name, data in _entries(log)] == [
+    assert [(name, data.get("run_id", data.get("n"))) for _, name, data in _entries(log)] == [
         ("metadata", "elsewhere"), ("values", 1), ("metadata", "quick"),
     ]
     await asyncio.wait_for(copier, 1)
