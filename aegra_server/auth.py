@@ -24,7 +24,8 @@ unless `auth.disable_studio_auth` is set; it can, because LangSmith vouches for 
 for it here, so Aegra honours the header only under `aegra dev` (where the server listens on localhost for its
 developer) and never under `aegra serve`. The handlers still run, with `ctx.user` a `StudioUser`.
 
-Without `auth.path` every request is allowed, and graphs see no `langgraph_auth_user`, as before.
+Without `auth.path` every request is allowed, and graphs see `langgraph_auth_user` None (user id "", no
+permissions), as langgraph-api gives them.
 """
 
 from __future__ import annotations
@@ -382,9 +383,10 @@ def search_value(query: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def graph_configurable(run_context: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The `configurable` entries langgraph-api gives an authenticated run."""
+    """The `configurable` entries langgraph-api gives a run: the authenticated user, or none (what it gives
+    without auth), in place of whatever the client's config said."""
     if not run_context:
-        return {}
+        return {"langgraph_auth_user": None, "langgraph_auth_user_id": "", "langgraph_auth_permissions": []}
     user = AuthUser(run_context["user"])
     return {
         "langgraph_auth_user": user,

@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:
 
 @pytest.fixture(scope="session")
 def graphs_config() -> Path:
-    """tests/graphs/aegra.json: echo, chat, hitl, slow, subgraph, custom, configurable, failing, factory."""
+    """tests/graphs/aegra.json: echo, chat, hitl, slow, subgraph, custom, configurable, failing, factory, whoami."""
     return ROOT / "tests" / "graphs" / "aegra.json"
 
 

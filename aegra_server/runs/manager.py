@@ -511,9 +511,19 @@ class RunManager:
             graph_id=job.graph_id,
         )
         configurable.update(graph_configurable(kwargs.get("auth")))
+        # As langgraph-api: `user_id` is the one the run, thread or assistant set, else the caller's ("" without auth);
+        # `langgraph_request_id` the creating request's.
+        if not configurable.get("user_id"):
+            configurable["user_id"] = configurable["langgraph_auth_user_id"]
+        if kwargs.get("request_id") and not configurable.get("langgraph_request_id"):
+            configurable["langgraph_request_id"] = kwargs["request_id"]
         config["metadata"].update(job.run["metadata"])
         config["metadata"].update(
-            run_id=job.run_id, thread_id=job.thread_id, assistant_id=job.run["assistant_id"], graph_id=job.graph_id
+            run_id=job.run_id,
+            thread_id=job.thread_id,
+            assistant_id=job.run["assistant_id"],
+            graph_id=job.graph_id,
+            run_attempt=job.attempt,
         )
         config["run_id"] = job.run_id
         return config

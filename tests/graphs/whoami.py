@@ -2,7 +2,8 @@
 
 It reads the user the two documented ways: `config["configurable"]["langgraph_auth_user"]` (with
 `langgraph_auth_user_id` and `langgraph_auth_permissions`) and LangGraph's runtime (`runtime.server_info.user`).
-Without auth both are absent and it reports None.
+Without auth the user is None. It also reports the configurable's `user_id` and `langgraph_request_id`, and the
+run's attempt from its metadata.
 """
 
 from typing import Any
@@ -19,6 +20,9 @@ class WhoAmI(TypedDict, total=False):
     permissions: list[str] | None
     org: str | None
     runtime_identity: str | None
+    configurable_user_id: str | None
+    request_id: str | None
+    run_attempt: int | None
 
 
 def whoami(state: WhoAmI, config: RunnableConfig, runtime: Runtime) -> dict[str, Any]:
@@ -31,6 +35,9 @@ def whoami(state: WhoAmI, config: RunnableConfig, runtime: Runtime) -> dict[str,
         "permissions": configurable.get("langgraph_auth_permissions"),
         "org": user.get("org") if user is not None else None,
         "runtime_identity": server_user.identity if server_user is not None else None,
+        "configurable_user_id": configurable.get("user_id"),
+        "request_id": configurable.get("langgraph_request_id"),
+        "run_attempt": (config.get("metadata") or {}).get("run_attempt"),
     }
 
 

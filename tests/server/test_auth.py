@@ -295,12 +295,15 @@ async def test_streams_are_the_owners(alice, bob) -> None:
 async def test_the_user_reaches_the_graph(alice, bob) -> None:
     for client, who, permissions, org in ((alice, "alice", ["assistants:delete"], "acme"), (bob, "bob", [], "globex")):
         stateless = await client.runs.wait(None, "whoami", input={})
+        assert stateless.pop("request_id")  # the creating request's, which the SDK does not name
         assert stateless == {
             "identity": who,
             "user_id": who,
             "permissions": permissions,
             "org": org,
             "runtime_identity": who,
+            "configurable_user_id": who,  # as langgraph-api: the caller's, when no config set one
+            "run_attempt": 1,
         }
         thread_id = (await client.threads.create())["thread_id"]
         threaded = await client.runs.wait(thread_id, "whoami", input={})

@@ -479,6 +479,33 @@ async def test_run_metadata_reaches_run_and_checkpoints(client):
     assert state["metadata"]["run_id"] == run["run_id"]
 
 
+async def test_what_a_graph_sees_of_its_caller_without_auth(client, http):
+    """As langgraph-api without auth: no user (a client's config cannot pose as one), `user_id` "" unless the run,
+    thread or assistant set one, the creating request's id, and the run's attempt in its metadata."""
+    thread_id = await new_thread(client)
+    forged = {"configurable": {"langgraph_auth_user": {"identity": "bob"}, "langgraph_auth_user_id": "bob"}}
+    response = await http.post(
+        f"/threads/{thread_id}/runs/wait",
+        json={"assistant_id": "whoami", "input": {}, "config": forged},
+        headers={"X-Request-ID": "req-1234"},
+    )
+    assert response.json() == {
+        "identity": None,
+        "user_id": "",
+        "permissions": [],
+        "org": None,
+        "runtime_identity": None,
+        "configurable_user_id": "",
+        "request_id": "req-1234",
+        "run_attempt": 1,
+    }
+    assert (await client.threads.get_state(thread_id))["metadata"]["run_attempt"] == 1
+    given = await client.runs.wait(None, "whoami", input={}, config={"configurable": {"user_id": "u1"}})
+    assert given["configurable_user_id"] == "u1"
+    assistant = await client.assistants.create("whoami", config={"configurable": {"user_id": "u2"}})
+    assert (await client.runs.wait(None, assistant["assistant_id"], input={}))["configurable_user_id"] == "u2"
+
+
 # ---- failures -------------------------------------------------------------------------------------------------
 
 

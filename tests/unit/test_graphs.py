@@ -31,7 +31,9 @@ from aegra_server.graphs import (
 from tests.projects import COUNTER_GRAPH  # noqa: E402
 
 GRAPHS_DIR = Path(__file__).resolve().parent.parent / "graphs"
-ALL_IDS = ["echo", "chat", "hitl", "slow", "subgraph", "custom", "configurable", "context_only", "failing", "factory"]
+ALL_IDS = [
+    "echo", "chat", "hitl", "slow", "subgraph", "custom", "configurable", "context_only", "failing", "factory", "whoami"
+]
 
 
 
