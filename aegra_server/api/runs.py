@@ -17,6 +17,7 @@ from aegra_server.api.threads import forget_run
 from aegra_server.auth import AuthDep, RequestAuth
 from aegra_server.runs.execute import run_output as output_of
 from aegra_server.runs.manager import public_kwargs
+from aegra_server.runs.state_updates import EVENT as STATE_UPDATE
 from aegra_server.runs.stream import Event
 from aegra_server.serde import dumps
 from aegra_server.services import Services
@@ -307,7 +308,7 @@ def _modes(values: list[str]) -> set[str] | None:
                 continue
             except ValueError:
                 pass
-        modes.add(value)
+        modes.update(mode.strip() for mode in value.split(",") if mode.strip())  # langgraph-api takes `a,b` too
     if "messages-tuple" in modes:
         modes.add("messages")
     return modes or None
@@ -414,16 +415,20 @@ async def join_thread_stream(
     """Every run's events on the thread, live, each run ending with `metadata {"status": "run_done"}`.
 
     The SDK sends `stream_mode`, langgraph-api reads `stream_modes`: both are accepted. `run_modes` (the default)
-    passes run events, `lifecycle` only the metadata events that start and end runs.
+    passes run events, `lifecycle` only the metadata events that start and end runs, `state_update` the thread's
+    state after each edit of it (runs.state_updates).
     """
     await authorized_thread(services, auth, thread_id, "read")
     log = services.runs.streams.thread_log(thread_id)
     after = None if last_event_id is None else _thread_key(last_event_id)
     modes = _modes(stream_mode + stream_modes) or {"run_modes"}
-    only_lifecycle = "run_modes" not in modes
 
     def framed(event: Event) -> bytes | None:
-        return frame(event.name, event.data, str(event.id)) if not only_lifecycle or event.name == "metadata" else None
+        if event.name == STATE_UPDATE:
+            wanted = STATE_UPDATE in modes
+        else:
+            wanted = "run_modes" in modes or ("lifecycle" in modes and event.name == "metadata")
+        return frame(event.name, event.data, str(event.id)) if wanted else None
 
     async def events() -> AsyncIterator[bytes]:
         # Ids are the same in every process (runs.stream.thread_key): a client resuming here may have read

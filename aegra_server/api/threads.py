@@ -7,7 +7,7 @@ from typing import Any, get_args
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from langgraph.errors import InvalidUpdateError
 from langgraph.graph import END
-from langgraph.types import Command, StateUpdate
+from langgraph.types import Command, StateSnapshot, StateUpdate
 
 from aegra_server.api import extract, schemas
 from aegra_server.api.deps import ServicesDep
@@ -18,6 +18,7 @@ from aegra_server.services import Services
 from aegra_server.state import empty_state, interrupts_by_task, status_of, thread_state
 from aegra_server.storage.checkpoints import copy_thread, delete_run_checkpoints, keep_latest, thread_storage
 from aegra_server.storage.common import NotFound, new_id
+from aegra_server.storage.threads import graph_config_of
 
 # What a state edit the graph refuses raises: an unknown node, or values a channel's reducer cannot take ("x"
 # added to a number, 5 as a message list). The caller's mistake, a 400, as langgraph-api answers.
@@ -46,17 +47,13 @@ async def _thread(
 
 
 async def _graph_of(services: Services, thread: dict[str, Any]):
-    """The graph a thread runs (from the graph_id its first run stamped), or None for a thread never run. A factory
-    builds it from the thread's config (what its runs' assistants and runs set: storage.threads.config_taken_by_run),
-    as langgraph-api builds it for state reads and edits."""
+    """The graph a thread runs (from the graph_id its first run stamped), or None for a thread never run; a factory
+    builds it from the thread's config (storage.threads.graph_config_of)."""
     graph_id = thread["metadata"].get("graph_id")
     if not graph_id or graph_id not in services.registry:
         return None
-    thread_config = thread.get("config") or {}
-    configurable = {**(thread_config.get("configurable") or {}), "thread_id": thread["thread_id"]}
-    config = {**thread_config, "configurable": configurable}
     return await services.registry.graph(
-        graph_id, config, checkpointer=services.checkpointer, store=services.store
+        graph_id, graph_config_of(thread), checkpointer=services.checkpointer, store=services.store
     )
 
 
@@ -103,7 +100,7 @@ def _checkpoint_config(
     return {"configurable": conf}
 
 
-async def _sync_thread_state(services: Services, thread_id: str, graph) -> None:
+async def _sync_thread_state(services: Services, thread_id: str, graph) -> StateSnapshot:
     """Copy the head state into the thread row after an edit, so reads and `values` searches see it."""
     snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
     await services.repos.threads.set_state(
@@ -112,6 +109,7 @@ async def _sync_thread_state(services: Services, thread_id: str, graph) -> None:
         interrupts=interrupts_by_task(snapshot),
         status=status_of(snapshot),
     )
+    return snapshot
 
 
 @router.post("")
@@ -291,7 +289,8 @@ async def update_state(
         new_config = await graph.aupdate_state(config, body.values, as_node=body.as_node)
     except REFUSED_UPDATES as exc:
         raise HTTPException(400, f"cannot update state: {type(exc).__name__}: {exc}") from None
-    await _sync_thread_state(services, thread_id, graph)
+    snapshot = await _sync_thread_state(services, thread_id, graph)
+    await services.runs.state_updates.announce(thread_id, thread_state(snapshot))
     written = new_config["configurable"]
     # `configurable` and `checkpoint_id` are deprecated spellings langgraph-api still sends for older clients.
     return JSONResponse({"checkpoint": written, "configurable": written, "checkpoint_id": written["checkpoint_id"]})

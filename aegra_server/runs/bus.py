@@ -3,6 +3,7 @@
 - `wake`: there is work to claim (a run was created or a thread's run finished).
 - `cancel`: payload "run_id:action", for the process that holds the run.
 - `events`: payload run_id, new events of that run were persisted (or it ended).
+- `state`: payload "sender thread_id key", a thread's state was edited (runs.state_updates).
 
 One SQLite process delivers them in memory. Several processes on one SQLite file (`aegra serve --workers N`)
 send them as datagrams to each other's Unix socket, in a folder named after the database. On Postgres they
@@ -26,7 +27,7 @@ from aegra_server.storage.connections import log_failure
 
 log = logging.getLogger("aegra.bus")
 
-CHANNELS = ("aegra_wake", "aegra_cancel", "aegra_events")
+CHANNELS = ("aegra_wake", "aegra_cancel", "aegra_events", "aegra_state")
 CONNECT_TIMEOUT = 5  # seconds; a signal waits at most this for a database that went away
 Listener = Callable[[str], None]
 

@@ -44,6 +44,7 @@ from aegra_server.runs.stream import (
     run_done,
     thread_key,
 )
+from aegra_server.runs.state_updates import StateUpdates
 from aegra_server.runs.webhooks import WebhookSender
 from aegra_server.serde import dumps, error_of, jsonable
 from aegra_server.settings import Settings
@@ -158,6 +159,7 @@ class RunManager:
         # Log correlation, spans and metrics for each run (aegra_server/observability).
         self.observer = observer or RunObserver()
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.state_updates = StateUpdates(self)
         self.streams = StreamRegistry()
         self.webhooks = webhooks or WebhookSender()
         self.persister = EventPersister(repos.runs, self.bus) if self.bus.shared else None
@@ -194,6 +196,7 @@ class RunManager:
         self.bus.listen("aegra_wake", lambda _: self._wake.set())
         self.bus.listen("aegra_cancel", self._on_cancel_signal)
         self.bus.listen("aegra_events", self._on_events_signal)
+        self.state_updates.start()
         await self.bus.start()
         if not self.bus.shared:
             await self.repos.runs.release("*")
@@ -230,6 +233,7 @@ class RunManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.state_updates.stop()
         if self.persister is not None:
             await self.persister.close()
         await self.webhooks.close()

@@ -181,6 +181,16 @@ class ThreadLog(RunStream):
         self.events.append(Event(key, name, data))
         self._wake()
 
+    def add_in_turn(self, key: int, name: str, data: bytes) -> None:
+        """An event of the thread's own (not a run's), after the run writing now, if any, has ended."""
+        turn = f"thread event {key}"
+
+        def write() -> None:
+            self.add(key, name, data)
+            self.end_turn(turn)
+
+        self.take_turn(turn, write)
+
     def mark_run_done(self, run_id: str, key: int) -> None:
         """The run's end, keyed after its last event."""
         self.add(key, "metadata", run_done(run_id))

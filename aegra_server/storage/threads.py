@@ -57,6 +57,14 @@ def config_taken_by_run(thread: dict[str, Any], assistant: dict[str, Any], run: 
     return {**assistant, **thread, **run, "configurable": configurable}
 
 
+def graph_config_of(thread: dict[str, Any]) -> dict[str, Any]:
+    """The config a thread's graph is built with for reading or editing its state: the thread's config (see
+    config_taken_by_run), naming the thread, as langgraph-api builds it; a factory sees what the thread's runs set."""
+    thread_config = thread.get("config") or {}
+    configurable = {**(thread_config.get("configurable") or {}), "thread_id": thread["thread_id"]}
+    return {**thread_config, "configurable": configurable}
+
+
 def _ttl_columns(ttl: dict[str, Any] | None) -> dict[str, Any]:
     if not ttl:
         return {}

@@ -178,6 +178,28 @@ async def test_a_thread_stream_resumes_on_the_other_instance(pair):
     assert [p.data for p in whole if p.event == "values"][-1]["log"][-4:] == [f"l:{i}" for i in range(1, 5)]
 
 
+async def test_an_edit_of_the_state_on_one_instance_reaches_thread_streams_on_the_other(pair):
+    """`state_update` events: the other instance reads the edited state itself (a signal carries none) and
+    sends it under the same id."""
+    a, b = sdk(pair[0]), sdk(pair[1])
+    tid = (await a.threads.create())["thread_id"]
+    await a.runs.wait(tid, "slow", input={"steps": 1, "delay": 0, "label": "s"})
+
+    async def first_update(client):
+        async for part in await client.threads.join_stream(tid, stream_mode="state_update"):
+            return part
+
+    on_a = asyncio.create_task(asyncio.wait_for(first_update(a), 30))
+    on_b = asyncio.create_task(asyncio.wait_for(first_update(b), 30))
+    await asyncio.sleep(0.5)
+    await b.threads.update_state(tid, {"label": "edited"})
+    seen_a, seen_b = await on_a, await on_b
+    assert seen_a.event == seen_b.event == "state_update"
+    assert seen_a.id == seen_b.id
+    assert seen_a.data == seen_b.data
+    assert seen_a.data["state"]["values"]["label"] == "edited"
+
+
 async def _first_parts(client, thread_id: str, last_event_id: str, count: int):
     async for part in await client.threads.join_stream(thread_id, last_event_id=last_event_id):
         yield part
