@@ -454,6 +454,9 @@ class ThreadProtocolLog:
             elif isinstance(data, dict) and data.get("run_id"):
                 await self._start_run(data["run_id"], data.get("attempt"))
             return
+        handler = _HANDLERS.get(mode)
+        if handler is None and mode != "error":
+            return  # debug, events, legacy messages/*, the thread's own state_update: not part of the protocol
         run = self.current
         if run is None:  # events whose run start was trimmed away
             run = self.current = RunState(run_id=None)
@@ -464,9 +467,6 @@ class ThreadProtocolLog:
                 run.error = f"{data.get('error')}: {message}" if data.get("error") and message else str(message)
             else:
                 run.error = str(data)
-            return
-        handler = _HANDLERS.get(mode)
-        if handler is None:  # debug, events, legacy messages/*: not part of the protocol
             return
         data = loads(raw)
         if ns:

@@ -762,3 +762,26 @@ async def test_sdk_transport_reopens_with_since_without_loss_or_duplicates(clien
     assert before + after == whole
     assert len({e["event_id"] for e in whole}) == len(whole)
     assert [e["seq"] for e in whole] == list(range(1, len(whole) + 1))
+
+
+async def test_a_state_update_between_runs_is_not_part_of_the_protocol() -> None:
+    """The thread log also holds the thread's own `state_update` events (thread streams send them); the protocol
+    has no such event, and one between two runs must not count as a run of its own."""
+    from aegra_server.serde import dumps
+
+    def source_with(edit: bool) -> RunStream:
+        source = RunStream("thread")
+        for run_id in ("run-1", "run-2"):
+            source.append("metadata", dumps({"run_id": run_id, "attempt": 1}))
+            source.append("values", dumps({"n": run_id}))
+            source.append("metadata", dumps({"status": "run_done", "run_id": run_id}))
+            if edit and run_id == "run-1":
+                source.append("state_update", dumps({"state": {"values": {"n": 0}}, "thread_id": "thread"}))
+        return source
+
+    logs = []
+    for edit in (False, True):
+        plog = ThreadProtocolLog("thread", source_with(edit))
+        await plog.sync()
+        logs.append([(e["method"], e["params"]["data"]) for e in _events(plog)])
+    assert logs[1] == logs[0]
