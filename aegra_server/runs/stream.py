@@ -31,6 +31,7 @@ ENDED_RUNS_REMEMBERED = 64  # per thread log
 # integers, ordered as the runs of a thread were created (one at a time, under the thread's lock) and as each run
 # sent its events; room for a billion events a run.
 KEY_SPAN = 10**9
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def thread_key(created_at: datetime) -> int:
@@ -38,9 +39,6 @@ def thread_key(created_at: datetime) -> int:
     if created_at.tzinfo is None:  # SQLite gives back UTC timestamps without their zone
         created_at = created_at.replace(tzinfo=UTC)
     return (created_at - EPOCH) // timedelta(microseconds=1) * KEY_SPAN
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def run_done(run_id: str) -> bytes:
@@ -149,7 +147,7 @@ class ThreadLog(RunStream):
     can start here while the tail of the one before, executed elsewhere, is still being copied. Its events wait
     for that run's `run_done`, rather than interleave with its last ones."""
 
-    writer: str | None = None  # the run whose events go in now
+    writer: str | None = None  # the run whose events go in now (or the thread's own event: add_in_turn)
     # The latest runs whose `run_done` it holds: a signal of theirs that comes late starts no second copy.
     ended: OrderedDict[str, None] = field(default_factory=OrderedDict)
     # Runs waiting for their turn, in the order they came, with what lets each one in.
@@ -219,7 +217,7 @@ class StreamRegistry:
     def __init__(self) -> None:
         self._live: dict[str, RunStream] = {}
         self._finished: OrderedDict[str, RunStream] = OrderedDict()
-        self._threads: OrderedDict[str, RunStream] = OrderedDict()
+        self._threads: OrderedDict[str, ThreadLog] = OrderedDict()
         self._opened: dict[str, asyncio.Event] = {}
 
     def open(
