@@ -117,6 +117,8 @@ async def delete_assistant(
     # would finish for an assistant that no longer exists.
     await services.runs.cancel_assistant(assistant_id)
     await services.repos.assistants.delete(assistant_id, auth_filter=auth_filter)
+    # And those made meanwhile (a run made while the first ones stopped would run for a deleted assistant).
+    await services.runs.cancel_assistant(assistant_id)
     if delete_threads:
         page = await services.repos.threads.search(
             metadata={"assistant_id": assistant_id}, limit=100_000, auth_filter=thread_filter

@@ -394,7 +394,11 @@ class RunManager:
         try:
             assistant = await self.repos.assistants.get(row["assistant_id"])
         except NotFound:
-            await self.repos.runs.finish(row, status="error", thread_status="error", values=None, interrupts=None)
+            # Deleted since the run was made: its delete stops the runs it finds, and this one came in between. It
+            # ends as that delete ends them (as langgraph-api stops the runs of an assistant it deletes), not in error.
+            await self.repos.runs.finish(row, status="interrupted", thread_status="idle", values=None, interrupts=None)
+            await self._thread_as_its_checkpoint(row["thread_id"])
+            await self._announce_end(row["run_id"])
             return
         attempt, first_seq = 1, 0
         if row.pop("resumed", False):

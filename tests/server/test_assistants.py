@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
+from sqlalchemy import create_engine, text
 
 from aegra_server.settings import Settings
+from aegra_server.storage.urls import parse_database_url
 from tests.server.conftest import HTTP_TIMEOUT, _ServerThread
 from tests.server.helpers import default_assistant_id, human, tag, texts, wait_status
 
@@ -441,6 +443,26 @@ async def test_a_graph_removed_from_the_config_loses_its_default_assistant_not_t
     }
     # Back in the config, the graph gets its default assistant again.
     assert ("gone", default_assistant_id("gone")) in await serving(["kept", "gone"], listed)
+
+
+async def test_a_run_whose_assistant_goes_before_it_starts_ends_interrupted(client, database_url):
+    """A run made while the delete of its assistant stops the others (the window between the two): deleted here by
+    another client on the database, after the run was queued. It ends interrupted, as the delete would have left
+    it, not in an error without a cause (the concurrency soak met that once)."""
+    assistant = await client.assistants.create(graph_id="slow")
+    thread_id = (await client.threads.create())["thread_id"]
+    first = await client.runs.create(thread_id, "slow", input={"steps": 2, "delay": 0.3, "label": "f"})
+    queued = await client.runs.create(
+        thread_id, assistant["assistant_id"], input={"steps": 1, "label": "q"}, multitask_strategy="enqueue"
+    )
+    engine = create_engine(parse_database_url(database_url).sqlalchemy_sync)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM assistants WHERE assistant_id = :id"), {"id": assistant["assistant_id"]})
+    engine.dispose()
+    await client.runs.join(thread_id, first["run_id"])
+    await wait_status(client, thread_id, queued["run_id"], "interrupted")
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+    assert "q:1" not in (await client.threads.get_state(thread_id))["values"]["log"]
 
 
 async def test_deleting_an_assistant_stops_its_runs(client):
