@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.checkpoint.base.id import uuid6
+from langgraph.types import StateSnapshot
 from sqlalchemy import text
 
 from aegra_server.auth import graph_configurable
@@ -56,6 +57,7 @@ from aegra_server.storage.connections import connection_lost, log_failure
 from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.runs import ACTIVE, TakenOver
+from aegra_server.storage.threads import graph_config_of
 
 log = logging.getLogger("aegra.runs")
 
@@ -955,16 +957,21 @@ class RunManager:
             thread = await self.repos.threads.get(thread_id)
         except NotFound:
             return  # a rollback's thread, or one deleted meanwhile
-        graph_id = (thread.get("metadata") or {}).get("graph_id")
-        if thread["status"] != "idle" or graph_id not in self.registry:
+        if thread["status"] != "idle":
             return
-        config = {"configurable": {"thread_id": thread_id}}
-        scope = self.registry.graph_scope(graph_id, config, checkpointer=self.checkpointer, store=self.store)
-        async with scope as graph:
-            snapshot = await graph.aget_state(config)
-        status = status_of(snapshot)
-        if status != "idle":
+        snapshot = await self.thread_snapshot(thread)
+        if snapshot is not None and (status := status_of(snapshot)) != "idle":
             await self.repos.threads.set_status_if_idle(thread_id, status)
+
+    async def thread_snapshot(self, thread: dict[str, Any]) -> StateSnapshot | None:
+        """The thread's state as its checkpoint has it, its graph built as state reads build it (from the thread's
+        config: storage.threads.graph_config_of); None for a thread whose graph is not served here."""
+        graph_id = (thread.get("metadata") or {}).get("graph_id")
+        if graph_id not in self.registry:
+            return None
+        config = graph_config_of(thread)
+        async with self.registry.graph_scope(graph_id, config, checkpointer=self.checkpointer, store=self.store) as graph:
+            return await graph.aget_state({"configurable": {"thread_id": thread["thread_id"]}})
 
     def _on_cancel_signal(self, payload: str) -> None:
         run_id, _, rest = payload.partition(":")

@@ -19,7 +19,6 @@ from aegra_server.serde import dumps
 from aegra_server.state import thread_state
 from aegra_server.storage.common import NotFound
 from aegra_server.storage.database import utcnow
-from aegra_server.storage.threads import graph_config_of
 
 if TYPE_CHECKING:
     from aegra_server.runs.manager import RunManager
@@ -65,21 +64,15 @@ class StateUpdates:
 
     async def _copy(self, thread_id: str, key: int, thread_log) -> None:
         """Another process edited the thread: its state as this process reads it now, in this process's log."""
-        runs = self._runs
         try:
-            thread = await runs.repos.threads.get(thread_id)
-            graph_id = thread["metadata"].get("graph_id")
-            if graph_id not in runs.registry:
-                return
-            config = graph_config_of(thread)
-            async with runs.registry.graph_scope(graph_id, config, checkpointer=runs.checkpointer, store=runs.store) as graph:
-                snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+            snapshot = await self._runs.thread_snapshot(await self._runs.repos.threads.get(thread_id))
         except NotFound:
             return  # deleted meanwhile
         except Exception:
             log.exception("reading the state of thread %s for its thread stream failed", thread_id)
             return
-        thread_log.add_in_turn(key, EVENT, _data(thread_id, thread_state(snapshot)))
+        if snapshot is not None:
+            thread_log.add_in_turn(key, EVENT, _data(thread_id, thread_state(snapshot)))
 
 
 def _data(thread_id: str, state: dict[str, Any]) -> bytes:
