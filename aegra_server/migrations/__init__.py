@@ -18,6 +18,7 @@ The `alembic.ini` next to this file is only for developers running the Alembic C
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -159,13 +160,32 @@ def _engine(url: DatabaseUrl, *, for_upgrade: bool) -> Engine:
             # WAL lets the server's readers and its one writer work at once. The mode is stored in the file,
             # and it can only be switched outside a transaction, so here.
             if not url.is_memory:
-                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+                _switch_to_wal(dbapi_connection)
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _switch_to_wal(dbapi_connection: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting as long as the busy timeout while another process holds it.
+
+    The switch reads the file (a shared lock), then needs it alone. When another connection has started
+    writing meanwhile (another migrator switching it first, or holding its write lock), SQLite answers
+    "database is locked" at once instead of calling the busy handler, since both waiting could deadlock;
+    so wait here, without the shared lock, and try again. Once another process has switched it, it is a no-op.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _revision(connection: Connection) -> str | None:

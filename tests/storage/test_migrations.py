@@ -241,6 +241,38 @@ def test_sqlite_upgrade_creates_folder_and_uses_wal(sqlite_url: str) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+def test_sqlite_switch_to_wal_waits_for_a_writer_holding_the_file(sqlite_url: str) -> None:
+    """Another process writing while a migrator switches the file to WAL: SQLite refuses the switch at once
+    (no busy handler, lest both wait on each other); the migrator waits for the writer and goes on.
+    Two migrators switching a fresh file together meet the same (seen in CI)."""
+    path = Path(parse_database_url(sqlite_url).sqlite_path)
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE other_tool (a)")
+    holding = threading.Event()
+
+    def writer() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO other_tool VALUES (1)")
+        holding.set()
+        time.sleep(0.5)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        assert migrations.upgrade(sqlite_url) == migrations.head()
+    finally:
+        thread.join()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT a FROM other_tool").fetchall() == [(1,)]
+
+
 def test_sqlite_current_creates_no_file(sqlite_url: str) -> None:
     path = Path(parse_database_url(sqlite_url).sqlite_path)
 
