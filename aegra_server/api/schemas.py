@@ -4,6 +4,7 @@ servers don't know, e.g. `strict_resume`)."""
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -57,12 +58,19 @@ WrittenMetadata = Annotated[dict[str, Any] | None, AfterValidator(_without_reser
 
 
 def _check_config(config: dict[str, Any]) -> dict[str, Any]:
-    """`configurable` and `metadata` are merged key by key into the run's config, so they must be objects."""
+    """`configurable` and `metadata` are merged key by key into the run's config, so they must be objects; `tags`
+    and `recursion_limit` are typed as langgraph-api's Config has them (else a run would fail on them later)."""
     for key in ("configurable", "metadata"):
         if key in config and config[key] is None:
             config = {k: v for k, v in config.items() if k != key}
         elif key in config and not isinstance(config[key], dict):
             raise ValueError(f"config.{key} must be an object")
+    tags = config.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
+        raise ValueError("config.tags must be a list of strings")
+    limit = config.get("recursion_limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise ValueError("config.recursion_limit must be an integer")
     if "metadata" in config:  # only written configs are RunnableConfig: assistants', runs' and crons'
         config = {**config, "metadata": _without_reserved_keys(config["metadata"])}
     return config
@@ -143,8 +151,12 @@ class SetLatest(Body):
     version: int
 
 
+# What a state edit writes, as langgraph-api types it: an object (channel -> value), a list of them, or nothing.
+StateValues = dict[str, Any] | list[Any] | None
+
+
 class StateUpdate(Body):
-    values: Any = None
+    values: StateValues = None
     command: dict[str, Any] | None = None
     as_node: str | None = None
 
@@ -203,7 +215,7 @@ class ThreadCount(Body):
 
 
 class ThreadStateUpdate(Body):
-    values: Any = None
+    values: StateValues = None
     as_node: str | None = None
     checkpoint: CheckpointRef | None = None
     checkpoint_id: str | None = None
@@ -221,10 +233,26 @@ class HistoryQuery(Body):
     checkpoint: CheckpointRef | None = None
 
 
+class Send(Body):
+    """A node to run with an input of its own (langgraph's Send)."""
+
+    node: str
+    input: Any
+
+
 class Command(Body):
-    update: Any = None
+    update: dict[str, Any] | list[Any] | None = None
     resume: Any = None
-    goto: Any = None
+    goto: Send | str | list[Send | str] | None = None
+
+
+def _checkpoint_id(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise ValueError(f"must be a UUID, got {value!r}") from None
+    return value
 
 
 Durability = Literal["sync", "async", "exit"]
@@ -243,7 +271,9 @@ class RunCreate(Body):
     input: Any = None
     command: Command | None = None
     checkpoint: CheckpointRef | None = None
-    checkpoint_id: str | None = None
+    # A checkpoint id is a UUID: anything else is refused (as langgraph-api), not a run that fails on an
+    # unknown checkpoint.
+    checkpoint_id: Annotated[str | None, AfterValidator(_checkpoint_id)] = None
     metadata: WrittenMetadata = None
     config: RunnableConfig | None = None
     context: dict[str, Any] | None = None

@@ -221,6 +221,46 @@ async def test_malformed_and_mistyped_bodies_are_4xx(raw: httpx.AsyncClient) -> 
     assert_clean(await raw.post("/threads/search", json={"status": "on fire"}), 422, "status")
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"config": {"recursion_limit": "many"}}, "config.recursion_limit"),
+        ({"config": {"recursion_limit": True}}, "config.recursion_limit"),
+        ({"config": {"tags": "one"}}, "config.tags"),
+        ({"config": {"tags": [1]}}, "config.tags"),
+        ({"command": {"goto": 5}}, "goto"),
+        ({"command": {"goto": {"input": {}}}}, "node"),
+        ({"command": {"update": "x"}}, "update"),
+        ({"checkpoint_id": "latest"}, "checkpoint_id"),
+    ],
+)
+async def test_mistyped_run_fields_are_422_and_make_no_run(raw: httpx.AsyncClient, body: dict, field: str) -> None:
+    """Typed as langgraph-api types them: refused up front, naming the field, rather than a run that fails on them
+    (a string recursion limit, a goto of a number, an unknown checkpoint id all failed the run before)."""
+    thread_id = (await raw.post("/threads", json={})).json()["thread_id"]
+    assert_clean(await raw.post(f"/threads/{thread_id}/runs", json={"assistant_id": "echo", **body}), 422, field)
+    assert (await raw.get(f"/threads/{thread_id}/runs")).json() == []
+    if "config" in body:
+        assert_clean(await raw.post("/assistants", json={"graph_id": "echo", **body}), 422, field)
+
+
+async def test_well_typed_gotos_are_taken(raw: httpx.AsyncClient) -> None:
+    """A goto names a node, sends to one (`{node, input}`), or lists either, as langgraph's Command takes it."""
+    for goto in ["echo", {"node": "echo", "input": {"messages": []}}, ["echo", {"node": "echo", "input": {}}]]:
+        response = await raw.post("/runs/wait", json={"assistant_id": "echo", "command": {"goto": goto}})
+        assert response.status_code == 200, (goto, response.text)
+        assert "__error__" not in response.json(), (goto, response.text)
+
+
+@pytest.mark.parametrize("values", [5, "text", True])
+async def test_state_values_that_are_neither_object_nor_list_are_422(raw: httpx.AsyncClient, values: object) -> None:
+    thread_id = (await raw.post("/threads", json={"metadata": {"graph_id": "echo"}})).json()["thread_id"]
+    assert_clean(await raw.post(f"/threads/{thread_id}/state", json={"values": values}), 422, "values")
+    superstep = {"supersteps": [{"updates": [{"values": values, "as_node": "echo"}]}]}
+    assert_clean(await raw.post("/threads", json=superstep), 422, "values")
+    assert (await raw.get(f"/threads/{thread_id}/history")).json() == []
+
+
 # ---- ids ----------------------------------------------------------------------------------------------------------
 
 
@@ -238,6 +278,7 @@ async def test_bad_uuids_are_422_naming_the_field(raw: httpx.AsyncClient, bad: s
     assert_clean(await raw.get(path("/assistants/{bad}")), 422, "assistant_id")
     assert_clean(await raw.post("/threads", json={"thread_id": bad}), 422, "thread_id")
     assert_clean(await raw.post("/threads/prune", json={"thread_ids": [bad]}), 422, "thread_ids")
+    assert_clean(await raw.post("/runs", json={"assistant_id": "echo", "checkpoint_id": bad}), 422, "checkpoint_id")
 
 
 async def test_unknown_ids_are_404(raw: httpx.AsyncClient) -> None:
