@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
+from base64 import b64encode
+from collections import deque
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+from pathlib import PurePath
 from typing import Any
 from uuid import UUID
 
 import orjson
 from langgraph.errors import EmptyInputError, GraphBubbleUp, InvalidUpdateError, TaskNotFound
+from langgraph.types import Send
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
@@ -51,6 +57,15 @@ def _interrupt(interrupt: Any) -> dict[str, Any]:
     return data
 
 
+def _decimal(value: Decimal) -> int | float:
+    """A number, as langgraph-api sends it: an integer when it has no fraction digits, else a float (a client
+    reading JSON gets the number it would get from a float in the state)."""
+    exponent = value.as_tuple().exponent
+    if not value.is_finite() or (isinstance(exponent, int) and exponent < 0):
+        return float(value)
+    return int(value)
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
         return obj.model_dump(mode="python")
@@ -60,7 +75,9 @@ def _default(obj: Any) -> Any:
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
         return obj._asdict()
-    if isinstance(obj, (set, frozenset, tuple)):
+    if isinstance(obj, Send):
+        return {"node": obj.node, "args": obj.arg}
+    if isinstance(obj, (set, frozenset, tuple, deque)):
         return list(obj)
     if isinstance(obj, Mapping):
         return dict(obj)
@@ -68,12 +85,18 @@ def _default(obj: Any) -> Any:
         return obj.isoformat()
     if isinstance(obj, timedelta):
         return obj.total_seconds()
-    if isinstance(obj, (UUID, Decimal)):
+    if isinstance(obj, Decimal):
+        return _decimal(obj)
+    if isinstance(obj, tzinfo):
+        return obj.tzname(None)
+    if isinstance(obj, (UUID, PurePath, IPv4Address, IPv6Address, IPv4Network, IPv6Network, IPv4Interface, IPv6Interface)):
         return str(obj)
+    if isinstance(obj, re.Pattern):
+        return obj.pattern
     if isinstance(obj, enum.Enum):
         return obj.value
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", errors="replace")
+    if isinstance(obj, (bytes, bytearray)):
+        return b64encode(obj).decode()  # any bytes, text or not, as langgraph-api sends them
     if isinstance(obj, BaseException):
         return error_of(obj)
     if hasattr(obj, "model_dump"):
