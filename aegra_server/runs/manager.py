@@ -706,10 +706,13 @@ class RunManager:
         if job.cancel_action != "rollback":
             await self._record(job, outcome, thread_status, values, interrupts, thread_error=thread_error)
             return
-        # The thread must not stay busy: record the end, then remove the run.
+        # The thread must not stay busy: record the end, then remove the run. Its last events go with its end
+        # (as any run's): written after the run is gone they would be refused, and readers elsewhere would wait
+        # for an end marker that never comes.
+        events = await self.persister.take_rest(job.run_id) if self.persister is not None else None
         await self.repos.runs.finish(
             job.run, status="interrupted", thread_status=thread_status, values=values, interrupts=interrupts,
-            thread_error=thread_error,
+            thread_error=thread_error, events=events,
         )
         try:
             await self.repos.runs.delete(job.run_id)

@@ -321,6 +321,35 @@ async def test_cancel_from_the_other_instance(pair):
     assert len((await a.threads.get_state(tid))["values"]["log"]) == steps  # it really stopped
 
 
+async def test_a_run_rolled_back_mid_burst_stores_its_last_events_before_it_goes(pair):
+    """A run rolled back in the middle of a burst of events: its last events are stored with its end, before the
+    run is deleted. Written after, they were refused (on Postgres psycopg logged an aborted pipeline for each).
+    A client following its stream on the other instance sees it end, with events the run did send; the last ones
+    may be gone with the run before that instance reads them."""
+    a, b = sdk(pair[0]), sdk(pair[1])
+    log_size = pair[0].log_path.stat().st_size
+    tid = (await a.threads.create())["thread_id"]
+    # No delay between steps: events are always on their way to the database when the rollback comes.
+    run = await a.runs.create(tid, "slow", input={"steps": 100_000, "delay": 0, "label": "r"}, stream_resumable=True)
+    await wait_steps(a, tid, 2)
+
+    async def follow(client) -> list:
+        parts = client.runs.join_stream(tid, run["run_id"], stream_mode="values", last_event_id="-1")
+        return [part.data async for part in parts]
+
+    here, elsewhere = asyncio.ensure_future(follow(a)), asyncio.ensure_future(follow(b))
+    await asyncio.sleep(0.5)
+    await a.runs.cancel(tid, run["run_id"], action="rollback", wait=True)
+    sent, received = await asyncio.wait_for(asyncio.gather(here, elsewhere), timeout=30)
+    await asyncio.sleep(0.5)  # what the executing instance does after the end
+    with pair[0].log_path.open("rb") as log:
+        log.seek(log_size)
+        written = log.read().decode(errors="replace")
+    assert "pipeline aborted" not in written and "persisting" not in written, written[-2000:]
+    assert (await a.runs.list(tid)) == []
+    assert received and all(part in sent for part in received)
+
+
 async def test_stateless_runs_executed_by_the_other_instance_answer_their_client(victims, survivor):
     """A stateless run created where no slot is free is executed by another instance: the client waiting on the
     first still gets its output (wait) and every event to the end (stream), and the temporary threads are gone
