@@ -91,6 +91,18 @@ _END_THREAD_TURN_WITH_STATE = Prepared(
     )
 )
 _INSERT_EVENTS = Prepared(insert(run_events))
+
+
+def _events_of_runs_still_there() -> Prepared:
+    """Insert an event only if its run still exists. A run deleted while its events were on their way (with its
+    thread, say) takes none, rather than failing the batch: on Postgres a refused row in psycopg's pipeline also
+    logged a WARNING ("pipeline aborted")."""
+    event = {name: bindparam(name, type_=run_events.c[name].type) for name in ("run_id", "seq", "event", "data")}
+    rows = select(*event.values()).where(exists().where(runs.c.run_id == event["run_id"]))
+    return Prepared(insert(run_events).from_select(list(event), rows))
+
+
+_INSERT_EVENTS_OF_RUNS_STILL_THERE = _events_of_runs_still_there()
 _LOCK_THREAD = select(threads.c.thread_id).where(threads.c.thread_id == bindparam("b_thread_id")).with_for_update()
 
 
@@ -448,7 +460,7 @@ class RunRepository:
     # ---- persisted events (readers on other processes) ---------------------------------------------------------
 
     async def append_events(self, rows: list[dict[str, Any]]) -> None:
-        await self.db.write(_INSERT_EVENTS.execute_many, rows)
+        await self.db.write(_INSERT_EVENTS_OF_RUNS_STILL_THERE.execute_many, rows)
 
     async def read_events(self, run_id: str, start: int) -> list[tuple[int, str, bytes]]:
         query = (

@@ -1,0 +1,63 @@
+"""A run's streamed events, stored for readers in other processes (RunRepository.append_events)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import insert
+
+from aegra_server import migrations
+from aegra_server.storage.database import Database
+from aegra_server.storage.runs import RunRepository
+from aegra_server.storage.tables import runs, threads
+from aegra_server.storage.urls import parse_database_url
+
+
+@pytest.fixture
+async def repo(database_url: str):
+    migrations.upgrade(database_url)
+    db = Database(parse_database_url(database_url))
+    yield RunRepository(db)
+    await db.close()
+
+
+async def _a_run(repo: RunRepository) -> str:
+    now = datetime.now(UTC)
+    thread_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def write(conn) -> None:
+        conn.execute(insert(threads), {
+            "thread_id": thread_id, "status": "busy", "metadata": {}, "config": {}, "interrupts": {},
+            "created_at": now, "updated_at": now,
+        })
+        conn.execute(insert(runs), {
+            "run_id": run_id, "thread_id": thread_id, "assistant_id": str(uuid.uuid4()), "status": "running",
+            "metadata": {}, "kwargs": {}, "multitask_strategy": "enqueue", "created_at": now, "updated_at": now,
+            "available_at": now, "attempt": 1,
+        })
+
+    await repo.db.write(write)
+    return run_id
+
+
+def _events(run_id: str, *seqs: int) -> list[dict]:
+    return [{"run_id": run_id, "seq": seq, "event": "values", "data": b'{"n": %d}' % seq} for seq in seqs]
+
+
+async def test_events_of_a_run_deleted_meanwhile_are_dropped_and_the_batch_stored(
+    repo: RunRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch with events of a run deleted while they were on their way (with its thread, say): the other runs'
+    events are stored, that run's go nowhere, and nothing fails (on Postgres psycopg logged an aborted pipeline)."""
+    kept, deleted = await _a_run(repo), await _a_run(repo)
+    await repo.delete(deleted)
+
+    with caplog.at_level(logging.WARNING):
+        await repo.append_events(_events(kept, 0, 1) + _events(deleted, 0, 1, 2) + _events(kept, 2))
+
+    assert [seq for seq, _, _ in await repo.read_events(kept, 0)] == [0, 1, 2]
+    assert await repo.read_events(deleted, 0) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
