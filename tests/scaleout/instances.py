@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "tests" / "graphs" / "aegra.json"
 LEASE_SECONDS = 2.0
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# Instances not stopped yet: a failed test's report shows the end of their logs (tests/scaleout/conftest.py).
+RUNNING: list[Instance] = []
 
 
 @contextlib.contextmanager
@@ -47,6 +49,7 @@ class Instance:
         workers: int | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
+        self.name = name
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,6 +69,7 @@ class Instance:
         self.proc = subprocess.Popen(
             cmd, env=env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
         )
+        RUNNING.append(self)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -94,7 +98,14 @@ class Instance:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
+    def log_tail(self, size: int = 4000) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(max(0, self.log_path.stat().st_size - size))
+            return log.read().decode(errors="replace")
+
     def stop(self) -> None:
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
