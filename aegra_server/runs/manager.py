@@ -938,10 +938,13 @@ class RunManager:
         process executing the run, not through the database."""
         job = self._jobs.get(run_id)
         if job is not None:
+            # Stopped once: cancelling its task again would cut short the graph's wait for its checkpoint writes
+            # (LangGraph waits for them as the cancel unwinds), and a write landing after a rollback's deletion
+            # would leave the rolled-back run's last step in the thread.
             if job.cancel_action is None:
                 job.cancel_action, job.cancel_reason = action, reason
-            if job.task is not None and not job.task.done():
-                job.task.cancel()
+                if job.task is not None and not job.task.done():
+                    job.task.cancel()
         else:
             row = await self.repos.runs.request_cancel(run_id, action)
             if row is not None and row.get("settled"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 
@@ -338,6 +339,37 @@ async def test_cancels_with_different_actions_at_once_take_the_first_ones_action
             assert (await client.threads.get(thread_id))["status"] != "busy"
     finally:
         await other.http.client.aclose()
+
+
+async def test_a_rollback_followed_by_more_cancels_leaves_none_of_the_run_s_steps(client, server_url):
+    """A rollback, and more cancels of the same run right behind it (clients pressing stop again): the run goes with
+    all its steps. The later cancels used to cancel the run's task again, cutting short LangGraph's wait for its
+    last checkpoint write, which then landed after the rollback had deleted the run's checkpoints (11 in 30 on
+    Postgres)."""
+    others = [get_client(url=server_url, api_key=None) for _ in range(3)]
+
+    async def cancel(sdk, thread_id: str, run_id: str, action: str) -> None:
+        with contextlib.suppress(httpx.HTTPStatusError):  # a cancel that comes after the end is a 404
+            await sdk.runs.cancel(thread_id, run_id, action=action, wait=True)
+
+    try:
+        for _ in range(8):
+            thread_id = await new_thread(client)
+            await client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0, "label": "base"})
+            # No delay between steps: a checkpoint write is always under way.
+            run = await client.runs.create(thread_id, "slow", input={"steps": 100_000, "delay": 0, "label": "x"})
+            await wait_status(client, thread_id, run["run_id"], "running")
+            await asyncio.sleep(0.2)
+            await asyncio.gather(
+                cancel(client, thread_id, run["run_id"], "rollback"),
+                *(cancel(other, thread_id, run["run_id"], "interrupt") for other in others),
+            )
+            runs = await client.runs.list(thread_id)
+            if all(r["run_id"] != run["run_id"] for r in runs):  # the rollback came first (the usual case)
+                assert (await client.threads.get_state(thread_id))["values"]["log"] == ["base:1"]
+    finally:
+        for other in others:
+            await other.http.client.aclose()
 
 
 async def test_cancel_unknown_run_is_404(client):
