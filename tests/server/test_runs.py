@@ -307,17 +307,23 @@ async def test_cancel_rollback_leaves_no_trace(client):
     assert thread["values"]["log"] == ["kept:1"]
 
 
+async def _running_after_a_first_run(client, *, steps: int, delay: float) -> tuple[str, dict]:
+    """A thread whose first run ("base:1") is done and whose second (label "x") has taken a few steps."""
+    thread_id = await new_thread(client)
+    await client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0, "label": "base"})
+    run = await client.runs.create(thread_id, "slow", input={"steps": steps, "delay": delay, "label": "x"})
+    await wait_status(client, thread_id, run["run_id"], "running")
+    await asyncio.sleep(0.2)
+    return thread_id, run
+
+
 async def test_cancels_with_different_actions_at_once_take_the_first_ones_action(client, server_url):
     """An interrupt and a rollback asked for together: the run ends as one of them whole — kept as interrupted with
     its steps, or gone with its steps — never a mix (the second used to change the action halfway)."""
     other = get_client(url=server_url, api_key=None)
     try:
         for _ in range(4):
-            thread_id = await new_thread(client)
-            await client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0, "label": "base"})
-            run = await client.runs.create(thread_id, "slow", input={"steps": 100, "delay": 0.02, "label": "x"})
-            await wait_status(client, thread_id, run["run_id"], "running")
-            await asyncio.sleep(0.1)
+            thread_id, run = await _running_after_a_first_run(client, steps=100, delay=0.02)
             answers = await asyncio.gather(
                 client.runs.cancel(thread_id, run["run_id"], action="interrupt", wait=True),
                 other.runs.cancel(thread_id, run["run_id"], action="rollback", wait=True),
@@ -354,12 +360,8 @@ async def test_a_rollback_followed_by_more_cancels_leaves_none_of_the_run_s_step
 
     try:
         for _ in range(8):
-            thread_id = await new_thread(client)
-            await client.runs.wait(thread_id, "slow", input={"steps": 1, "delay": 0, "label": "base"})
             # No delay between steps: a checkpoint write is always under way.
-            run = await client.runs.create(thread_id, "slow", input={"steps": 100_000, "delay": 0, "label": "x"})
-            await wait_status(client, thread_id, run["run_id"], "running")
-            await asyncio.sleep(0.2)
+            thread_id, run = await _running_after_a_first_run(client, steps=100_000, delay=0)
             await asyncio.gather(
                 cancel(client, thread_id, run["run_id"], "rollback"),
                 *(cancel(other, thread_id, run["run_id"], "interrupt") for other in others),
