@@ -101,8 +101,9 @@ class EventPersister:
 
     async def _append_each(self, batch: dict[str, list[dict]]) -> None:
         """A batch refused: for a clash of event ids (a run this process executed while cut off from the database
-        was resumed by another process, which wrote those ids first), or for a run deleted meanwhile with its
-        thread. Each run's events are written on their own, so the other runs' are not lost with that one's."""
+        was resumed by another process, which wrote those ids first), or for a run deleted in the very moment of
+        the write (the insert skips runs already gone). Each run's events are written on their own, so the other
+        runs' are not lost with that one's."""
         for run_id, rows in batch.items():
             try:
                 await self._repo.append_events(rows)
