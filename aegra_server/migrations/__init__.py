@@ -183,7 +183,8 @@ def _switch_to_wal(dbapi_connection: sqlite3.Connection) -> None:
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            # SQLITE_BUSY, in any of its extended forms; not SQLITE_LOCKED (a table locked on this connection).
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
 
