@@ -62,7 +62,11 @@ def _options(
 
 
 def _start(launch: server.Launch) -> None:
-    server.ensure_port_free(launch.host, launch.port)
+    with server.port_claimed(launch.host, launch.port):
+        _start_on_claimed_port(launch)
+
+
+def _start_on_claimed_port(launch: server.Launch) -> None:
     server.check_database(launch)
     server.warm_up(launch)
     server.check_graphs(launch.project)

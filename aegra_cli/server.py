@@ -135,6 +135,10 @@ def uvicorn_kwargs(launch: Launch) -> dict[str, object]:
     return kwargs
 
 
+def _port_in_use(port: int) -> AegraError:
+    return AegraError(f"port {port} is in use", f"--port {port + 1} or stop the other process")
+
+
 def ensure_port_free(host: str, port: int) -> None:
     """Bind the way uvicorn will, so a busy port is one clear line here rather than a log line later."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -145,10 +149,38 @@ def ensure_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise AegraError(f"port {port} is in use", f"--port {port + 1} or stop the other process") from None
+                raise _port_in_use(port) from None
             raise AegraError(
                 f"cannot listen on {host}:{port}: {exc.strerror}", "pass a --host of this machine and a free --port"
             ) from None
+
+
+@contextmanager
+def port_claimed(host: str, port: int) -> Iterator[None]:
+    """The port, free now (ensure_port_free) and this server's from here until it stops, on whichever host.
+
+    The check alone leaves seconds (the graphs are imported) before the server listens. Two servers starting in
+    that window would both listen: `--workers` listens with SO_REUSEPORT, which lets any process of the same
+    user join, and the kernel then spreads connections over servers of different databases. So every Aegra
+    server also holds a lock file named after the port (released by the kernel if it dies; inherited by the
+    processes a reloading server forks), and a second one on the port is refused, however close their starts."""
+    from aegra_server.storage import sqlite_sharing
+
+    ensure_port_free(host, port)
+    if not sqlite_sharing.HAS_FLOCK:  # Windows: no SO_REUSEPORT either, so the bind itself refuses a second
+        yield
+        return
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = Path(tempfile.gettempdir()) / f"aegra-{uid}-port-{port}.lock"
+    try:
+        lock = sqlite_sharing.take_without_waiting(path)
+    except BlockingIOError:
+        raise _port_in_use(port) from None
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while held: one who opened it meanwhile finds it gone and makes another
+        lock.close()
 
 
 @contextmanager

@@ -117,7 +117,7 @@ def serving(url: DatabaseUrl, workers: int) -> Iterator[Path | None]:
         yield folder
         return
     try:
-        lock = _take(folder / "server.lock", shared=workers > 1)
+        lock = take_without_waiting(folder / "server.lock", shared=workers > 1)
     except BlockingIOError:
         raise ConfigError(
             f"another Aegra server is already serving {url.sqlite_path}",
@@ -133,7 +133,7 @@ def serving(url: DatabaseUrl, workers: int) -> Iterator[Path | None]:
         _remove_if_unserved(folder)
 
 
-def _take(path: Path, *, shared: bool) -> FileLock:
+def take_without_waiting(path: Path, *, shared: bool = False) -> FileLock:
     """The lock file `path`, taken without waiting (BlockingIOError while another process holds it the other
     way). Taken on the file the path names once it is held: the last server out may have removed the one this
     process opened (`_remove_if_unserved`), and a lock on a removed file keeps nobody out."""
@@ -152,9 +152,9 @@ def _take(path: Path, *, shared: bool) -> FileLock:
 def _remove_if_unserved(folder: Path) -> None:
     """The last server of the file to stop removes its folder (lock files, sockets), so none is left in the
     temporary directory; while a fellow worker still serves, the folder stays. Removed while holding
-    server.lock exclusively, so no server starts on the folder meanwhile (see `_take`)."""
+    server.lock exclusively, so no server starts on the folder meanwhile (see `take_without_waiting`)."""
     try:
-        lock = _take(folder / "server.lock", shared=False)
+        lock = take_without_waiting(folder / "server.lock")
     except BlockingIOError:
         return
     try:

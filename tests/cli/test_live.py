@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +16,7 @@ import httpx
 import pytest
 
 from aegra_server.storage.sqlite_sharing import folder_for
-from tests.projects import DevServer
+from tests.projects import DevServer, clean_env, free_port
 
 
 @pytest.fixture
@@ -228,3 +232,50 @@ def test_dev_leaves_no_process_behind(project: Path, start_dev) -> None:
     while (left := {pid for pid in helpers if Path(f"/proc/{pid}").exists()}) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, [Path(f"/proc/{pid}/cmdline").read_text() for pid in left]
+
+
+@pytest.mark.timeout(120)
+def test_of_two_servers_started_at_once_on_one_port_the_second_is_refused(project: Path) -> None:
+    """`aegra serve --workers` listens with SO_REUSEPORT, which another server of the same user could join: the
+    kernel would then spread connections over both, each answering from its own database. Started at the same
+    moment, both past the check that the port is free, the second is still refused, with the one-line error."""
+    port = free_port()
+    servers = []
+    for name in ("one", "two"):
+        log = project.parent / f"{name}.log"
+        database = f"sqlite:///{project.parent / name}.db"
+        command = [sys.executable, "-m", "aegra_cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", "2", "--database-url", database]
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, cwd=project, env=clean_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        servers.append((process, log))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while not any(process.poll() is not None for process, _ in servers):
+            assert time.monotonic() < deadline, [log.read_text() for _, log in servers]
+            time.sleep(0.2)
+        (refused, refused_log), = [(p, log) for p, log in servers if p.poll() is not None]
+        assert refused.returncode == 1, refused_log.read_text()
+        assert f"port {port} is in use" in refused_log.read_text()
+        (serving, serving_log), = [(p, log) for p, log in servers if p.poll() is None]
+        while True:
+            assert serving.poll() is None and time.monotonic() < deadline, serving_log.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/ok", timeout=2, trust_env=False).status_code == 200:
+                    break
+            time.sleep(0.2)
+        thread_id = httpx.post(f"{url}/threads", json={}, trust_env=False).json()["thread_id"]
+        for _ in range(20):  # each on a new connection, which the kernel could hand to any listener on the port
+            assert httpx.get(f"{url}/threads/{thread_id}", trust_env=False).status_code == 200
+    finally:
+        for process, _ in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process, _ in servers:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)

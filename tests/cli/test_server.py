@@ -13,7 +13,15 @@ import pytest
 from aegra_server.errors import AegraError
 
 from aegra_cli.project import resolve_project
-from aegra_cli.server import Launch, ensure_port_free, metrics_of_all_workers, server_env, urls, uvicorn_kwargs
+from aegra_cli.server import (
+    Launch,
+    ensure_port_free,
+    metrics_of_all_workers,
+    port_claimed,
+    server_env,
+    urls,
+    uvicorn_kwargs,
+)
 
 
 @pytest.fixture
@@ -146,6 +154,20 @@ def test_free_port_passes() -> None:
         finder.bind(("127.0.0.1", 0))
         port = finder.getsockname()[1]
     ensure_port_free("127.0.0.1", port)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="the port's lock file is for POSIX systems")
+def test_a_claimed_port_is_refused_to_a_second_server_on_any_host_until_released() -> None:
+    with socket.socket() as finder:
+        finder.bind(("127.0.0.1", 0))
+        port = finder.getsockname()[1]
+    with port_claimed("127.0.0.1", port):  # not listening yet: the check that the port is free passes
+        for host in ("127.0.0.1", "0.0.0.0"):
+            with pytest.raises(AegraError) as caught, port_claimed(host, port):
+                pass
+            assert caught.value.message == f"port {port} is in use"
+    with port_claimed("0.0.0.0", port):
+        pass
 
 
 def test_unknown_host_is_an_error() -> None:
