@@ -51,8 +51,6 @@ class Instance:
     ) -> None:
         self.name = name
         self.database_url = database_url
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{name}.log"
         env = {
             **os.environ,
@@ -61,22 +59,34 @@ class Instance:
             "AEGRA_HEARTBEAT_SECONDS": "0.5",
             **(env or {}),
         }
-        cmd = [sys.executable, "-m", "aegra_cli", "serve", "--config", str(GRAPHS), "--host", "127.0.0.1",
-               "--port", str(self.port), "--database-url", database_url]
         if workers is None:
             workers = 2 if database_url.startswith("sqlite") else 1
-        cmd += ["--workers", str(workers)]
-        self.proc = subprocess.Popen(
-            cmd, env=env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-        )
         RUNNING.append(self)
+        for _ in range(3):
+            # A free port may be taken by another test's server before this one listens; that one is refused.
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            cmd = [sys.executable, "-m", "aegra_cli", "serve", "--config", str(GRAPHS), "--host", "127.0.0.1",
+                   "--port", str(self.port), "--database-url", database_url, "--workers", str(workers)]
+            self.proc = subprocess.Popen(
+                cmd, env=env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+            )
+            if self._started(name):
+                return
+        raise RuntimeError(f"instance {name} was refused three free ports:\n{self.log_path.read_text()[-3000:]}")
+
+    def _started(self, name: str) -> bool:
+        """Whether it serves; False if it was refused its port; RuntimeError for any other failure."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"instance {name} exited:\n{self.log_path.read_text()[-3000:]}")
+                log = self.log_path.read_text()
+                if f"port {self.port} is in use" in log:
+                    return False
+                raise RuntimeError(f"instance {name} exited:\n{log[-3000:]}")
             try:
                 if httpx.get(f"{self.url}/ok", timeout=1).status_code == 200:
-                    return
+                    return True
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise RuntimeError(f"instance {name} did not start:\n{self.log_path.read_text()[-3000:]}")
