@@ -13,13 +13,15 @@ from tests.scaleout.instances import BACKENDS, RUNNING, Instance, database
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """A failed test's report ends with the last lines each running instance logged: what the servers saw is
-    most of what explains a failure here, and their folders are gone by the time anyone looks."""
+    """A failed test's report ends with the last lines each running instance logged and the database files its
+    processes have open: what the servers saw is most of what explains a failure here, and their folders are
+    gone by the time anyone looks."""
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
         for instance in RUNNING:
             report.sections.append((f"instance {instance.name} ({instance.url}): end of its log", instance.log_tail()))
+            report.sections.append((f"instance {instance.name}: database files open", instance.open_files()))
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path: Path) -> Iterator[str]:

@@ -113,6 +113,18 @@ class Instance:
             log.seek(max(0, self.log_path.stat().st_size - size))
             return log.read().decode(errors="replace")
 
+    def open_files(self) -> str:
+        """The database files each of its processes has open (Linux), one line per process: a process still on a
+        removed file (shown "(deleted)") would read and write a database of its own."""
+        lines = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != self.proc.pid:
+                    continue  # not in the instance's process group
+                links = {os.readlink(fd) for fd in (stat.parent / "fd").iterdir()}
+                lines.append(f"{stat.parent.name}: {sorted(link for link in links if '.db' in link)}")
+        return "\n".join(lines)
+
     def stop(self) -> None:
         if self in RUNNING:
             RUNNING.remove(self)
