@@ -170,6 +170,17 @@ def test_a_claimed_port_is_refused_to_a_second_server_on_any_host_until_released
         pass
 
 
+def test_a_port_is_claimed_without_its_lock_file_when_the_temporary_directory_is_unusable(tmp_path, monkeypatch) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    with socket.socket() as finder:
+        finder.bind(("127.0.0.1", 0))
+        port = finder.getsockname()[1]
+    with port_claimed("127.0.0.1", port):
+        pass
+
+
 def test_unknown_host_is_an_error() -> None:
     with pytest.raises(AegraError, match="cannot listen on no-such-host.invalid:2026"):
         ensure_port_free("no-such-host.invalid", 2026)
