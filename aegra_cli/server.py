@@ -162,12 +162,12 @@ def port_claimed(host: str, port: int) -> Iterator[None]:
     The check alone leaves seconds (the graphs are imported) before the server listens. Two servers starting in
     that window would both listen: `--workers` listens with SO_REUSEPORT, which lets any process of the same
     user join, and the kernel then spreads connections over servers of different databases. So every Aegra
-    server also holds a lock file named after the port (released by the kernel if it dies; inherited by the
-    processes a reloading server forks), and a second one on the port is refused, however close their starts."""
+    server also holds a lock file named after the port, in the process that runs it (the kernel lets go of it if
+    that process dies), and a second one on the port is refused, however close their starts."""
     from aegra_server.storage import sqlite_sharing
 
     ensure_port_free(host, port)
-    if not sqlite_sharing.HAS_FLOCK:  # Windows: no SO_REUSEPORT either, so the bind itself refuses a second
+    if not sqlite_sharing.HAS_FLOCK:  # Windows, where workers share one socket (no SO_REUSEPORT): the bind refuses
         yield
         return
     uid = os.getuid() if hasattr(os, "getuid") else 0
