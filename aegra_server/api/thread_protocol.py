@@ -69,6 +69,9 @@ _RUN_FIELDS = (
 )
 
 
+# How long input.respond waits for an interrupt it does not know yet while the thread's run goes on.
+RESPOND_WAIT_SECONDS = 5.0
+
 # The caller's auth while a command runs (set by the HTTP route per request, by the WebSocket per connection):
 # reads go through the thread's `read` authorization, runs through `create_run` (aegra_server.auth).
 _AUTH: contextvars.ContextVar[RequestAuth | None] = contextvars.ContextVar("aegra_protocol_auth", default=None)
@@ -218,11 +221,7 @@ async def _input_respond(
     for answer in answers:
         if not isinstance(answer, dict) or not isinstance(answer.get("interrupt_id"), str):
             raise ProtocolError("invalid_argument", "each response needs an `interrupt_id`")
-    thread = await _thread(services, thread_id)
-    plog = await registry.synced(thread_id)
-    pending = set(plog.interrupt_ids())
-    for task_interrupts in (thread.get("interrupts") or {}).values():
-        pending.update(i["id"] for i in task_interrupts or [] if isinstance(i, dict) and i.get("id"))
+    thread, pending = await _pending_interrupts(services, registry, thread_id, {a["interrupt_id"] for a in answers})
     unknown = [a["interrupt_id"] for a in answers if a["interrupt_id"] not in pending]
     if unknown:
         raise ProtocolError("no_such_interrupt", f"no pending interrupt {', '.join(unknown)} on thread {thread_id}")
@@ -240,6 +239,25 @@ async def _input_respond(
     )
     run_id, head = await _create_run(services, registry, thread_id, payload)
     return {"run_id": run_id}, head
+
+
+async def _pending_interrupts(
+    services: Services, registry: ProtocolRegistry, thread_id: str, wanted: set[str]
+) -> tuple[dict[str, Any], set[str]]:
+    """The thread and the ids of its pending interrupts, once they include `wanted` or the thread has no run going
+    on (or RESPOND_WAIT_SECONDS pass). A client answers as soon as `input.requested` reaches it: possibly before
+    the run has ended, and, when processes share the database, before this one has the run's events."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RESPOND_WAIT_SECONDS
+    while True:
+        thread = await _thread(services, thread_id)
+        plog = await registry.synced(thread_id)
+        pending = set(plog.interrupt_ids())
+        for task_interrupts in (thread.get("interrupts") or {}).values():
+            pending.update(i["id"] for i in task_interrupts or [] if isinstance(i, dict) and i.get("id"))
+        if wanted <= pending or thread["status"] != "busy" or loop.time() >= deadline:
+            return thread, pending
+        await plog.wait(0.25)
 
 
 async def _agent_get_tree(registry: ProtocolRegistry, thread_id: str, params: dict) -> tuple[dict, int]:

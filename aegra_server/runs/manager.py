@@ -1050,6 +1050,41 @@ class RunManager:
                 history.append(Event(key, "metadata", run_done(run_id)) if name == END else Event(key, name, data))
         return history[-THREAD_LOG_EVENTS:]
 
+    async def thread_log_with_history(self, thread_id: str) -> ThreadLog:
+        """The thread's log; made here while other processes share the database, it first gets the thread's
+        history from the database: its runs that ended, as stored, and then, copied as they go, those still
+        running. Otherwise it would hold only runs this process executed or saw signalled while someone here
+        watched: a thread-protocol reader arriving here after a run ended elsewhere would wait for it forever,
+        and the logs of two processes would number their protocol events differently (the `since` a client got
+        from one would mean something else on the other)."""
+        log = self.streams.thread_log(thread_id)
+        if log.history_read or not self.bus.shared:
+            return log
+        log.history_read = True
+        if log.end > 0 or log.writer is not None:
+            return log  # fed here already (a run executing here): history would come after what is newer
+        with log.followed():  # runs signalled meanwhile are copied, after the history
+            turn = f"history of {thread_id}"
+            await log.wait_turn(turn)
+            running: list[str] = []
+            try:
+                rows = await self.repos.runs.thread_events(thread_id, EPOCH)
+                ended = {run_id for run_id, _, _, name, _ in rows if name == END}
+                for run_id, created_at, seq, name, data in rows[-THREAD_LOG_EVENTS:]:
+                    key = thread_key(created_at) + seq
+                    if run_id not in ended:
+                        if run_id not in running:
+                            running.append(run_id)
+                    elif name == END:
+                        log.mark_run_done(run_id, key)
+                    else:
+                        log.add(key, name, data)
+            finally:
+                log.end_turn(turn)
+            for run_id in running:
+                self._copy_into_thread_log(run_id, thread_id)
+        return log
+
     async def _announce_end(self, run_id: str) -> None:
         """A run that ended without executing here (settled by a cancel, or given up): its waiters in this process
         and, when processes share the database, in the others learn of it."""

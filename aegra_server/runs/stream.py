@@ -152,6 +152,8 @@ class ThreadLog(RunStream):
     ended: OrderedDict[str, None] = field(default_factory=OrderedDict)
     # Runs waiting for their turn, in the order they came, with what lets each one in.
     waiting: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    # Whether it was given the thread's history from the database (RunManager.thread_log_with_history).
+    history_read: bool = False
 
     def take_turn(self, run_id: str, start: Callable[[], None]) -> None:
         """Let `run_id` in by calling `start`: now when no run is writing, else after the runs before it."""

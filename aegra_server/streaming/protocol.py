@@ -768,6 +768,8 @@ class ProtocolRegistry:
         return plog
 
     async def synced(self, thread_id: str) -> ThreadProtocolLog:
+        if thread_id not in self._logs:  # new here: translated from the thread's history on, as everywhere
+            await self.services.runs.thread_log_with_history(thread_id)
         plog = self.get(thread_id)
         await plog.sync()
         return plog

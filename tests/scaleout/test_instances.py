@@ -305,6 +305,68 @@ async def test_the_thread_protocol_shows_runs_started_on_the_other_instance(pair
     assert [p["data"]["log"] for m, p in methods if m == "values"][-1] == ["y:1", "y:2"]
 
 
+async def _command(instance, thread_id: str, method: str, params: dict) -> dict:
+    async with httpx.AsyncClient(base_url=instance.url, timeout=30) as http:
+        answer = (await http.post(f"/threads/{thread_id}/commands", json={"id": 1, "method": method, "params": params})).json()
+    assert answer["type"] == "success", answer
+    return answer
+
+
+async def _protocol_events(instance, thread_id: str, until, **body) -> list[dict]:
+    """The thread-protocol events an instance streams (POST /threads/{id}/stream/events), up to the first for which
+    `until(event)` holds."""
+    events: list[dict] = []
+
+    async def read() -> None:
+        async with httpx.AsyncClient(base_url=instance.url, timeout=30) as http, http.stream(
+            "POST", f"/threads/{thread_id}/stream/events", json={"channels": ["values", "lifecycle", "input"], **body}
+        ) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+                    if until(events[-1]):
+                        return
+
+    await asyncio.wait_for(read(), 20)
+    return events
+
+
+def _completed(event: dict) -> bool:
+    params = event["params"]
+    return event["method"] == "lifecycle" and not params["namespace"] and params["data"].get("event") == "completed"
+
+
+async def test_the_thread_protocol_on_one_instance_shows_a_run_that_ended_on_the_other(pair):
+    """A client subscribing on one instance after its run started and ended on the other still gets the run (the
+    SDK subscribes while it sends run.start, which wins the race with a quick run), and every instance numbers a
+    thread's events alike: the `since` a command answered on one means the same on the others."""
+    a, b = pair
+    tid = (await sdk(a).threads.create())["thread_id"]
+    first = await _command(b, tid, "run.start", {"assistant_id": "slow", "input": {"steps": 2, "delay": 0, "label": "p"}})
+    await sdk(b).runs.join(tid, first["result"]["run_id"])
+    replayed = await _protocol_events(a, tid, _completed)
+    assert [e["params"]["data"]["log"] for e in replayed if e["method"] == "values"][-1] == ["p:1", "p:2"]
+
+    second = await _command(b, tid, "run.start", {"assistant_id": "slow", "input": {"steps": 1, "delay": 0, "label": "q"}})
+    since = second["meta"]["applied_through_seq"]
+    seen = {name: await _protocol_events(instance, tid, _completed, since=since) for name, instance in (("a", a), ("b", b))}
+    assert [(e["seq"], e["method"]) for e in seen["a"]] == [(e["seq"], e["method"]) for e in seen["b"]]
+    assert seen["a"][0]["seq"] == since + 1 and seen["a"][0]["method"] == "lifecycle"
+    assert [e["params"]["data"]["log"] for e in seen["a"] if e["method"] == "values"][-1] == ["p:1", "p:2", "q:1"]
+
+
+async def test_an_interrupt_is_answered_on_the_other_instance_as_soon_as_it_is_requested(pair):
+    a, b = pair
+    tid = (await sdk(a).threads.create())["thread_id"]
+    await _command(b, tid, "run.start", {"assistant_id": "hitl", "input": {"topic": "elsewhere"}})
+    requested = await _protocol_events(b, tid, lambda event: event["method"] == "input.requested")
+    interrupt_id = requested[-1]["params"]["data"]["interrupt_id"]
+    await _command(a, tid, "input.respond", {"interrupt_id": interrupt_id, "response": "yes"})
+    await _protocol_events(a, tid, _completed, since=requested[-1]["seq"])
+    assert (await sdk(a).threads.get_state(tid))["values"]["decision"] == "yes"
+
+
 async def test_cancel_from_the_other_instance(pair):
     a, b = sdk(pair[0]), sdk(pair[1])
     tid = (await a.threads.create())["thread_id"]
