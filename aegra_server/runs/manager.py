@@ -1044,11 +1044,13 @@ class RunManager:
         # A second early, rather than trust each database to compare timestamps to the microsecond: keys decide.
         created_since = EPOCH + timedelta(microseconds=max(after, 0) // KEY_SPAN) - timedelta(seconds=1)
         history = []
-        for run_id, created_at, seq, name, data in await self.repos.runs.thread_events(thread_id, created_since):
+        for run_id, created_at, seq, name, data in await self.repos.runs.thread_events(
+            thread_id, created_since, THREAD_LOG_EVENTS
+        ):
             key = thread_key(created_at) + seq
             if key > after:
                 history.append(Event(key, "metadata", run_done(run_id)) if name == END else Event(key, name, data))
-        return history[-THREAD_LOG_EVENTS:]
+        return history
 
     async def thread_log_with_history(self, thread_id: str) -> ThreadLog:
         """The thread's log; made here while other processes share the database, it first gets the thread's
@@ -1068,9 +1070,9 @@ class RunManager:
             await log.wait_turn(turn)
             running: list[str] = []
             try:
-                rows = await self.repos.runs.thread_events(thread_id, EPOCH)
+                rows = await self.repos.runs.thread_events(thread_id, EPOCH, THREAD_LOG_EVENTS)
                 ended = {run_id for run_id, _, _, name, _ in rows if name == END}
-                for run_id, created_at, seq, name, data in rows[-THREAD_LOG_EVENTS:]:
+                for run_id, created_at, seq, name, data in rows:
                     key = thread_key(created_at) + seq
                     if run_id not in ended:
                         if run_id not in running:

@@ -470,16 +470,19 @@ class RunRepository:
         )
         return await self.db.read(lambda conn: [tuple(r) for r in conn.execute(query).all()])
 
-    async def thread_events(self, thread_id: str, created_since: datetime) -> list[tuple[str, datetime, int, str, bytes]]:
-        """The stored events of a thread's runs created since then: (run_id, run's created_at, seq, event, data), in
-        the order the thread ran them."""
+    async def thread_events(
+        self, thread_id: str, created_since: datetime, last: int
+    ) -> list[tuple[str, datetime, int, str, bytes]]:
+        """The `last` stored events of a thread's runs created since then: (run_id, run's created_at, seq, event,
+        data), in the order the thread ran them."""
         query = (
             select(runs.c.run_id, runs.c.created_at, run_events.c.seq, run_events.c.event, run_events.c.data)
             .join(run_events, run_events.c.run_id == runs.c.run_id)
             .where(runs.c.thread_id == thread_id, runs.c.created_at >= created_since)
-            .order_by(runs.c.created_at, runs.c.run_id, run_events.c.seq)
+            .order_by(runs.c.created_at.desc(), runs.c.run_id.desc(), run_events.c.seq.desc())
+            .limit(last)
         )
-        return await self.db.read(lambda conn: [tuple(r) for r in conn.execute(query).all()])
+        return await self.db.read(lambda conn: [tuple(r) for r in reversed(conn.execute(query).all())])
 
     async def last_event_seq(self, run_id: str) -> int:
         query = select(func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)

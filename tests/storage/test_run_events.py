@@ -24,15 +24,18 @@ async def repo(database_url: str):
     await db.close()
 
 
-async def _a_run(repo: RunRepository) -> str:
+async def _a_run(repo: RunRepository, thread_id: str | None = None) -> str:
+    """A run, on a new thread unless `thread_id` names one made before."""
     now = datetime.now(UTC)
-    thread_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+    new_thread, run_id = thread_id is None, str(uuid.uuid4())
+    thread_id = thread_id or str(uuid.uuid4())
 
     def write(conn) -> None:
-        conn.execute(insert(threads), {
-            "thread_id": thread_id, "status": "busy", "metadata": {}, "config": {}, "interrupts": {},
-            "created_at": now, "updated_at": now,
-        })
+        if new_thread:
+            conn.execute(insert(threads), {
+                "thread_id": thread_id, "status": "busy", "metadata": {}, "config": {}, "interrupts": {},
+                "created_at": now, "updated_at": now,
+            })
         conn.execute(insert(runs), {
             "run_id": run_id, "thread_id": thread_id, "assistant_id": str(uuid.uuid4()), "status": "running",
             "metadata": {}, "kwargs": {}, "multitask_strategy": "enqueue", "created_at": now, "updated_at": now,
@@ -61,3 +64,17 @@ async def test_events_of_a_run_deleted_meanwhile_are_dropped_and_the_batch_store
     assert [seq for seq, _, _ in await repo.read_events(kept, 0)] == [0, 1, 2]
     assert await repo.read_events(deleted, 0) == []
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+async def test_a_thread_s_last_events_across_its_runs_in_the_order_it_ran_them(repo: RunRepository) -> None:
+    first = await _a_run(repo)
+    thread_id = (await repo.get(first))["thread_id"]
+    second = await _a_run(repo, thread_id)
+    await repo.append_events(_events(first, 0, 1, 2) + _events(second, 0, 1))
+
+    last_three = await repo.thread_events(thread_id, datetime(1970, 1, 1, tzinfo=UTC), 3)
+    assert [(run_id, seq) for run_id, _, seq, _, _ in last_three] == [(first, 2), (second, 0), (second, 1)]
+    everything = await repo.thread_events(thread_id, datetime(1970, 1, 1, tzinfo=UTC), 100)
+    assert [(run_id, seq) for run_id, _, seq, _, _ in everything] == [
+        (first, 0), (first, 1), (first, 2), (second, 0), (second, 1)
+    ]
