@@ -419,7 +419,7 @@ async def join_thread_stream(
     state after each edit of it (runs.state_updates).
     """
     await authorized_thread(services, auth, thread_id, "read")
-    log = services.runs.streams.thread_log(thread_id)
+    log = await services.runs.thread_log_with_history(thread_id)  # as the thread protocol reads it, on any process
     after = None if last_event_id is None else _thread_key(last_event_id)
     modes = _modes(stream_mode + stream_modes) or {"run_modes"}
 

@@ -337,6 +337,18 @@ def _completed(event: dict) -> bool:
     return event["method"] == "lifecycle" and not params["namespace"] and params["data"].get("event") == "completed"
 
 
+def _nth_completed(n: int):
+    """An `until` for _protocol_events: the root lifecycle `completed` of the n-th run."""
+    seen = 0
+
+    def until(event: dict) -> bool:
+        nonlocal seen
+        seen += _completed(event)
+        return seen == n
+
+    return until
+
+
 async def test_the_thread_protocol_on_one_instance_shows_a_run_that_ended_on_the_other(pair):
     """A client subscribing on one instance after its run started and ended on the other still gets the run (the
     SDK subscribes while it sends run.start, which wins the race with a quick run), and every instance numbers a
@@ -354,6 +366,21 @@ async def test_the_thread_protocol_on_one_instance_shows_a_run_that_ended_on_the
     assert [(e["seq"], e["method"]) for e in seen["a"]] == [(e["seq"], e["method"]) for e in seen["b"]]
     assert seen["a"][0]["seq"] == since + 1 and seen["a"][0]["method"] == "lifecycle"
     assert [e["params"]["data"]["log"] for e in seen["a"] if e["method"] == "values"][-1] == ["p:1", "p:2", "q:1"]
+
+
+async def test_the_thread_protocol_numbers_alike_where_a_thread_stream_was_read_first(pair):
+    """An instance that followed the thread with GET /threads/{id}/stream before anyone there used the protocol
+    numbers the protocol's events as the others do: the thread stream's log started from the history too."""
+    a, b = pair
+    tid = (await sdk(a).threads.create())["thread_id"]
+    first = await _command(b, tid, "run.start", {"assistant_id": "slow", "input": {"steps": 1, "delay": 0, "label": "h"}})
+    await sdk(b).runs.join(tid, first["result"]["run_id"])
+    joined = asyncio.create_task(asyncio.wait_for(_thread_stream_until(sdk(a), tid, 1), 30))
+    await asyncio.sleep(0.5)
+    await _command(b, tid, "run.start", {"assistant_id": "slow", "input": {"steps": 1, "delay": 0, "label": "i"}})
+    await joined
+    seen = [await _protocol_events(instance, tid, _nth_completed(2), since=0) for instance in (a, b)]
+    assert [(e["seq"], e["method"]) for e in seen[0]] == [(e["seq"], e["method"]) for e in seen[1]]
 
 
 async def test_an_interrupt_is_answered_on_the_other_instance_as_soon_as_it_is_requested(pair):
