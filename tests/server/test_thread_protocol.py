@@ -144,7 +144,8 @@ async def test_sdk_interrupt_arrives_on_input_and_respond_resumes(client) -> Non
         assert interrupt["namespace"] == []
         # The SDK ends `thread.values` when its separate lifecycle stream sees the interrupt, which may overtake
         # the values stream's last event: the draft state is among the snapshots (the first is the state it
-        # fetched), not necessarily last. The order of values events on one stream is asserted on the wire above.
+        # fetched), not necessarily last. Their order on one stream is asserted on the wire below
+        # (test_interrupt_on_input_channel_and_input_respond_over_http).
         before, drafted = {"messages": [], "topic": "protocol"}, {"messages": [], "topic": "protocol", "draft": "draft for protocol"}
         assert drafted in snapshots and all(s in ({}, before, drafted) for s in snapshots), snapshots
 
@@ -394,6 +395,10 @@ async def test_interrupt_on_input_channel_and_input_respond_over_http(http: http
     events = await read_events(http, thread_id, {"channels": ["input", "lifecycle"]}, until=root_terminal)
     assert [e["method"] for e in events] == ["lifecycle", "input.requested", "lifecycle"]
     assert events[-1]["params"]["data"]["event"] == "interrupted"
+    values = await read_events(http, thread_id, {"channels": ["values", "lifecycle"], "since": 0}, until=root_terminal)
+    snapshots = [e["params"]["data"] for e in values if e["method"] == "values"]
+    drafted = {"messages": [], "topic": "raw", "draft": "draft for raw"}  # sent again as the run pauses
+    assert len(snapshots) >= 2 and snapshots == [{"messages": [], "topic": "raw"}] + [drafted] * (len(snapshots) - 1)
     requested = events[1]
     assert requested["params"]["namespace"] == []
     data = requested["params"]["data"]
