@@ -170,8 +170,7 @@ def port_claimed(host: str, port: int) -> Iterator[None]:
     if not sqlite_sharing.HAS_FLOCK:  # Windows, where workers share one socket (no SO_REUSEPORT): the bind refuses
         yield
         return
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    path = Path(tempfile.gettempdir()) / f"aegra-{uid}-port-{port}.lock"
+    path = sqlite_sharing.user_temp_path(f"port-{port}.lock")
     try:
         lock = sqlite_sharing.take_without_waiting(path)
     except BlockingIOError:

@@ -1068,23 +1068,21 @@ class RunManager:
         with log.followed():  # runs signalled meanwhile are copied, after the history
             turn = f"history of {thread_id}"
             await log.wait_turn(turn)
-            running: list[str] = []
             try:
                 rows = await self.repos.runs.thread_events(thread_id, EPOCH, THREAD_LOG_EVENTS)
                 ended = {run_id for run_id, _, _, name, _ in rows if name == END}
                 for run_id, created_at, seq, name, data in rows:
-                    key = thread_key(created_at) + seq
                     if run_id not in ended:
-                        if run_id not in running:
-                            running.append(run_id)
-                    elif name == END:
+                        continue  # still running: copied below, from its first event, as it goes
+                    key = thread_key(created_at) + seq
+                    if name == END:
                         log.mark_run_done(run_id, key)
                     else:
                         log.add(key, name, data)
             finally:
                 log.end_turn(turn)
-            for run_id in running:
-                self._copy_into_thread_log(run_id, thread_id)
+            for running in dict.fromkeys(run_id for run_id, *_ in rows if run_id not in ended):
+                self._copy_into_thread_log(running, thread_id)
         return log
 
     async def _announce_end(self, run_id: str) -> None:

@@ -39,12 +39,16 @@ if HAS_FLOCK:
     import fcntl
 
 
+def user_temp_path(name: str) -> Path:
+    """`name` in the temporary directory, for this user: where Aegra keeps what its processes share."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"aegra-{uid}-{name}"
+
+
 def folder_for(database_path: str) -> Path:
     """One folder per database file, in the temporary directory: a Unix socket's path must stay under ~100
     bytes, which a folder beside a deeply nested database would not."""
-    digest = hashlib.sha256(os.path.realpath(database_path).encode()).hexdigest()[:16]
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return Path(tempfile.gettempdir()) / f"aegra-{uid}-{digest}"
+    return user_temp_path(hashlib.sha256(os.path.realpath(database_path).encode()).hexdigest()[:16])
 
 
 class FileLock:
