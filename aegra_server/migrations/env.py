@@ -20,10 +20,16 @@ config = context.config
 
 
 def _configure(connection: Connection, target_metadata: MetaData | None) -> None:
+    comparing = {}
+    if target_metadata is not None:  # autogenerate and `alembic check`: items of one dialect compared there only
+        from aegra_server.storage.tables import compared_on
+
+        comparing["include_object"] = compared_on(connection.dialect.name)
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        **comparing,
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )

@@ -7,6 +7,9 @@ Postgres (containment queries, GIN-indexable) and JSON text on SQLite.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -22,11 +25,32 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.schema import SchemaItem
 
 metadata = MetaData()
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Timestamp = DateTime(timezone=True)
+
+
+def made_on(item: SchemaItem, dialect: str) -> bool:
+    """Whether the schema has `item` on `dialect`: an item marked `.ddl_if(dialect=...)` exists there only."""
+    condition = getattr(item, "_ddl_if", None)  # what ddl_if() sets; SQLAlchemy has no public reader for it
+    return condition is None or condition.dialect in (None, dialect)
+
+
+def compared_on(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object` for comparing a `dialect` database with this module (autogenerate, `alembic
+    check`): LangGraph's tables in the same database (checkpoints, store) are not ours, and what this module makes
+    on other dialects only is not expected here."""
+
+    def include(item: Any, _name: str | None, kind: str, reflected: bool, _compare_to: Any) -> bool:
+        table = item if kind == "table" else getattr(item, "table", None)
+        if table is not None and table.name not in metadata.tables:
+            return False
+        return reflected or made_on(item, dialect)
+
+    return include
 
 
 def _id(name: str, *args, **kw) -> Column:
@@ -88,6 +112,11 @@ threads = Table(
     Index("ix_threads_created_at", "created_at"),
     Index("ix_threads_status", "status"),
     Index("ix_threads_expires_at", "expires_at"),
+    # Metadata containment (`@>`: searches, counts, authorization filters) on Postgres (revision 0005);
+    # jsonb_path_ops indexes exactly that operator, smaller than the default GIN class. SQLite has no index for it.
+    Index(
+        "ix_threads_metadata", "metadata", postgresql_using="gin", postgresql_ops={"metadata": "jsonb_path_ops"}
+    ).ddl_if(dialect="postgresql"),
 )
 
 runs = Table(
