@@ -22,7 +22,7 @@ from aegra_server.storage import sqlite_sharing
 from aegra_server.storage.connections import postgres_pool, postgres_setup_lock, sqlite_connection
 from aegra_server.storage.database import Database
 from aegra_server.store import open_store
-from aegra_server.sweeper import ThreadSweeper
+from aegra_server.sweeper import Sweeper
 from aegra_server.storage.repositories import Repositories
 from aegra_server.storage.tables import metadata
 from aegra_server.storage.urls import DatabaseUrl, parse_database_url
@@ -40,7 +40,7 @@ class Services:
     store: Any
     runs: RunManager
     crons: CronScheduler
-    sweeper: ThreadSweeper
+    sweeper: Sweeper
 
 
 async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitStack, bus: LocalBus) -> Any:
@@ -111,7 +111,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
     crons = CronScheduler(repos, runs)
     crons.start()
     stack.push_async_callback(crons.stop)
-    sweeper = ThreadSweeper(repos, runs, settings.thread_sweep_seconds)
+    sweeper = Sweeper(repos, runs, settings.thread_sweep_seconds, settings.run_events_retention_seconds)
     sweeper.start()
     stack.push_async_callback(sweeper.stop)
     return Services(settings, config, registry, repos, checkpointer, store, runs, crons=crons, sweeper=sweeper)

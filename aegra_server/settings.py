@@ -53,8 +53,14 @@ class Settings(BaseSettings):
     run_max_attempts: int = Field(
         default=3, ge=1, validation_alias=AliasChoices("AEGRA_RUN_MAX_ATTEMPTS", "BG_JOB_MAX_RETRIES")
     )
-    # How often threads whose `ttl` has passed are deleted.
+    # How often threads whose `ttl` has passed, and stored run events past their retention, are deleted.
     thread_sweep_seconds: float = Field(default=60.0, gt=0, alias="AEGRA_THREAD_SWEEP_SECONDS")
+    # How long a run's streamed events stay in the database after it ended (where processes share one: Postgres,
+    # SQLite workers), for joins, reconnects and thread streams on any process; the run and its thread's state
+    # stay. Every token of every run is an event: kept forever, they would outgrow the checkpoints.
+    run_events_retention_seconds: float = Field(
+        default=86400.0, gt=0, alias="AEGRA_RUN_EVENTS_RETENTION_SECONDS"
+    )
     # A run still executing after this long is stopped and ends as `timeout` (its thread: `error`). LangGraph
     # Platform's variable, BG_JOB_TIMEOUT_SECS, is read too, so a deployment's setting carries over.
     run_timeout_seconds: float = Field(

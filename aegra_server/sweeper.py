@@ -1,22 +1,28 @@
-"""Deletes threads whose time to live has passed (threads created or updated with `ttl`)."""
+"""Deletes what has outlived its time: threads whose time to live has passed (created or updated with `ttl`), and
+the stored events of runs that ended longer ago than their retention (settings.run_events_retention_seconds)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from contextlib import suppress
+from datetime import datetime, timedelta
 
 from aegra_server.runs.manager import RunManager
+from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
 
 log = logging.getLogger("aegra.sweeper")
 
 
-class ThreadSweeper:
-    def __init__(self, repos: Repositories, runs: RunManager, interval: float) -> None:
+class Sweeper:
+    def __init__(self, repos: Repositories, runs: RunManager, interval: float, events_retention: float) -> None:
         self.repos = repos
         self.runs = runs
         self.interval = interval
+        self.events_retention = timedelta(seconds=events_retention)
+        # Where the last sweep of run events stopped (the end of the last run it took): the next one starts there.
+        self._events_swept_to: tuple[datetime, str] | None = None
         self._task: asyncio.Task | None = None
 
     async def sweep(self) -> int:
@@ -29,6 +35,17 @@ class ThreadSweeper:
                 swept += 1
         return swept
 
+    async def sweep_run_events(self) -> int:
+        """Delete the stored events of every run that ended more than the retention ago; returns of how many runs
+        (each run once per process: a later sweep starts where this one stopped)."""
+        ended_before = utcnow() - self.events_retention
+        runs = 0
+        while True:
+            taken, self._events_swept_to = await self.repos.runs.forget_events(ended_before, self._events_swept_to)
+            runs += taken
+            if not taken:
+                return runs
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
 
@@ -40,6 +57,10 @@ class ThreadSweeper:
                     log.info("deleted %d expired thread(s)", swept)
             except Exception:
                 log.exception("sweeping expired threads failed")
+            try:
+                await self.sweep_run_events()
+            except Exception:
+                log.exception("deleting the stored events of runs past their retention failed")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 # The newest revision in versions/ (tests/storage/test_migrations.py checks it against Alembic's own answer).
-HEAD = "0005"
+HEAD = "0006"
 
 # Key of the Postgres advisory lock that serialises migrators: the bytes of "aegra-db" as a signed 64-bit int.
 # Fixed forever, so that every Aegra version ever deployed against one database agrees on it.

@@ -1058,7 +1058,9 @@ class RunManager:
         running. Otherwise it would hold only runs this process executed or saw signalled while someone here
         watched: a thread-protocol reader arriving here after a run ended elsewhere would wait for it forever,
         and the logs of two processes would number their protocol events differently (the `since` a client got
-        from one would mean something else on the other)."""
+        from one would mean something else on the other). Two edges where they still can: a history longer than
+        THREAD_LOG_EVENTS, and runs whose events the sweeper deleted (ended longer ago than their retention) between
+        the times two processes read it."""
         log = self.streams.thread_log(thread_id)
         if log.history_read or not self.bus.shared:
             return log

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import aliased
 
 from aegra_server.storage.common import Conflict, NotFound, first, row_dict
@@ -483,6 +483,29 @@ class RunRepository:
             .limit(last)
         )
         return await self.db.read(lambda conn: [tuple(r) for r in reversed(conn.execute(query).all())])
+
+    async def forget_events(
+        self, ended_before: datetime, after: tuple[datetime, str] | None, limit: int = 200
+    ) -> tuple[int, tuple[datetime, str]]:
+        """Delete the stored events of up to `limit` runs that ended before `ended_before` and have any, in the
+        order they ended (their last `updated_at`), from past `after` on: where the previous call stopped, so that
+        no run is read twice. Returns how many runs it took and where the next call starts (past `ended_before`
+        once every run before it was seen: a run that ends later has a later `updated_at`)."""
+        query = (
+            select(runs.c.run_id, runs.c.updated_at)
+            .where(~_IS_ACTIVE, runs.c.updated_at < ended_before, exists().where(run_events.c.run_id == runs.c.run_id))
+            .order_by(runs.c.updated_at, runs.c.run_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(tuple_(runs.c.updated_at, runs.c.run_id) > tuple_(*after))
+        taken = await self.db.read(lambda conn: conn.execute(query).all())
+        if taken:  # only then a write: on SQLite every write transaction takes the file's write lock
+            forgotten = delete(run_events).where(run_events.c.run_id.in_([row.run_id for row in taken]))
+            await self.db.write(lambda conn: conn.execute(forgotten))
+        if len(taken) < limit:
+            return len(taken), (ended_before, "")
+        return len(taken), (taken[-1].updated_at, taken[-1].run_id)
 
     async def last_event_seq(self, run_id: str) -> int:
         query = select(func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)

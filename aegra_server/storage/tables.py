@@ -145,9 +145,12 @@ runs = Table(
     Index("ix_runs_thread_created", "thread_id", "created_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_claimable", "status", "available_at"),
+    # Runs in the order they ended (revision 0006): the sweeper forgets their stored events after the retention.
+    Index("ix_runs_updated_at", "updated_at"),
 )
 
-# Events of runs, for readers on other server processes (Postgres only; one process reads from memory).
+# Events of runs, for readers on other server processes (Postgres, SQLite workers; one process reads from memory),
+# kept for a while after the run ends (sweeper).
 run_events = Table(
     "run_events",
     metadata,

@@ -78,3 +78,30 @@ async def test_a_thread_s_last_events_across_its_runs_in_the_order_it_ran_them(r
     assert [(run_id, seq) for run_id, _, seq, _, _ in everything] == [
         (first, 0), (first, 1), (first, 2), (second, 0), (second, 1)
     ]
+
+
+async def _end(repo: RunRepository, run_id: str) -> None:
+    run = await repo.get(run_id)
+    await repo.finish(run, status="success", thread_status="idle", values={}, interrupts={})
+
+
+async def test_events_of_runs_ended_before_a_time_are_forgotten_in_batches_others_kept(repo: RunRepository) -> None:
+    ended = [await _a_run(repo) for _ in range(5)]
+    running = await _a_run(repo)
+    for run_id in ended:
+        await _end(repo, run_id)
+    cutoff = datetime.now(UTC)
+    ended_later = await _a_run(repo)
+    await _end(repo, ended_later)
+    await repo.append_events([e for run_id in [*ended, running, ended_later] for e in _events(run_id, 0, 1)])
+
+    taken, where = await repo.forget_events(cutoff, None, limit=3)
+    assert taken == 3 and sum([await repo.read_events(run_id, 0) == [] for run_id in ended]) == 3
+    taken, where = await repo.forget_events(cutoff, where, limit=3)
+    assert taken == 2  # the two left, not the three forgotten again
+    assert await repo.forget_events(cutoff, where, limit=3) == (0, where)
+
+    assert all([await repo.read_events(run_id, 0) == [] for run_id in ended])
+    assert len(await repo.read_events(running, 0)) == 2  # still running, however old
+    assert len(await repo.read_events(ended_later, 0)) == 2  # ended after the time
+    assert (await repo.get(ended[0]))["status"] == "success"  # the run itself stays
