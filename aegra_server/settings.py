@@ -55,9 +55,9 @@ class Settings(BaseSettings):
     )
     # How often threads whose `ttl` has passed, and stored run events past their retention, are deleted.
     thread_sweep_seconds: float = Field(default=60.0, gt=0, alias="AEGRA_THREAD_SWEEP_SECONDS")
-    # How long a run's streamed events stay in the database after it ended (where processes share one: Postgres,
-    # SQLite workers), for joins, reconnects and thread streams on any process; the run and its thread's state
-    # stay. Every token of every run is an event: kept forever, they would outgrow the checkpoints.
+    # How long a thread's runs' streamed events stay in the database once it is idle (where processes share one:
+    # Postgres, SQLite workers), for joins, reconnects and thread streams on any process; the runs and the
+    # thread's state stay. Every token of every run is an event: kept forever, they would outgrow the checkpoints.
     run_events_retention_seconds: float = Field(
         default=86400.0, gt=0, alias="AEGRA_RUN_EVENTS_RETENTION_SECONDS"
     )

@@ -1,5 +1,6 @@
 """Deletes what has outlived its time: threads whose time to live has passed (created or updated with `ttl`), and
-the stored events of runs that ended longer ago than their retention (settings.run_events_retention_seconds)."""
+the stored events of the ended runs of threads idle longer than their retention
+(settings.run_events_retention_seconds)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class Sweeper:
         self.runs = runs
         self.interval = interval
         self.events_retention = timedelta(seconds=events_retention)
-        # Where the last sweep of run events stopped (the end of the last run it took): the next one starts there.
+        # Where the last sweep of run events stopped (the last change of the last thread it took): the next starts there.
         self._events_swept_to: tuple[datetime, str] | None = None
         self._task: asyncio.Task | None = None
 
@@ -36,15 +37,15 @@ class Sweeper:
         return swept
 
     async def sweep_run_events(self) -> int:
-        """Delete the stored events of every run that ended more than the retention ago; returns of how many runs
-        (each run once per process: a later sweep starts where this one stopped)."""
-        ended_before = utcnow() - self.events_retention
-        runs = 0
+        """Delete the stored events of the ended runs of every thread idle longer than the retention; returns of how
+        many threads (each once per process while it stays idle: a later sweep starts where this one stopped)."""
+        idle_since = utcnow() - self.events_retention
+        swept = 0
         while True:
-            taken, self._events_swept_to = await self.repos.runs.forget_events(ended_before, self._events_swept_to)
-            runs += taken
+            taken, self._events_swept_to = await self.repos.runs.forget_events(idle_since, self._events_swept_to)
+            swept += taken
             if not taken:
-                return runs
+                return swept
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())

@@ -1059,8 +1059,8 @@ class RunManager:
         watched: a thread-protocol reader arriving here after a run ended elsewhere would wait for it forever,
         and the logs of two processes would number their protocol events differently (the `since` a client got
         from one would mean something else on the other). Two edges where they still can: a history longer than
-        THREAD_LOG_EVENTS, and runs whose events the sweeper deleted (ended longer ago than their retention) between
-        the times two processes read it."""
+        THREAD_LOG_EVENTS, and a thread idle long enough for the sweeper to delete its runs' events between the
+        times two processes read it (a thread in use keeps them)."""
         log = self.streams.thread_log(thread_id)
         if log.history_read or not self.bus.shared:
             return log

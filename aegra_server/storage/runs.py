@@ -485,27 +485,31 @@ class RunRepository:
         return await self.db.read(lambda conn: [tuple(r) for r in reversed(conn.execute(query).all())])
 
     async def forget_events(
-        self, ended_before: datetime, after: tuple[datetime, str] | None, limit: int = 200
+        self, idle_since: datetime, after: tuple[datetime, str] | None, limit: int = 200
     ) -> tuple[int, tuple[datetime, str]]:
-        """Delete the stored events of up to `limit` runs that ended before `ended_before` and have any, in the
-        order they ended (their last `updated_at`), from past `after` on: where the previous call stopped, so that
-        no run is read twice. Returns how many runs it took and where the next call starts (past `ended_before`
-        once every run before it was seen: a run that ends later has a later `updated_at`)."""
+        """Delete the stored events of the ended runs of up to `limit` threads unchanged since `idle_since`, in the
+        order they last changed, from past `after` on: where the previous call stopped, so that no thread is read
+        twice while it stays idle (one that changes again moves past it). By thread rather than by run, so that a
+        thread in use keeps the whole history its thread-protocol numbering is read from (RunManager.
+        thread_log_with_history). Returns how many threads it took and where the next call starts (past
+        `idle_since` once every thread before it was seen)."""
+        has_events = exists().where(run_events.c.run_id == runs.c.run_id, runs.c.thread_id == threads.c.thread_id, ~_IS_ACTIVE)
         query = (
-            select(runs.c.run_id, runs.c.updated_at)
-            .where(~_IS_ACTIVE, runs.c.updated_at < ended_before, exists().where(run_events.c.run_id == runs.c.run_id))
-            .order_by(runs.c.updated_at, runs.c.run_id)
+            select(threads.c.thread_id, threads.c.updated_at)
+            .where(threads.c.updated_at < idle_since, has_events)
+            .order_by(threads.c.updated_at, threads.c.thread_id)
             .limit(limit)
         )
         if after is not None:
-            query = query.where(tuple_(runs.c.updated_at, runs.c.run_id) > tuple_(*after))
+            query = query.where(tuple_(threads.c.updated_at, threads.c.thread_id) > tuple_(*after))
         taken = await self.db.read(lambda conn: conn.execute(query).all())
         if taken:  # only then a write: on SQLite every write transaction takes the file's write lock
-            forgotten = delete(run_events).where(run_events.c.run_id.in_([row.run_id for row in taken]))
+            ended_runs = select(runs.c.run_id).where(runs.c.thread_id.in_([row.thread_id for row in taken]), ~_IS_ACTIVE)
+            forgotten = delete(run_events).where(run_events.c.run_id.in_(ended_runs))
             await self.db.write(lambda conn: conn.execute(forgotten))
         if len(taken) < limit:
-            return len(taken), (ended_before, "")
-        return len(taken), (taken[-1].updated_at, taken[-1].run_id)
+            return len(taken), (idle_since, "")
+        return len(taken), (taken[-1].updated_at, taken[-1].thread_id)
 
     async def last_event_seq(self, run_id: str) -> int:
         query = select(func.max(run_events.c.seq)).where(run_events.c.run_id == run_id)

@@ -112,6 +112,9 @@ threads = Table(
     Index("ix_threads_created_at", "created_at"),
     Index("ix_threads_status", "status"),
     Index("ix_threads_expires_at", "expires_at"),
+    # Threads in the order they last changed (revision 0006): searches sorted by it, and the sweeper, which forgets
+    # the stored run events of threads idle longer than the retention.
+    Index("ix_threads_updated_at", "updated_at"),
     # Metadata containment (`@>`: searches, counts, authorization filters) on Postgres (revision 0005);
     # jsonb_path_ops indexes exactly that operator, smaller than the default GIN class. SQLite has no index for it.
     Index(
@@ -145,12 +148,10 @@ runs = Table(
     Index("ix_runs_thread_created", "thread_id", "created_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_claimable", "status", "available_at"),
-    # Runs in the order they ended (revision 0006): the sweeper forgets their stored events after the retention.
-    Index("ix_runs_updated_at", "updated_at"),
 )
 
 # Events of runs, for readers on other server processes (Postgres, SQLite workers; one process reads from memory),
-# kept for a while after the run ends (sweeper).
+# kept until the thread has been idle for a while (sweeper).
 run_events = Table(
     "run_events",
     metadata,

@@ -1,4 +1,4 @@
-"""Stored run events are deleted once their run ended longer ago than AEGRA_RUN_EVENTS_RETENTION_SECONDS.
+"""Stored run events are deleted once their thread has been idle longer than AEGRA_RUN_EVENTS_RETENTION_SECONDS.
 
 They are stored where processes share the database (here Postgres): every streamed chunk is a row, so kept forever
 they would outgrow everything else."""
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.postgres
 RETENTION_SECONDS = 1.0
 
 
-async def test_events_of_a_run_are_deleted_once_it_ended_longer_ago_than_the_retention(graphs_config, pg_server):
+async def test_events_of_a_thread_s_runs_are_deleted_once_it_was_idle_longer_than_the_retention(graphs_config, pg_server):
     with fresh_database(pg_server, prefix="aegra_retention") as url:
         settings = Settings(
             AEGRA_CONFIG=graphs_config, DATABASE_URL=url,
@@ -50,7 +50,7 @@ async def test_events_of_a_run_are_deleted_once_it_ended_longer_ago_than_the_ret
             await eventually(lambda: _none(stored(ended["run_id"])), timeout=10)
             assert (await sdk.runs.get(ended_thread, ended["run_id"]))["status"] == "success"  # the run stays
             assert (await sdk.threads.get_state(ended_thread))["values"]["messages"]  # and its thread's state
-            # Older than the retention, but still running: its events stay.
+            # Its thread idle (unchanged) longer than the retention, but the run still running: its events stay.
             await asyncio.sleep(RETENTION_SECONDS + 0.5)
             assert (await sdk.runs.get(running_thread, long["run_id"]))["status"] == "running"
             assert await stored(long["run_id"]) > 0

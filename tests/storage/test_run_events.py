@@ -85,23 +85,39 @@ async def _end(repo: RunRepository, run_id: str) -> None:
     await repo.finish(run, status="success", thread_status="idle", values={}, interrupts={})
 
 
-async def test_events_of_runs_ended_before_a_time_are_forgotten_in_batches_others_kept(repo: RunRepository) -> None:
-    ended = [await _a_run(repo) for _ in range(5)]
-    running = await _a_run(repo)
-    for run_id in ended:
+async def test_events_of_threads_idle_since_a_time_are_forgotten_in_batches_others_kept(repo: RunRepository) -> None:
+    """By thread: the ended runs of threads unchanged since the time lose their events, a thread's running run keeps
+    its own; threads that changed since keep theirs; a thread taken once is taken again only after it changed."""
+    a1 = await _a_run(repo)
+    a_thread = (await repo.get(a1))["thread_id"]
+    a2 = await _a_run(repo, a_thread)
+    b = await _a_run(repo)
+    c_ended = await _a_run(repo)
+    c_thread = (await repo.get(c_ended))["thread_id"]
+    for run_id in (a1, a2, b, c_ended):
         await _end(repo, run_id)
-    cutoff = datetime.now(UTC)
-    ended_later = await _a_run(repo)
-    await _end(repo, ended_later)
-    await repo.append_events([e for run_id in [*ended, running, ended_later] for e in _events(run_id, 0, 1)])
+    c_running = await _a_run(repo, c_thread)
+    idle_since = datetime.now(UTC)
+    d = await _a_run(repo)
+    await _end(repo, d)  # its thread changed after the time
+    await repo.append_events([e for run_id in (a1, a2, b, c_ended, c_running, d) for e in _events(run_id, 0, 1)])
 
-    taken, where = await repo.forget_events(cutoff, None, limit=3)
-    assert taken == 3 and sum([await repo.read_events(run_id, 0) == [] for run_id in ended]) == 3
-    taken, where = await repo.forget_events(cutoff, where, limit=3)
-    assert taken == 2  # the two left, not the three forgotten again
-    assert await repo.forget_events(cutoff, where, limit=3) == (0, where)
+    taken, where = await repo.forget_events(idle_since, None, limit=2)
+    assert taken == 2
+    taken, where = await repo.forget_events(idle_since, where, limit=2)
+    assert taken == 1  # the one left, not the two forgotten again
+    assert await repo.forget_events(idle_since, where, limit=2) == (0, where)
 
-    assert all([await repo.read_events(run_id, 0) == [] for run_id in ended])
-    assert len(await repo.read_events(running, 0)) == 2  # still running, however old
-    assert len(await repo.read_events(ended_later, 0)) == 2  # ended after the time
-    assert (await repo.get(ended[0]))["status"] == "success"  # the run itself stays
+    assert [await repo.read_events(run_id, 0) for run_id in (a1, a2, b, c_ended)] == [[], [], [], []]
+    assert len(await repo.read_events(c_running, 0)) == 2  # still running
+    assert len(await repo.read_events(d, 0)) == 2  # its thread changed since
+    assert (await repo.get(a1))["status"] == "success"  # the run itself stays
+
+    # A thread used again moves past where the sweep stopped, and is taken again once it is idle.
+    a3 = await _a_run(repo, a_thread)
+    await _end(repo, a3)
+    await repo.append_events(_events(a3, 0))
+    taken, _ = await repo.forget_events(datetime.now(UTC), where, limit=5)
+    assert taken == 2  # a's thread again, and d's, idle now too
+    assert await repo.read_events(a3, 0) == [] and await repo.read_events(d, 0) == []
+    assert len(await repo.read_events(c_running, 0)) == 2
