@@ -19,7 +19,13 @@ from aegra_server.runs.manager import RunManager
 from aegra_server.runs.webhooks import WebhookSender
 from aegra_server.settings import Settings
 from aegra_server.storage import sqlite_sharing
-from aegra_server.storage.connections import postgres_pool, postgres_setup_lock, sqlite_connection
+from aegra_server.storage.connections import (
+    PostgresConnections,
+    postgres_connections,
+    postgres_pool,
+    postgres_setup_lock,
+    sqlite_connection,
+)
 from aegra_server.storage.database import Database
 from aegra_server.store import open_store
 from aegra_server.sweeper import Sweeper
@@ -43,7 +49,9 @@ class Services:
     sweeper: Sweeper
 
 
-async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitStack, bus: LocalBus) -> Any:
+async def _open_checkpointer(
+    url: DatabaseUrl, db: Database, stack: AsyncExitStack, bus: LocalBus, pools: PostgresConnections | None
+) -> Any:
     """LangGraph's checkpointer (on SQLite, the server's variant of it) on the same database as our tables."""
     if url.dialect == "sqlite":
         from aegra_server.storage.checkpointer import SqliteCheckpointer
@@ -56,7 +64,7 @@ async def _open_checkpointer(url: DatabaseUrl, db: Database, stack: AsyncExitSta
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-        checkpointer = AsyncPostgresSaver(await postgres_pool(url, stack, fenced=True))
+        checkpointer = AsyncPostgresSaver(await postgres_pool(url, stack, size=pools.checkpointer, fenced=True))
     await checkpointer.setup()
     return checkpointer
 
@@ -86,7 +94,11 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
     registry = await asyncio.to_thread(GraphRegistry.load, config)
     stack.push_async_callback(registry.aclose)
     url = parse_database_url(settings.resolved_database_url())
-    db = Database(url)
+    # On Postgres, every pool sized so that the process stays within its share of the server's connections.
+    pools = None
+    if url.dialect == "postgresql":
+        pools = await postgres_connections(url, settings.postgres_connections, settings.workers)
+    db = Database(url, pools.tables) if pools else Database(url)
     stack.push_async_callback(db.close)
     repos = Repositories.build(db)
     # Marked as served by this process (and its fellow workers) until the server stops.
@@ -98,8 +110,8 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
             await db.write(metadata.create_all)
         else:
             await asyncio.to_thread(migrations.upgrade, settings.resolved_database_url())
-        checkpointer = await _open_checkpointer(url, db, stack, bus)
-        store = await open_store(config, url, stack)
+        checkpointer = await _open_checkpointer(url, db, stack, bus, pools)
+        store = await open_store(config, url, stack, pools.store) if pools else await open_store(config, url, stack)
         removed = await repos.assistants.ensure_defaults(
             {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}
         )

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     run_max_attempts: int = Field(
         default=3, ge=1, validation_alias=AliasChoices("AEGRA_RUN_MAX_ATTEMPTS", "BG_JOB_MAX_RETRIES")
     )
+    # The most connections one server process opens to Postgres, its pools and signalling together (at least 6).
+    # Unset: its share of what the Postgres server allows (max_connections), split among the workers.
+    postgres_connections: int | None = Field(default=None, ge=6, alias="AEGRA_POSTGRES_CONNECTIONS")
     # How often threads whose `ttl` has passed, and stored run events past their retention, are deleted.
     thread_sweep_seconds: float = Field(default=60.0, gt=0, alias="AEGRA_THREAD_SWEEP_SECONDS")
     # How long a thread's runs' streamed events stay in the database once it is idle (where processes share one:

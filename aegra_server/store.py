@@ -47,14 +47,14 @@ def ttl_config(config: AegraConfig) -> TTLConfig | None:
     return TTLConfig(**data)  # type: ignore[typeddict-item]
 
 
-async def open_store(config: AegraConfig, url: DatabaseUrl, stack: AsyncExitStack) -> Any:
+async def open_store(config: AegraConfig, url: DatabaseUrl, stack: AsyncExitStack, postgres_connections: int = 20) -> Any:
     index = index_config(config)
     ttl = ttl_config(config)
     if url.dialect == "sqlite":
         store: Any = AegraSqliteStore(await sqlite_connection(url, stack), index=index, ttl=ttl)
         await store.setup()
     else:
-        store = AegraPostgresStore(await postgres_pool(url, stack), index=index, ttl=ttl)
+        store = AegraPostgresStore(await postgres_pool(url, stack, size=postgres_connections), index=index, ttl=ttl)
         await _setup_postgres(store, index)
     await store.start_ttl_sweeper()
     stack.push_async_callback(_stop_sweeper, store)

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
@@ -15,6 +16,8 @@ from aegra_server.storage import write_fence
 from aegra_server.storage.liveness import PoolCheck
 from aegra_server.storage.sqlite_sharing import FileLock
 from aegra_server.storage.urls import DatabaseUrl
+
+log = logging.getLogger("aegra.storage")
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -104,9 +107,64 @@ async def sqlite_connection(
     return conn
 
 
-async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack, *, fenced: bool = False):
-    """`fenced`: for the checkpointer (storage.write_fence). Not for the store, whose operations one shared task
-    carries out for every caller, in its own context."""
+# Connections kept for others on a Postgres server when a process takes its share by default: psql sessions, a
+# migration, a backup.
+POSTGRES_HEADROOM = 5
+# The most a process takes by default (what its pools together could open before they were sized), and the least
+# it runs on.
+POSTGRES_CONNECTIONS_MOST = 62
+POSTGRES_CONNECTIONS_LEAST = 6
+
+
+@dataclass(frozen=True)
+class PostgresConnections:
+    """How many connections each Postgres pool of a server process may open: with the signal bus's two
+    (runs.bus.PostgresBus: one listening, one sending), that many in all. Requests wait for a pool's connection
+    rather than the server opening more than Postgres allows (beyond max_connections it refuses them all)."""
+
+    tables: int
+    checkpointer: int
+    store: int
+    BUS = 2
+
+    @classmethod
+    def within(cls, total: int) -> PostgresConnections:
+        pools = total - cls.BUS
+        # Our tables and the checkpointer are on every run's path; the store serves only graphs that use it.
+        tables = checkpointer = max(1, pools * 2 // 5)
+        return cls(tables, checkpointer, max(1, pools - tables - checkpointer))
+
+
+def per_process_connections(max_connections: int, reserved: int, workers: int) -> int:
+    """A process's share of a Postgres server's connections when AEGRA_POSTGRES_CONNECTIONS does not say: what the
+    server allows beyond its superuser-reserved ones and some headroom, split among the workers (other servers on
+    the same Postgres are not known: set the variable for them)."""
+    share = (max_connections - reserved - POSTGRES_HEADROOM) // workers
+    return max(POSTGRES_CONNECTIONS_LEAST, min(POSTGRES_CONNECTIONS_MOST, share))
+
+
+async def postgres_connections(url: DatabaseUrl, setting: int | None, workers: int) -> PostgresConnections:
+    """The pools' sizes for this process: AEGRA_POSTGRES_CONNECTIONS in all, else its share of the server's."""
+    if setting is None:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(url.conninfo, autocommit=True) as conn:
+            cursor = await conn.execute(
+                "SELECT current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int"
+            )
+            max_connections, reserved = await cursor.fetchone()
+        setting = per_process_connections(max_connections, reserved, workers)
+        if setting * workers > max_connections - reserved:
+            log.warning(
+                "Postgres allows %d connections; %d worker(s) need %d each at least: raise its max_connections",
+                max_connections - reserved, workers, setting,
+            )
+    return PostgresConnections.within(setting)
+
+
+async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack, *, size: int, fenced: bool = False):
+    """A pool of at most `size` connections. `fenced`: for the checkpointer (storage.write_fence). Not for the
+    store, whose operations one shared task carries out for every caller, in its own context."""
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
@@ -126,8 +184,8 @@ async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack, *, fenced: bool
     liveness = PoolCheck()
     pool = (FencedPool if fenced else AsyncConnectionPool)(
         url.conninfo,
-        min_size=2,
-        max_size=20,
+        min_size=min(2, size),
+        max_size=size,
         open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         check=liveness.check,

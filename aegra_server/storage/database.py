@@ -116,7 +116,8 @@ class _HeldConnections:
 
 
 class Database:
-    def __init__(self, url: DatabaseUrl) -> None:
+    def __init__(self, url: DatabaseUrl, postgres_connections: int = 20) -> None:
+        """`postgres_connections`: the most the pool of our tables opens (storage.connections.PostgresConnections)."""
         self.url = url
         self.dialect = url.dialect
         self._write_queue: aiosqlite.Connection | None = None
@@ -133,8 +134,8 @@ class Database:
         else:
             self._async_engine = create_async_engine(
                 url.sqlalchemy_async,
-                pool_size=10,
-                max_overflow=10,
+                pool_size=postgres_connections,
+                max_overflow=0,
                 json_serializer=dumps_str,
                 json_deserializer=loads,
             )

@@ -46,7 +46,7 @@ async def test_a_postgres_connection_the_server_closed_is_replaced_before_use(po
 @pytest.mark.postgres
 async def test_the_checkpointers_pool_replaces_connections_the_server_closed(postgres_url):
     async with AsyncExitStack() as stack:
-        pool = await postgres_pool(parse_database_url(postgres_url), stack)
+        pool = await postgres_pool(parse_database_url(postgres_url), stack, size=4)
         async with pool.connection() as conn:
             pids = [(await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]]
         terminate(postgres_url, pids[0])
