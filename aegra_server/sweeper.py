@@ -10,6 +10,7 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 
 from aegra_server.runs.manager import RunManager
+from aegra_server.storage.connections import log_failure
 from aegra_server.storage.database import utcnow
 from aegra_server.storage.repositories import Repositories
 
@@ -56,12 +57,9 @@ class Sweeper:
             try:
                 if swept := await self.sweep():
                     log.info("deleted %d expired thread(s)", swept)
-            except Exception:
-                log.exception("sweeping expired threads failed")
-            try:
                 await self.sweep_run_events()
-            except Exception:
-                log.exception("deleting the stored events of runs past their retention failed")
+            except Exception as exc:  # tried again next time; a database away for a while logs one line each time
+                log_failure(log, logging.ERROR, "sweeping failed", exc)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -136,10 +136,7 @@ def _connected(url: DatabaseUrl, *, for_upgrade: bool) -> Iterator[Connection]:
         try:
             connection = engine.connect()
         except DBAPIError as exc:
-            raise DatabaseError(
-                f"Cannot connect to the database at {url.redacted}: {_cause(exc, url)}",
-                hint=_connect_hint(url, exc),
-            ) from exc
+            raise cannot_connect(url, exc) from exc
         with connection:
             yield connection
     finally:
@@ -217,14 +214,22 @@ def _migration_lock(connection: Connection) -> Iterator[None]:
         connection.commit()
 
 
-def _cause(exc: SQLAlchemyError, url: DatabaseUrl) -> str:
+def _cause(exc: Exception, url: DatabaseUrl) -> str:
     """The driver's own words, on one line, without the password should a driver ever echo it."""
     original = getattr(exc, "orig", None) or exc
     return hide_secret(" ".join(str(original).split()) or type(original).__name__, url.password)
 
 
-def _connect_hint(url: DatabaseUrl, exc: DBAPIError) -> str:
-    message = str(exc.orig).lower()
+def cannot_connect(url: DatabaseUrl, exc: Exception) -> DatabaseError:
+    """What a failed connection says to the user: the driver's words and the likely fix. For SQLAlchemy's errors
+    and the driver's own (psycopg's, where the server connects without SQLAlchemy)."""
+    return DatabaseError(
+        f"Cannot connect to the database at {url.redacted}: {_cause(exc, url)}", hint=_connect_hint(url, exc)
+    )
+
+
+def _connect_hint(url: DatabaseUrl, exc: Exception) -> str:
+    message = str(getattr(exc, "orig", None) or exc).lower()
     if url.dialect == "sqlite":
         return f"check that {Path(url.sqlite_path).parent} exists and that you may write there"
     if "password authentication failed" in message or "no password supplied" in message:

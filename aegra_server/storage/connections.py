@@ -146,9 +146,7 @@ def per_process_connections(max_connections: int, reserved: int, workers: int) -
 async def postgres_connections(url: DatabaseUrl, setting: int | None, workers: int) -> PostgresConnections:
     """The pools' sizes for this process: AEGRA_POSTGRES_CONNECTIONS in all, else its share of the server's."""
     if setting is None:
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(url.conninfo, autocommit=True) as conn:
+        async with _connected(url) as conn:
             cursor = await conn.execute(
                 "SELECT current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int"
             )
@@ -196,6 +194,21 @@ async def postgres_pool(url: DatabaseUrl, stack: AsyncExitStack, *, size: int, f
     return pool
 
 
+@asynccontextmanager
+async def _connected(url: DatabaseUrl):
+    """One connection to Postgres while the server starts; one that fails says why in the user's terms."""
+    import psycopg
+
+    from aegra_server.migrations import cannot_connect
+
+    try:
+        conn = await psycopg.AsyncConnection.connect(url.conninfo, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise cannot_connect(url, exc) from exc
+    async with conn:
+        yield conn
+
+
 # Key of the Postgres advisory lock a server holds while it sets up the database ("aegra" in ASCII, then 1).
 SETUP_LOCK_KEY = 0x6165677261_01
 
@@ -208,9 +221,7 @@ async def postgres_setup_lock(url: DatabaseUrl) -> AsyncIterator[None]:
     Waiting is a try every 50 ms, not pg_advisory_lock: a statement blocked in that holds a snapshot, and
     LangGraph's checkpointer migrations build an index CONCURRENTLY, which waits for every such snapshot to end:
     the holder would wait for the waiters (a deadlock Postgres does not report)."""
-    import psycopg
-
-    async with await psycopg.AsyncConnection.connect(url.conninfo, autocommit=True) as conn:
+    async with _connected(url) as conn:
         while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (SETUP_LOCK_KEY,))).fetchone())[0]:
             await asyncio.sleep(0.05)
         yield

@@ -5,6 +5,7 @@ connections) answered requests under load with 503s: "sorry, too many clients al
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import psycopg
 import pytest
@@ -66,3 +67,24 @@ def test_the_pools_and_the_signal_connections_add_up_to_the_total(total: int) ->
     pools = PostgresConnections.within(total)
     assert pools.tables + pools.checkpointer + pools.store + PostgresConnections.BUS == total
     assert min(pools.tables, pools.checkpointer, pools.store) >= 1
+
+
+async def test_a_server_starting_while_postgres_is_unreachable_says_so_in_one_line(graphs_config):
+    """The server process connects before migrations do (for max_connections, then the setup lock), as after a dev
+    reload or a worker's start: an unreachable Postgres is an error the user can fix, told as the CLI tells it."""
+    from contextlib import AsyncExitStack
+
+    from aegra_server.errors import DatabaseError
+    from aegra_server.services import open_services
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]  # nothing listens there once closed
+    url = f"postgresql://aegra:S3cret@127.0.0.1:{port}/aegra"
+    for connections in (None, 8):  # reading the server's max_connections, or the setup lock's connection
+        settings = Settings(AEGRA_CONFIG=graphs_config, DATABASE_URL=url, AEGRA_POSTGRES_CONNECTIONS=connections)
+        with pytest.raises(DatabaseError) as excinfo:
+            async with AsyncExitStack() as stack:
+                await open_services(settings, stack)
+        assert excinfo.value.message.startswith("Cannot connect to the database at postgresql://aegra:***@")
+        assert "S3cret" not in excinfo.value.message and "aegra up" in excinfo.value.hint
