@@ -50,7 +50,7 @@ class Services:
 
 
 async def _open_checkpointer(
-    url: DatabaseUrl, db: Database, stack: AsyncExitStack, bus: LocalBus, pools: PostgresConnections | None
+    url: DatabaseUrl, db: Database, stack: AsyncExitStack, bus: LocalBus, pools: PostgresConnections
 ) -> Any:
     """LangGraph's checkpointer (on SQLite, the server's variant of it) on the same database as our tables."""
     if url.dialect == "sqlite":
@@ -95,10 +95,8 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
     stack.push_async_callback(registry.aclose)
     url = parse_database_url(settings.resolved_database_url())
     # On Postgres, every pool sized so that the process stays within its share of the server's connections.
-    pools = None
-    if url.dialect == "postgresql":
-        pools = await postgres_connections(url, settings.postgres_connections, settings.workers)
-    db = Database(url, pools.tables) if pools else Database(url)
+    pools = await postgres_connections(url, settings.postgres_connections, settings.workers)
+    db = Database(url, pools.tables)
     stack.push_async_callback(db.close)
     repos = Repositories.build(db)
     # Marked as served by this process (and its fellow workers) until the server stops.
@@ -111,7 +109,7 @@ async def open_services(settings: Settings, stack: AsyncExitStack, observer: Run
         else:
             await asyncio.to_thread(migrations.upgrade, settings.resolved_database_url())
         checkpointer = await _open_checkpointer(url, db, stack, bus, pools)
-        store = await open_store(config, url, stack, pools.store) if pools else await open_store(config, url, stack)
+        store = await open_store(config, url, stack, pools.store)
         removed = await repos.assistants.ensure_defaults(
             {g: default_assistant_id(g) for g in registry.ids}, {g: registry.description(g) for g in registry.ids}
         )

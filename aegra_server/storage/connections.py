@@ -144,7 +144,10 @@ def per_process_connections(max_connections: int, reserved: int, workers: int) -
 
 
 async def postgres_connections(url: DatabaseUrl, setting: int | None, workers: int) -> PostgresConnections:
-    """The pools' sizes for this process: AEGRA_POSTGRES_CONNECTIONS in all, else its share of the server's."""
+    """The pools' sizes for this process: AEGRA_POSTGRES_CONNECTIONS in all, else its share of the server's (on
+    SQLite, which has no such pools, the most)."""
+    if url.dialect != "postgresql":
+        return PostgresConnections.within(POSTGRES_CONNECTIONS_MOST)
     if setting is None:
         async with _connected(url) as conn:
             cursor = await conn.execute(
