@@ -76,3 +76,19 @@ def test_values_json_lacks_are_encoded_as_langgraph_api_sends_them() -> None:
         "path": "/srv/data",
         "pattern": "a+b",
     }
+
+
+@pytest.mark.parametrize("length", [100, 900, 20_000])
+def test_what_dumps_returns_holds_its_own_length_of_memory(length: int) -> None:
+    """Runs keep every event they stream (and their threads' logs a copy) for replays: bytes holding more than their
+    JSON (orjson's whole working buffer) made a server streaming models' answers grow by gigabytes."""
+    import tracemalloc
+
+    payload = [{"content": "x" * length, "type": "AIMessageChunk"}, {"langgraph_node": "agent"}]
+    tracemalloc.start()
+    try:
+        kept = [dumps(payload) for _ in range(100)]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held <= 100 * (len(kept[0]) + 200), held / 100
