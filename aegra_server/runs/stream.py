@@ -74,6 +74,8 @@ class RunStream:
 
     # Absolute position of events[0]: a trimmed log keeps its ids.
     base: int = 0
+    # Bytes of event data held (what the registry's budgets count).
+    size: int = 0
 
     # Readers following now, and when the last one stopped: with several processes, a thread log that is
     # watched gets the events of the thread's runs that other processes execute.
@@ -90,12 +92,14 @@ class RunStream:
         return self.base + len(self.events)
 
     def trim(self, count: int) -> None:
+        self.size -= sum(len(event.data) for event in self.events[:count])
         del self.events[:count]
         self.base += count
 
     def append(self, name: str, data: bytes) -> None:
         event = Event(self.end, name, data)
         self.events.append(event)
+        self.size += len(data)
         self._wake()
         if self.sink is not None:
             self.sink(event)
@@ -179,6 +183,7 @@ class ThreadLog(RunStream):
     def add(self, key: int, name: str, data: bytes) -> None:
         """An event of one of the thread's runs, under its key (see KEY_SPAN): its id for thread streams."""
         self.events.append(Event(key, name, data))
+        self.size += len(data)
         self._wake()
 
     def add_in_turn(self, key: int, name: str, data: bytes) -> None:
@@ -211,16 +216,26 @@ class ThreadLog(RunStream):
 # Threads whose event log is kept, most recently active first out of the door; and the events kept per thread.
 RETAINED_THREAD_LOGS = 512
 THREAD_LOG_EVENTS = 10_000
+# The most event data kept for replays by finished runs, and by thread logs no one reads or writes now: a model's
+# answer is an event per token, and 512 threads of 10,000 events each would be gigabytes. Past it the least
+# recently used go first (a thread log with history in the database is read from there again when needed).
+RETAINED_FINISHED_BYTES = 128 * 2**20
+RETAINED_THREAD_LOG_BYTES = 128 * 2**20
 
 
 class StreamRegistry:
     """Live run streams, a bounded tail of finished ones, and one log per recently active thread."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, finished_bytes: int = RETAINED_FINISHED_BYTES, thread_log_bytes: int = RETAINED_THREAD_LOG_BYTES
+    ) -> None:
         self._live: dict[str, RunStream] = {}
         self._finished: OrderedDict[str, RunStream] = OrderedDict()
+        self._finished_size = 0  # finished runs do not grow: their sizes are added up as they come and go
         self._threads: OrderedDict[str, ThreadLog] = OrderedDict()
         self._opened: dict[str, asyncio.Event] = {}
+        self._finished_bytes = finished_bytes
+        self._thread_log_bytes = thread_log_bytes
 
     def open(
         self, run_id: str, resumable: bool, thread_id: str | None = None, first_id: int = 0, created_at: datetime = EPOCH
@@ -254,7 +269,21 @@ class StreamRegistry:
         if len(log.events) > THREAD_LOG_EVENTS:
             # Ids stay positions in the full history, so only the oldest events become unreachable.
             log.trim(len(log.events) - THREAD_LOG_EVENTS)
+        self._thread_logs_within_budget()
         return log
+
+    def _thread_logs_within_budget(self) -> None:
+        """Drop the least recently used thread logs that no run writes and no reader follows until the rest hold
+        no more than the budget (those in use stay, whatever they hold)."""
+        excess = sum(log.size for log in self._threads.values()) - self._thread_log_bytes
+        if excess <= 0:
+            return
+        for thread_id, log in list(self._threads.items()):
+            if excess <= 0:
+                break
+            if log.writer is None and not log.waiting and not log.watched:
+                del self._threads[thread_id]
+                excess -= log.size
 
     def watched_thread_log(self, thread_id: str) -> ThreadLog | None:
         """The thread's log if a reader follows it (or did a moment ago), else None."""
@@ -273,8 +302,12 @@ class StreamRegistry:
             _leave(stream, log)
         stream.mirrors.clear()
         self._finished[run_id] = stream
-        while len(self._finished) > RETAINED_FINISHED_RUNS:
-            self._finished.popitem(last=False)
+        self._finished_size += stream.size
+        while len(self._finished) > RETAINED_FINISHED_RUNS or (
+            self._finished_size > self._finished_bytes and len(self._finished) > 1
+        ):
+            self._finished_size -= self._finished.popitem(last=False)[1].size
+        self._thread_logs_within_budget()
 
 
 def _mirror_into(stream: RunStream, log: ThreadLog) -> None:

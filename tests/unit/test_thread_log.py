@@ -80,3 +80,29 @@ async def test_a_copy_cancelled_while_it_waits_gives_up_its_place() -> None:
     await asyncio.gather(waiting, return_exceptions=True)
     log.end_turn("first")
     assert log.writer is None and log.waiting == []
+
+
+def _run(streams: StreamRegistry, run_id: str, thread_id: str | None, size: int) -> None:
+    stream = streams.open(run_id, resumable=False, thread_id=thread_id)
+    stream.append("messages", b'"' + b"x" * (size - 2) + b'"')
+    streams.close(run_id)
+
+
+def test_finished_runs_past_their_byte_budget_go_oldest_first() -> None:
+    streams = StreamRegistry(finished_bytes=1_000)
+    for n in range(5):
+        _run(streams, f"r{n}", None, 400)
+    assert [streams.get(f"r{n}") is not None for n in range(5)] == [False, False, False, True, True]
+    _run(streams, "huge", None, 5_000)  # alone past the budget: the latest is kept all the same
+    assert streams.get("huge") is not None and streams.get("r4") is None
+
+
+def test_thread_logs_past_their_byte_budget_go_least_recently_used_first_unless_in_use() -> None:
+    streams = StreamRegistry(thread_log_bytes=1_000)
+    followed = streams.thread_log("followed")
+    with followed.followed():  # a reader is on it: it stays, however old
+        for n, thread_id in enumerate(["followed", "a", "b", "c"]):
+            _run(streams, f"r{n}", thread_id, 400)
+        assert streams.watched_thread_log("followed") is followed and len(followed.events) == 2  # its event, run_done
+        kept = {thread_id for thread_id in ("a", "b", "c") if streams.thread_log(thread_id).events}
+    assert kept == {"c"}  # a and b went (what their ids asked for again is a new, empty log)
