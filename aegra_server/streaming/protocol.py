@@ -47,9 +47,11 @@ CHANNELS = frozenset({"values", "updates", "checkpoints", "messages", "tools", "
 RUN_STREAM_MODES = ["values", "updates", "messages-tuple", "custom", "tasks", "checkpoints"]
 RUN_EXTRA_STREAM_MODES = ["tools"]  # not in the REST schema's StreamMode, so added after validation
 
-# Envelopes kept per thread for `since` replays, and threads whose translation is kept.
+# Envelopes kept per thread for `since` replays, and threads whose translation is kept; and the most envelope data
+# kept in all by the translations no reader follows now (a model's answer is an envelope per token).
 PROTOCOL_LOG_EVENTS = 10_000
 RETAINED_THREADS = 512
+RETAINED_BYTES = 128 * 2**20
 # Finished runs remembered per thread (for agent.getTree and interrupt checks).
 RETAINED_RUNS = 32
 
@@ -359,6 +361,7 @@ class ThreadProtocolLog:
         self.thread_id = thread_id
         self.source = source  # aegra_server.runs.stream.RunStream
         self.events: list[ProtocolEvent] = []
+        self.size = 0  # bytes of the envelopes kept
         self.next_seq = first_seq
         self.position = source.base
         self.runs: OrderedDict[str, RunState] = OrderedDict()
@@ -440,9 +443,13 @@ class ThreadProtocolLog:
             "seq": seq,
             "event_id": str(seq),
         }
-        self.events.append(ProtocolEvent(seq, method, _channel_of(method, data), ns, dumps(envelope)))
+        payload = dumps(envelope)
+        self.events.append(ProtocolEvent(seq, method, _channel_of(method, data), ns, payload))
+        self.size += len(payload)
         if len(self.events) > PROTOCOL_LOG_EVENTS:
-            del self.events[: len(self.events) - PROTOCOL_LOG_EVENTS]
+            cut = len(self.events) - PROTOCOL_LOG_EVENTS
+            self.size -= sum(len(event.payload) for event in self.events[:cut])
+            del self.events[:cut]
 
     async def _translate(self, name: str, raw: bytes) -> None:
         mode, *rest = name.split("|")
@@ -746,9 +753,10 @@ _HANDLERS: dict[str, Callable[[ThreadProtocolLog, RunState, tuple[str, ...], Any
 class ProtocolRegistry:
     """One ThreadProtocolLog per recently used thread, following that thread's log in the run engine."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Any, retained_bytes: int = RETAINED_BYTES) -> None:
         self.services = services
         self._logs: OrderedDict[str, ThreadProtocolLog] = OrderedDict()
+        self._retained_bytes = retained_bytes
 
     def get(self, thread_id: str) -> ThreadProtocolLog:
         source = self.services.runs.streams.thread_log(thread_id)
@@ -763,9 +771,20 @@ class ProtocolRegistry:
                 run_status=self._run_status,
             )
         self._logs[thread_id] = plog
-        while len(self._logs) > RETAINED_THREADS:
-            self._logs.popitem(last=False)
+        self._within_bounds()
         return plog
+
+    def _within_bounds(self) -> None:
+        """Drop the least recently used translations no reader follows (its thread log is then unwatched) until
+        RETAINED_THREADS and the byte budget hold. One a reader follows stays: made anew, it would number from 1 and
+        the reader's cursor would point past its end."""
+        count, excess = len(self._logs), sum(plog.size for plog in self._logs.values()) - self._retained_bytes
+        for thread_id, plog in list(self._logs.items())[:-1]:  # not the one just asked for
+            if count <= RETAINED_THREADS and excess <= 0:
+                break
+            if not plog.source.watched:
+                del self._logs[thread_id]
+                count, excess = count - 1, excess - plog.size
 
     async def synced(self, thread_id: str) -> ThreadProtocolLog:
         if thread_id not in self._logs:  # new here: translated from the thread's history on, as everywhere

@@ -794,3 +794,25 @@ async def test_a_state_update_between_runs_is_not_part_of_the_protocol() -> None
         await plog.sync()
         logs.append([(e["method"], e["params"]["data"]) for e in _events(plog)])
     assert logs[1] == logs[0]
+
+
+async def test_translations_past_their_byte_budget_go_least_recently_used_first_unless_followed() -> None:
+    """Every token of a model's answer is an envelope: the translations of threads no reader follows are dropped,
+    oldest first, once they hold more than the budget; a followed one stays (made anew it would number from 1)."""
+    from types import SimpleNamespace
+
+    from aegra_server.runs.stream import StreamRegistry
+    from aegra_server.streaming.protocol import ProtocolRegistry
+
+    streams = StreamRegistry()
+    registry = ProtocolRegistry(SimpleNamespace(runs=SimpleNamespace(streams=streams)), retained_bytes=1_100)
+    translations = {}
+    with streams.thread_log("followed").followed():
+        for thread_id in ("followed", "b", "c", "d"):
+            streams.thread_log(thread_id).add(1, "values", b'{"text": "' + b"x" * 400 + b'"}')
+            translations[thread_id] = registry.get(thread_id)
+            await translations[thread_id].sync()
+            assert translations[thread_id].size > 400
+        registry.get("d")
+        kept = {thread_id for thread_id, plog in translations.items() if registry.get(thread_id) is plog}
+    assert kept == {"followed", "d"}
