@@ -47,7 +47,9 @@ def ttl_config(config: AegraConfig) -> TTLConfig | None:
     return TTLConfig(**data)  # type: ignore[typeddict-item]
 
 
-async def open_store(config: AegraConfig, url: DatabaseUrl, stack: AsyncExitStack, postgres_connections: int = 20) -> Any:
+async def open_store(
+    config: AegraConfig, url: DatabaseUrl, stack: AsyncExitStack, postgres_connections: int = 20
+) -> Any:
     index = index_config(config)
     ttl = ttl_config(config)
     if url.dialect == "sqlite":

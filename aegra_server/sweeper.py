@@ -23,7 +23,8 @@ class Sweeper:
         self.runs = runs
         self.interval = interval
         self.events_retention = timedelta(seconds=events_retention)
-        # Where the last sweep of run events stopped (the last change of the last thread it took): the next starts there.
+        # Where the last sweep of run events stopped (the last change of the last thread it took): the next starts
+        # there.
         self._events_swept_to: tuple[datetime, str] | None = None
         self._task: asyncio.Task | None = None
 

@@ -493,7 +493,9 @@ class RunRepository:
         thread in use keeps the whole history its thread-protocol numbering is read from (RunManager.
         thread_log_with_history). Returns how many threads it took and where the next call starts (past
         `idle_since` once every thread before it was seen)."""
-        has_events = exists().where(run_events.c.run_id == runs.c.run_id, runs.c.thread_id == threads.c.thread_id, ~_IS_ACTIVE)
+        has_events = exists().where(
+            run_events.c.run_id == runs.c.run_id, runs.c.thread_id == threads.c.thread_id, ~_IS_ACTIVE
+        )
         query = (
             select(threads.c.thread_id, threads.c.updated_at)
             .where(threads.c.updated_at < idle_since, has_events)
@@ -504,7 +506,8 @@ class RunRepository:
             query = query.where(tuple_(threads.c.updated_at, threads.c.thread_id) > tuple_(*after))
         taken = await self.db.read(lambda conn: conn.execute(query).all())
         if taken:  # only then a write: on SQLite every write transaction takes the file's write lock
-            ended_runs = select(runs.c.run_id).where(runs.c.thread_id.in_([row.thread_id for row in taken]), ~_IS_ACTIVE)
+            taken_ids = [row.thread_id for row in taken]
+            ended_runs = select(runs.c.run_id).where(runs.c.thread_id.in_(taken_ids), ~_IS_ACTIVE)
             forgotten = delete(run_events).where(run_events.c.run_id.in_(ended_runs))
             await self.db.write(lambda conn: conn.execute(forgotten))
         if len(taken) < limit:

@@ -29,7 +29,9 @@ async def test_a_server_under_load_stays_within_its_connections(graphs_config, p
         done = asyncio.Event()
 
         async def connections(conn) -> int:
-            query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            query = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             return (await (await conn.execute(query)).fetchone())[0]
 
         async def count_connections() -> None:

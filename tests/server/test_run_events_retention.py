@@ -24,7 +24,9 @@ pytestmark = pytest.mark.postgres
 RETENTION_SECONDS = 1.0
 
 
-async def test_events_of_a_thread_s_runs_are_deleted_once_it_was_idle_longer_than_the_retention(graphs_config, pg_server):
+async def test_events_of_a_thread_s_runs_are_deleted_once_it_was_idle_longer_than_the_retention(
+    graphs_config, pg_server
+):
     with fresh_database(pg_server, prefix="aegra_retention") as url:
         settings = Settings(
             AEGRA_CONFIG=graphs_config, DATABASE_URL=url,
