@@ -92,14 +92,17 @@ class RunStream:
         return self.base + len(self.events)
 
     def trim(self, count: int) -> None:
-        self.size -= sum(len(event.data) for event in self.events[:count])
+        self._holds(-sum(len(event.data) for event in self.events[:count]))
         del self.events[:count]
         self.base += count
+
+    def _holds(self, change: int) -> None:
+        self.size += change
 
     def append(self, name: str, data: bytes) -> None:
         event = Event(self.end, name, data)
         self.events.append(event)
-        self.size += len(data)
+        self._holds(len(data))
         self._wake()
         if self.sink is not None:
             self.sink(event)
@@ -143,6 +146,14 @@ class RunStream:
 
 
 @dataclass
+class Tally:
+    """Bytes held by the thread logs of a registry: summing them at every run would cost more than the run's
+    own bookkeeping once hundreds are kept."""
+
+    bytes: int = 0
+
+
+@dataclass
 class ThreadLog(RunStream):
     """Every run of a thread, one after another, each up to its `run_done`.
 
@@ -158,6 +169,13 @@ class ThreadLog(RunStream):
     waiting: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     # Whether it was given the thread's history from the database (RunManager.thread_log_with_history).
     history_read: bool = False
+    # The registry's count of what its thread logs hold, kept up to date here (None once the registry let go).
+    tally: Tally | None = None
+
+    def _holds(self, change: int) -> None:
+        self.size += change
+        if self.tally is not None:
+            self.tally.bytes += change
 
     def take_turn(self, run_id: str, start: Callable[[], None]) -> None:
         """Let `run_id` in by calling `start`: now when no run is writing, else after the runs before it."""
@@ -183,7 +201,7 @@ class ThreadLog(RunStream):
     def add(self, key: int, name: str, data: bytes) -> None:
         """An event of one of the thread's runs, under its key (see KEY_SPAN): its id for thread streams."""
         self.events.append(Event(key, name, data))
-        self.size += len(data)
+        self._holds(len(data))
         self._wake()
 
     def add_in_turn(self, key: int, name: str, data: bytes) -> None:
@@ -233,6 +251,7 @@ class StreamRegistry:
         self._finished: OrderedDict[str, RunStream] = OrderedDict()
         self._finished_size = 0  # finished runs do not grow: their sizes are added up as they come and go
         self._threads: OrderedDict[str, ThreadLog] = OrderedDict()
+        self._threads_tally = Tally()
         self._opened: dict[str, asyncio.Event] = {}
         self._finished_bytes = finished_bytes
         self._thread_log_bytes = thread_log_bytes
@@ -262,10 +281,10 @@ class StreamRegistry:
 
     def thread_log(self, thread_id: str) -> ThreadLog:
         """The log of every run event on a thread, in order; thread streams always carry ids."""
-        log = self._threads.pop(thread_id, None) or ThreadLog(thread_id, resumable=True)
+        log = self._threads.pop(thread_id, None) or ThreadLog(thread_id, resumable=True, tally=self._threads_tally)
         self._threads[thread_id] = log
         while len(self._threads) > RETAINED_THREAD_LOGS:
-            self._threads.popitem(last=False)
+            self._let_go(next(iter(self._threads)))
         if len(log.events) > THREAD_LOG_EVENTS:
             # Ids stay positions in the full history, so only the oldest events become unreachable.
             log.trim(len(log.events) - THREAD_LOG_EVENTS)
@@ -275,15 +294,18 @@ class StreamRegistry:
     def _thread_logs_within_budget(self) -> None:
         """Drop the least recently used thread logs that no run writes and no reader follows until the rest hold
         no more than the budget (those in use stay, whatever they hold)."""
-        excess = sum(log.size for log in self._threads.values()) - self._thread_log_bytes
-        if excess <= 0:
+        if self._threads_tally.bytes <= self._thread_log_bytes:
             return
         for thread_id, log in list(self._threads.items()):
-            if excess <= 0:
+            if self._threads_tally.bytes <= self._thread_log_bytes:
                 break
             if log.writer is None and not log.waiting and not log.watched:
-                del self._threads[thread_id]
-                excess -= log.size
+                self._let_go(thread_id)
+
+    def _let_go(self, thread_id: str) -> None:
+        log = self._threads.pop(thread_id)
+        self._threads_tally.bytes -= log.size
+        log.tally = None  # whoever still holds it (a reader) no longer counts against the registry
 
     def watched_thread_log(self, thread_id: str) -> ThreadLog | None:
         """The thread's log if a reader follows it (or did a moment ago), else None."""
