@@ -58,7 +58,8 @@ class Sweeper:
             try:
                 if swept := await self.sweep():
                     log.info("deleted %d expired thread(s)", swept)
-                await self.sweep_run_events()
+                if self.runs.bus.shared:  # run events are stored only where processes share the database
+                    await self.sweep_run_events()
             except Exception as exc:  # tried again next time; a database away for a while logs one line each time
                 log_failure(log, logging.ERROR, "sweeping failed", exc)
 
