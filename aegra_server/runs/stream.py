@@ -147,8 +147,9 @@ class RunStream:
 
 @dataclass
 class Tally:
-    """Bytes held by the thread logs of a registry: summing them at every run would cost more than the run's
-    own bookkeeping once hundreds are kept."""
+    """Bytes held by the logs a registry keeps (thread logs here, protocol translations in streaming.protocol),
+    kept up to date by the logs themselves: summing hundreds of them at every run or request costs more than the
+    bookkeeping it serves."""
 
     bytes: int = 0
 

@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aegra_server.runs.stream import Tally
 from aegra_server.serde import dumps, loads
 
 log = logging.getLogger("aegra.protocol")
@@ -362,6 +363,7 @@ class ThreadProtocolLog:
         self.source = source  # aegra_server.runs.stream.RunStream
         self.events: list[ProtocolEvent] = []
         self.size = 0  # bytes of the envelopes kept
+        self.tally: Tally | None = None  # the registry's count of what its translations hold, kept up to date here
         self.next_seq = first_seq
         self.position = source.base
         self.runs: OrderedDict[str, RunState] = OrderedDict()
@@ -445,11 +447,16 @@ class ThreadProtocolLog:
         }
         payload = dumps(envelope)
         self.events.append(ProtocolEvent(seq, method, _channel_of(method, data), ns, payload))
-        self.size += len(payload)
+        self._holds(len(payload))
         if len(self.events) > PROTOCOL_LOG_EVENTS:
             cut = len(self.events) - PROTOCOL_LOG_EVENTS
-            self.size -= sum(len(event.payload) for event in self.events[:cut])
+            self._holds(-sum(len(event.payload) for event in self.events[:cut]))
             del self.events[:cut]
+
+    def _holds(self, change: int) -> None:
+        self.size += change
+        if self.tally is not None:
+            self.tally.bytes += change
 
     async def _translate(self, name: str, raw: bytes) -> None:
         mode, *rest = name.split("|")
@@ -756,12 +763,15 @@ class ProtocolRegistry:
     def __init__(self, services: Any, retained_bytes: int = RETAINED_BYTES) -> None:
         self.services = services
         self._logs: OrderedDict[str, ThreadProtocolLog] = OrderedDict()
+        self._tally = Tally()
         self._retained_bytes = retained_bytes
 
     def get(self, thread_id: str) -> ThreadProtocolLog:
         source = self.services.runs.streams.thread_log(thread_id)
         plog = self._logs.pop(thread_id, None)
         if plog is None or plog.source is not source:
+            if plog is not None:
+                self._let_go(plog)
             # A thread log dropped and made anew keeps the seqs going, so clients' cursors stay valid.
             plog = ThreadProtocolLog(
                 thread_id,
@@ -770,6 +780,7 @@ class ProtocolRegistry:
                 describe_run=self._graph_name,
                 run_status=self._run_status,
             )
+            plog.tally = self._tally
         self._logs[thread_id] = plog
         self._within_bounds()
         return plog
@@ -778,13 +789,18 @@ class ProtocolRegistry:
         """Drop the least recently used translations no reader follows (its thread log is then unwatched) until
         RETAINED_THREADS and the byte budget hold. One a reader follows stays: made anew, it would number from 1 and
         the reader's cursor would point past its end."""
-        count, excess = len(self._logs), sum(plog.size for plog in self._logs.values()) - self._retained_bytes
+        if len(self._logs) <= RETAINED_THREADS and self._tally.bytes <= self._retained_bytes:
+            return
         for thread_id, plog in list(self._logs.items())[:-1]:  # not the one just asked for
-            if count <= RETAINED_THREADS and excess <= 0:
+            if len(self._logs) <= RETAINED_THREADS and self._tally.bytes <= self._retained_bytes:
                 break
             if not plog.source.watched:
                 del self._logs[thread_id]
-                count, excess = count - 1, excess - plog.size
+                self._let_go(plog)
+
+    def _let_go(self, plog: ThreadProtocolLog) -> None:
+        self._tally.bytes -= plog.size
+        plog.tally = None  # a reader still holding it no longer counts against the registry
 
     async def synced(self, thread_id: str) -> ThreadProtocolLog:
         if thread_id not in self._logs:  # new here: translated from the thread's history on, as everywhere
